@@ -1,0 +1,1 @@
+//! Erlang/OTP-style processes and supervision on `may` coroutines.
