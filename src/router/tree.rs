@@ -1,0 +1,577 @@
+//! Method + path-pattern routing: a segment tree, no HTTP types, no sockets.
+//!
+//! A pattern is `/`-separated segments: a literal, `:name` (one non-empty segment) or `*name`
+//! (the rest of the path, possibly empty; last segment only). A trailing `/` is an empty literal
+//! segment, so `/users` and `/users/` are different routes. Each tree [`Node`] is one segment
+//! position: sorted literal children, at most one `:param` child, at most one `*wildcard` child,
+//! and, where patterns end, an [`Endpoint`] holding one route per method and the `Allow` value,
+//! both built at registration so that `find` never allocates.
+//!
+//! `find` tries literal, then `:param`, then `*wildcard` at each level and backtracks, so
+//! `/a/:x/c` and `/a/b/d` both match. The first endpoint in that order that serves the method
+//! wins (`HEAD` falls back to `GET`); if none does but some matched the path, the answer is 405
+//! with the `Allow` of the first one. Recursion is no deeper than the longest pattern, and each
+//! node is visited at most once per lookup, because a node's depth fixes the segment it compares.
+
+use std::fmt;
+
+/// Most parameters (`:name` and `*name` together) in one pattern; [`Params`] is an inline
+/// array of this size, so a lookup needs no heap.
+pub const MAX_PARAMS: usize = 8;
+
+/// Why a pattern or method was refused at registration; each message names the route and says
+/// what to write instead.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error("route pattern `{pattern}` must start with '/': write `/{pattern}`")]
+    NoLeadingSlash { pattern: String },
+    #[error(
+        "route pattern `{pattern}` contains a space, control, non-ASCII, '?' or '#' character, \
+         which a request path never holds: percent-encode it, and leave any query string out"
+    )]
+    InvalidChar { pattern: String },
+    #[error(
+        "route pattern `{pattern}` has an empty segment (`//`): remove the extra '/' \
+         (only a trailing '/' is allowed)"
+    )]
+    EmptySegment { pattern: String },
+    #[error(
+        "route pattern `{pattern}`: ':' and '*' must be followed by a name, \
+         e.g. `/users/:id` or `/files/*path`"
+    )]
+    EmptyParamName { pattern: String },
+    #[error(
+        "route pattern `{pattern}`: parameter name `{name}` may hold only ASCII letters, digits \
+         and '_', and a parameter is a whole segment (`/files/:name`, not `/files/:name.txt`)"
+    )]
+    BadParamName { pattern: String, name: String },
+    #[error(
+        "route pattern `{pattern}`: `*{name}` must be the last segment; \
+         use `:{name}` to match a single segment"
+    )]
+    WildcardNotLast { pattern: String, name: String },
+    #[error("route pattern `{pattern}` uses the name `{name}` twice: give each parameter its own")]
+    DuplicateParam { pattern: String, name: String },
+    #[error(
+        "route pattern `{pattern}` has more than {max} parameters: \
+         capture the tail with one `*rest` and split it in the handler",
+        max = MAX_PARAMS
+    )]
+    TooManyParams { pattern: String },
+    #[error(
+        "route pattern `{pattern}` has `{name}` where an earlier route has `{existing}`: \
+         one position takes one name, so write `{existing}` here too"
+    )]
+    ConflictingParam {
+        pattern: String,
+        name: String,
+        existing: String,
+    },
+    #[error("`{method} {pattern}` is registered twice: remove one of them")]
+    Duplicate { method: String, pattern: String },
+    #[error(
+        "route `{method} {pattern}`: `{method}` is not a method token; write a method such \
+         as `GET` (methods are case-sensitive)"
+    )]
+    BadMethod { method: String, pattern: String },
+}
+
+/// Index of a registered (method, pattern); stable, dense from 0, usable as a cost-table key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteId(pub u32);
+
+/// Path parameters of one match: an inline array (no heap), names borrowed from the router,
+/// values from the path (raw, not percent-decoded), in pattern order.
+#[derive(Clone, Copy)]
+pub struct Params<'a> {
+    slots: [(&'a str, &'a str); MAX_PARAMS],
+    len: usize,
+}
+
+impl<'a> Params<'a> {
+    pub fn new() -> Self {
+        Self {
+            slots: [("", ""); MAX_PARAMS],
+            len: 0,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter()
+            .find(|&(n, _)| n == name)
+            .map(|(_, value)| value)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.slots[..self.len].iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Registration caps every pattern at `MAX_PARAMS`, and the tree path being tried is a
+    /// prefix of a registered pattern, so there is always a free slot.
+    fn push(&mut self, name: &'a str, value: &'a str) {
+        if let Some(slot) = self.slots.get_mut(self.len) {
+            *slot = (name, value);
+            self.len += 1;
+        }
+    }
+}
+
+impl Default for Params<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The outcome of [`Routes::find`].
+#[derive(Debug)]
+pub enum Found<'r, H> {
+    Route {
+        handler: &'r H,
+        id: RouteId,
+        pattern: &'r str,
+    },
+    /// The path exists for other methods; `allow` is the ready-made Allow header value, e.g.
+    /// "GET, HEAD, POST".
+    MethodNotAllowed {
+        allow: &'r str,
+    },
+    NotFound,
+}
+
+/// The route table: register with [`Routes::add`] at startup, then [`Routes::find`] per request.
+#[derive(Debug)]
+pub struct Routes<H> {
+    root: Node,
+    /// Indexed by `RouteId`.
+    routes: Vec<Route<H>>,
+    endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug)]
+struct Route<H> {
+    method: Box<str>,
+    pattern: Box<str>,
+    handler: H,
+}
+
+/// Where one pattern ends: its routes by method, and the `Allow` value they make.
+#[derive(Debug, Default)]
+struct Endpoint {
+    methods: Vec<(Box<str>, usize)>,
+    allow: String,
+}
+
+/// One segment position in the tree.
+#[derive(Debug, Default)]
+struct Node {
+    /// Sorted by segment, for binary search.
+    literals: Vec<(Box<str>, Node)>,
+    param: Option<(Box<str>, Box<Node>)>,
+    /// Only `endpoint` is used in a wildcard's node: nothing can follow `*name`.
+    wildcard: Option<(Box<str>, Box<Node>)>,
+    endpoint: Option<usize>,
+}
+
+/// A parsed pattern segment; names exclude their `:` or `*`.
+#[derive(Clone, Copy, Debug)]
+enum Segment<'p> {
+    Literal(&'p str),
+    Param(&'p str),
+    Wildcard(&'p str),
+}
+
+impl<H> Routes<H> {
+    pub fn new() -> Self {
+        Self {
+            root: Node::default(),
+            routes: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Registers `handler` for `method` (exact, case-sensitive) and `pattern`. A failed call
+    /// leaves the table unchanged.
+    pub fn add(&mut self, method: &str, pattern: &str, handler: H) -> Result<RouteId, RouteError> {
+        check_method(method, pattern)?;
+        let segments = parse_pattern(pattern)?;
+        self.check_conflicts(method, pattern, &segments)?;
+        let index = self.routes.len();
+        let id = RouteId(u32::try_from(index).expect("fewer than 2^32 routes fit in memory"));
+        let endpoint = self.insert(&segments);
+        self.routes.push(Route {
+            method: method.into(),
+            pattern: pattern.into(),
+            handler,
+        });
+        let endpoint = &mut self.endpoints[endpoint];
+        endpoint.methods.push((method.into(), index));
+        endpoint.allow = allow_value(&endpoint.methods);
+        Ok(id)
+    }
+
+    /// Looks up `path` (starting with '/', no query string) for `method`. `params` is cleared,
+    /// then filled on a match. Allocation-free.
+    pub fn find<'a>(
+        &'a self,
+        method: &str,
+        path: &'a str,
+        params: &mut Params<'a>,
+    ) -> Found<'a, H> {
+        params.len = 0;
+        let Some(rest) = path.strip_prefix('/') else {
+            return Found::NotFound; // `*`, absolute-form or empty: never a route
+        };
+        let mut search = Search {
+            endpoints: &self.endpoints,
+            method,
+            params,
+            first_match: None,
+        };
+        match search.node(&self.root, Some(rest)) {
+            Some(index) => {
+                let route = &self.routes[index];
+                Found::Route {
+                    handler: &route.handler,
+                    id: RouteId(index as u32), // `add` checked it fits
+                    pattern: &route.pattern,
+                }
+            }
+            None => match search.first_match {
+                Some(endpoint) => Found::MethodNotAllowed {
+                    allow: &endpoint.allow,
+                },
+                None => Found::NotFound,
+            },
+        }
+    }
+
+    /// The pattern `id` was registered with. Panics if `id` is not from this table.
+    pub fn pattern(&self, id: RouteId) -> &str {
+        &self.route(id).pattern
+    }
+
+    /// The method `id` was registered with. Panics if `id` is not from this table.
+    pub fn method(&self, id: RouteId) -> &str {
+        &self.route(id).method
+    }
+
+    /// Number of routes; ids run from 0 to `len() - 1`.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    fn route(&self, id: RouteId) -> &Route<H> {
+        usize::try_from(id.0)
+            .ok()
+            .and_then(|i| self.routes.get(i))
+            .expect("RouteId comes from this table's `add`")
+    }
+
+    /// Read-only walk along `segments`: refuses a name that differs from the one already at
+    /// its position, or a method already registered for the pattern. Runs before `insert`, so
+    /// a refused route leaves no half-built branch behind.
+    fn check_conflicts(
+        &self,
+        method: &str,
+        pattern: &str,
+        segments: &[Segment<'_>],
+    ) -> Result<(), RouteError> {
+        let mut node = &self.root;
+        for segment in segments {
+            let next = match *segment {
+                Segment::Literal(s) => node.literal(s),
+                Segment::Param(name) => same_name(pattern, ':', name, node.param.as_ref())?,
+                Segment::Wildcard(name) => same_name(pattern, '*', name, node.wildcard.as_ref())?,
+            };
+            let Some(next) = next else {
+                return Ok(()); // the rest of the branch is new
+            };
+            node = next;
+        }
+        let registered = node
+            .endpoint
+            .and_then(|e| self.endpoints[e].route_for(method, false));
+        match registered {
+            Some(_) => Err(RouteError::Duplicate {
+                method: method.into(),
+                pattern: pattern.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates the nodes `segments` need; returns the endpoint index where the pattern ends.
+    fn insert(&mut self, segments: &[Segment<'_>]) -> usize {
+        let mut node = &mut self.root;
+        for segment in segments {
+            node = match *segment {
+                Segment::Literal(s) => node.literal_mut(s),
+                Segment::Param(name) => child(&mut node.param, name),
+                Segment::Wildcard(name) => child(&mut node.wildcard, name),
+            };
+        }
+        *node.endpoint.get_or_insert_with(|| {
+            self.endpoints.push(Endpoint::default());
+            self.endpoints.len() - 1
+        })
+    }
+}
+
+impl<H> Default for Routes<H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Node {
+    fn literal(&self, segment: &str) -> Option<&Node> {
+        let i = self
+            .literals
+            .binary_search_by(|(s, _)| (**s).cmp(segment))
+            .ok()?;
+        self.literals.get(i).map(|(_, node)| node)
+    }
+
+    fn literal_mut(&mut self, segment: &str) -> &mut Node {
+        let i = match self.literals.binary_search_by(|(s, _)| (**s).cmp(segment)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.literals.insert(i, (segment.into(), Node::default()));
+                i
+            }
+        };
+        &mut self.literals[i].1
+    }
+}
+
+/// The param or wildcard child, created with `name` if absent (`check_conflicts` has
+/// already made sure an existing one has the same name).
+fn child<'n>(slot: &'n mut Option<(Box<str>, Box<Node>)>, name: &str) -> &'n mut Node {
+    &mut slot.get_or_insert_with(|| (name.into(), Box::default())).1
+}
+
+/// The existing param/wildcard child if it has `name`; an error if it has another name.
+fn same_name<'n>(
+    pattern: &str,
+    sigil: char,
+    name: &str,
+    existing: Option<&'n (Box<str>, Box<Node>)>,
+) -> Result<Option<&'n Node>, RouteError> {
+    match existing {
+        None => Ok(None),
+        Some((have, node)) if **have == *name => Ok(Some(node)),
+        Some((have, _)) => Err(RouteError::ConflictingParam {
+            pattern: pattern.into(),
+            name: format!("{sigil}{name}"),
+            existing: format!("{sigil}{have}"),
+        }),
+    }
+}
+
+impl Endpoint {
+    /// The route serving `method`; with `head_uses_get`, a `HEAD` without its own route gets
+    /// the `GET` one (the connection then drops the body).
+    fn route_for(&self, method: &str, head_uses_get: bool) -> Option<usize> {
+        let exact = |m: &str| self.methods.iter().find(|(have, _)| **have == *m);
+        exact(method)
+            .or_else(|| {
+                (head_uses_get && method == "HEAD")
+                    .then(|| exact("GET"))
+                    .flatten()
+            })
+            .map(|&(_, index)| index)
+    }
+}
+
+/// Sorted, deduplicated, comma+space separated; `HEAD` is listed whenever `GET` is.
+fn allow_value(methods: &[(Box<str>, usize)]) -> String {
+    let mut names: Vec<&str> = methods.iter().map(|(m, _)| &**m).collect();
+    if names.contains(&"GET") {
+        names.push("HEAD");
+    }
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
+/// The state of one `find`: where it may record params, and the first endpoint whose pattern
+/// matched the path, for the 405 answer.
+struct Search<'a, 'm, 'p> {
+    endpoints: &'a [Endpoint],
+    method: &'m str,
+    params: &'p mut Params<'a>,
+    first_match: Option<&'a Endpoint>,
+}
+
+impl<'a> Search<'a, '_, '_> {
+    /// Matches `rest` (the path after the '/' that leads to `node`'s segment, or `None` once
+    /// the path is used up) below `node`; returns the route index on success.
+    fn node(&mut self, node: &'a Node, rest: Option<&'a str>) -> Option<usize> {
+        let Some(rest) = rest else {
+            return self.endpoint(node);
+        };
+        let (segment, next) = match rest.split_once('/') {
+            Some((segment, next)) => (segment, Some(next)),
+            None => (rest, None),
+        };
+        if let Some(child) = node.literal(segment)
+            && let Some(hit) = self.node(child, next)
+        {
+            return Some(hit);
+        }
+        if let Some((name, child)) = &node.param
+            && !segment.is_empty()
+            && let Some(hit) = self.captured(name, segment, |s| s.node(child, next))
+        {
+            return Some(hit);
+        }
+        let (name, child) = node.wildcard.as_ref()?;
+        self.captured(name, rest, |s| s.endpoint(child))
+    }
+
+    /// Runs `then` with `name = value` recorded, and forgets it again if `then` fails, so a
+    /// failed branch leaves no stray params for the branch tried next.
+    fn captured(
+        &mut self,
+        name: &'a str,
+        value: &'a str,
+        then: impl FnOnce(&mut Self) -> Option<usize>,
+    ) -> Option<usize> {
+        let mark = self.params.len;
+        self.params.push(name, value);
+        let hit = then(self);
+        if hit.is_none() {
+            self.params.len = mark;
+        }
+        hit
+    }
+
+    fn endpoint(&mut self, node: &'a Node) -> Option<usize> {
+        let endpoint = self.endpoints.get(node.endpoint?)?;
+        self.first_match.get_or_insert(endpoint);
+        endpoint.route_for(self.method, true)
+    }
+}
+
+fn check_method(method: &str, pattern: &str) -> Result<(), RouteError> {
+    if !method.is_empty() && method.bytes().all(is_tchar) {
+        return Ok(());
+    }
+    Err(RouteError::BadMethod {
+        method: method.into(),
+        pattern: pattern.into(),
+    })
+}
+
+fn parse_pattern(pattern: &str) -> Result<Vec<Segment<'_>>, RouteError> {
+    let Some(rest) = pattern.strip_prefix('/') else {
+        return Err(RouteError::NoLeadingSlash {
+            pattern: pattern.into(),
+        });
+    };
+    if !pattern
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+    {
+        return Err(RouteError::InvalidChar {
+            pattern: pattern.into(),
+        });
+    }
+    let count = rest.split('/').count();
+    let segments = rest
+        .split('/')
+        .enumerate()
+        .map(|(i, s)| parse_segment(pattern, s, i + 1 == count))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_param_names(pattern, &segments)?;
+    Ok(segments)
+}
+
+fn parse_segment<'p>(pattern: &str, s: &'p str, last: bool) -> Result<Segment<'p>, RouteError> {
+    if let Some(name) = s.strip_prefix(':') {
+        check_name(pattern, name)?;
+        return Ok(Segment::Param(name));
+    }
+    if let Some(name) = s.strip_prefix('*') {
+        check_name(pattern, name)?;
+        if !last {
+            return Err(RouteError::WildcardNotLast {
+                pattern: pattern.into(),
+                name: name.into(),
+            });
+        }
+        return Ok(Segment::Wildcard(name));
+    }
+    if s.is_empty() && !last {
+        return Err(RouteError::EmptySegment {
+            pattern: pattern.into(),
+        });
+    }
+    Ok(Segment::Literal(s))
+}
+
+fn check_name(pattern: &str, name: &str) -> Result<(), RouteError> {
+    if name.is_empty() {
+        return Err(RouteError::EmptyParamName {
+            pattern: pattern.into(),
+        });
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(RouteError::BadParamName {
+            pattern: pattern.into(),
+            name: name.into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_param_names(pattern: &str, segments: &[Segment<'_>]) -> Result<(), RouteError> {
+    let names: Vec<&str> = segments
+        .iter()
+        .filter_map(|s| match *s {
+            Segment::Param(name) | Segment::Wildcard(name) => Some(name),
+            Segment::Literal(_) => None,
+        })
+        .collect();
+    if names.len() > MAX_PARAMS {
+        return Err(RouteError::TooManyParams {
+            pattern: pattern.into(),
+        });
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(RouteError::DuplicateParam {
+                pattern: pattern.into(),
+                name: (*name).into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// RFC 9110 §5.6.2 `tchar`: what a method token is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;
