@@ -1,3 +1,91 @@
-fn main() {
-    println!("Hello, world!");
+//! `corral`: serve a built-in app on the embedded default config (or a file, env, flags).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use corral::config::{CliOverrides, Config, EnvOverrides};
+use corral::{Server, app};
+
+/// An HTTP/1.1 server in the Erlang style (coroutine per connection, pinned schedulers).
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// TOML file overriding keys of the embedded default config.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (env CORRAL_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Scheduler threads, 0 = one per core (env CORRAL_WORKERS).
+    #[arg(long, value_name = "N")]
+    workers: Option<String>,
+    /// Built-in application: demo or echo.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,corral=info,corral::access=off"),
+    )
+    .init();
+    let overrides = CliOverrides {
+        config: cli.config,
+        listen: cli.listen,
+        workers: cli.workers,
+        app: cli.app,
+    };
+    let config = match Config::load(&overrides, &EnvOverrides::from_process()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("corral: config error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    // Install the signal handler before serving so an early SIGTERM is not lost.
+    let signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("corral: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let drain = Duration::from_millis(config.server.drain_timeout_ms);
+    let router = app::build(&config);
+    let server = match Server::start(config, router) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("corral: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!("listening on http://{}", server.local_addr());
+    announce(&server);
+    wait_for_signal(signals);
+    log::info!("shutting down: draining in-flight requests for up to {drain:?}");
+    if server.shutdown(drain) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}
+
+/// One machine-readable line on stdout, so scripts and tests learn the bound port.
+#[allow(clippy::print_stdout)]
+fn announce(server: &Server) {
+    use std::io::Write;
+    println!("corral listening on http://{}", server.local_addr());
+    let _ = std::io::stdout().flush();
+}
+
+fn wait_for_signal(mut signals: signal_hook::iterator::Signals) {
+    if let Some(signal) = signals.forever().next() {
+        log::info!("received signal {signal}");
+    }
 }

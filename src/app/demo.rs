@@ -1,0 +1,124 @@
+//! The showcase routes (ARCHITECTURE §5): each one exercises a capability.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::http::request::Request;
+use crate::http::response::{HttpError, Json, Response};
+use crate::router::Router;
+
+use super::pubsub::Topics;
+use super::static_files::StaticDir;
+
+/// Upper bound for `/work` and `/cpu` durations, µs: a demo must not park a worker for long.
+const MAX_DEMO_US: u64 = 10_000_000;
+/// Upper bound for `/stream` chunk counts.
+const MAX_STREAM_CHUNKS: u32 = 1000;
+
+pub fn router(config: &Config) -> Router {
+    let topics = Arc::new(Topics::new(Duration::from_millis(config.demo.poll_timeout_ms)));
+    let statics = StaticDir::new(config.demo.static_dir.clone());
+    let (poll_topics, publish_topics) = (topics.clone(), topics);
+    Router::new()
+        .get("/", index)
+        .get("/plaintext", plaintext)
+        .get("/json", json)
+        .post("/echo", echo)
+        .get("/work", work)
+        .get("/cpu", cpu)
+        .get("/stream", stream)
+        .get("/poll", move |req: &Request| poll_topics.poll(req))
+        .post("/publish", move |req: &Request| publish_topics.publish(req))
+        .get("/panic", panic)
+        .get("/static/*path", move |req: &Request| statics.serve(req))
+}
+
+const INDEX: &str = "Corral demo. Routes:
+  GET  /plaintext            Hello, World!
+  GET  /json                 {\"message\":\"Hello, World!\"}
+  POST /echo                 the request body back, with its content-type
+  GET  /work?us=N            waits N microseconds (coroutine sleep), then ok
+  GET  /cpu?us=N             burns N microseconds of CPU, then ok
+  GET  /stream?n=N&ms=M      N chunks, M milliseconds apart (a streamed response)
+  GET  /poll?topic=T         long-poll: waits for a publish on T (204 on timeout)
+  POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
+  GET  /panic                the handler panics: 500, and only this connection closes
+  GET  /static/PATH          files under the configured static_dir
+";
+
+fn index(_req: &Request) -> &'static str {
+    INDEX
+}
+
+fn plaintext(_req: &Request) -> &'static str {
+    "Hello, World!"
+}
+
+#[derive(serde::Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+fn json(_req: &Request) -> Json<Message> {
+    Json(Message {
+        message: "Hello, World!",
+    })
+}
+
+fn echo(req: &Request) -> Response {
+    let content_type = req
+        .header("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    Response::bytes(content_type, req.body().to_vec())
+}
+
+fn micros(req: &Request) -> Result<Duration, HttpError> {
+    let us: u64 = req.query_as("us")?;
+    if us > MAX_DEMO_US {
+        return Err(HttpError::bad_request("us must be at most 10000000"));
+    }
+    Ok(Duration::from_micros(us))
+}
+
+/// A handler blocked on a "database": plain sequential code, the scheduler serves others.
+fn work(req: &Request) -> Result<&'static str, HttpError> {
+    may::coroutine::sleep(micros(req)?);
+    Ok("ok")
+}
+
+/// A costly route: occupies its scheduler for the whole duration.
+fn cpu(req: &Request) -> Result<&'static str, HttpError> {
+    let duration = micros(req)?;
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < duration {
+        for i in 0..64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+    Ok("ok")
+}
+
+/// A streamed response: each chunk is written while the handler runs.
+fn stream(req: &Request) -> Result<Response, HttpError> {
+    let n: u32 = req.query_as("n").unwrap_or(5);
+    let ms: u64 = req.query_as("ms").unwrap_or(100);
+    if n > MAX_STREAM_CHUNKS || ms > 10_000 {
+        return Err(HttpError::bad_request("n must be at most 1000 and ms at most 10000"));
+    }
+    Ok(Response::stream("text/plain; charset=utf-8", move |out| {
+        for i in 0..n {
+            if i > 0 {
+                may::coroutine::sleep(Duration::from_millis(ms));
+            }
+            out.write_all(format!("chunk {i}\n").as_bytes())?;
+        }
+        Ok(())
+    }))
+}
+
+fn panic(_req: &Request) -> Response {
+    panic!("GET /panic panics on purpose");
+}

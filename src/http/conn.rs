@@ -1,0 +1,515 @@
+//! One connection, served by one coroutine in plain blocking style (Go's `(*conn).serve`).
+//!
+//! The loop reads a head (header timeout), reads the body (body timeout), routes, calls the
+//! handler under `catch_unwind`, encodes the response into the write buffer, and flushes once
+//! no further complete request is already buffered: pipelined requests are answered in order
+//! with one write per batch. Buffers live as long as the connection and are reused across
+//! requests, so a keep-alive request allocates nothing in the server.
+
+use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use may::net::TcpStream;
+
+use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::encode::{self, BodyFraming, ConnectionHeader};
+use super::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
+use super::request::Request;
+use super::response::{Body, BodyWrite, Response};
+use super::status::Status;
+use crate::router::{Found, Params};
+use crate::server::Shared;
+
+/// First allocation of the read buffer; it grows for large heads and bodies.
+const READ_BUF_INITIAL: usize = 4096;
+/// A read buffer larger than this is given back when the connection goes idle, so a past
+/// upload does not pin memory on a keep-alive connection.
+const READ_BUF_KEEP: usize = 16 * 1024;
+/// Flush pipelined responses once this much is queued, bounding the write buffer.
+const WRITE_BUF_FLUSH: usize = 64 * 1024;
+
+/// Why a connection ends.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    /// Answer with this status, then close.
+    #[error("rejected: {0:?}")]
+    Reject(Status),
+    /// The peer went away or I/O failed: close without a response.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed in the middle of a request.
+    #[error("peer closed mid-request")]
+    Truncated,
+}
+
+impl From<ParseError> for ConnError {
+    fn from(err: ParseError) -> Self {
+        ConnError::Reject(err.status())
+    }
+}
+
+impl From<ChunkedError> for ConnError {
+    fn from(err: ChunkedError) -> Self {
+        match err {
+            ChunkedError::TooLarge => ConnError::Reject(Status::PAYLOAD_TOO_LARGE),
+            _ => ConnError::Reject(Status::BAD_REQUEST),
+        }
+    }
+}
+
+/// Bytes read from the socket and not yet consumed: `data[start..end]`.
+#[derive(Default)]
+struct ReadBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Removes `n` bytes at offset `at` of the filled region (decoded chunk framing).
+    fn cut(&mut self, at: usize, n: usize) {
+        let from = self.start + at;
+        self.data.copy_within(from + n..self.end, from);
+        self.end -= n;
+    }
+
+    /// Makes room so the filled region can grow to `total` bytes.
+    fn make_room(&mut self, total: usize) {
+        if self.start > 0 && self.start + total > self.data.len() {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if total > self.data.len() {
+            let size = total.max(READ_BUF_INITIAL).max(self.data.len() * 2);
+            self.data.resize(size, 0);
+        }
+    }
+
+    /// One read into free space, allowing the filled region to reach `max_total` bytes.
+    fn fill(&mut self, stream: &mut TcpStream, max_total: usize) -> io::Result<usize> {
+        let len = self.end - self.start;
+        if self.end == self.data.len() {
+            self.make_room((len * 2).clamp(READ_BUF_INITIAL, max_total.max(len + 1)));
+        }
+        let n = stream.read(&mut self.data[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    fn release_if_idle(&mut self) {
+        if self.is_empty() && self.data.len() > READ_BUF_KEEP {
+            self.data = Vec::new();
+        }
+    }
+}
+
+struct Conn<'s> {
+    stream: TcpStream,
+    shared: &'s Shared,
+    scheduler: usize,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+    /// Decoded chunked body of the current request.
+    body: Vec<u8>,
+    head: Head,
+    limits: HeadLimits,
+    /// The read timeout currently set on the socket (set only on change: it is a syscall).
+    read_timeout: Option<Duration>,
+    served: u64,
+}
+
+/// Serves one connection until it closes. Runs inside the connection's coroutine.
+pub(crate) fn serve(stream: TcpStream, shared: Arc<Shared>, scheduler: usize) {
+    let mut conn = Conn::new(stream, &shared, scheduler);
+    match conn.run() {
+        Ok(()) | Err(ConnError::Truncated) => {}
+        Err(ConnError::Reject(status)) => conn.reject(status),
+        Err(ConnError::Io(err)) => log::debug!("connection closed: {err}"),
+    }
+}
+
+impl<'s> Conn<'s> {
+    fn new(stream: TcpStream, shared: &'s Shared, scheduler: usize) -> Self {
+        let limits = &shared.config.limits;
+        if let Err(err) = stream.set_write_timeout(Some(shared.config.timeouts.write())) {
+            log::debug!("set_write_timeout: {err}");
+        }
+        Conn {
+            stream,
+            shared,
+            scheduler,
+            rbuf: ReadBuf::default(),
+            wbuf: Vec::new(),
+            body: Vec::new(),
+            head: Head::default(),
+            limits: HeadLimits {
+                max_head_bytes: limits.max_head_bytes,
+                max_uri_bytes: limits.max_uri_bytes,
+                max_headers: limits.max_headers,
+                max_body_bytes: limits.max_body_bytes,
+            },
+            read_timeout: None,
+            served: 0,
+        }
+    }
+
+    fn run(&mut self) -> Result<(), ConnError> {
+        loop {
+            if !self.next_head()? {
+                return Ok(());
+            }
+            let shared = self.shared;
+            let _inflight = shared.stats.start_request(self.scheduler);
+            let keep_alive = self.serve_request()?;
+            self.served += 1;
+            if !keep_alive {
+                return self.flush().map_err(ConnError::from);
+            }
+            let more_buffered = self.has_complete_head();
+            if !more_buffered || self.wbuf.len() >= WRITE_BUF_FLUSH {
+                self.flush()?;
+            }
+            if !more_buffered {
+                self.rbuf.release_if_idle();
+            }
+        }
+    }
+
+    /// Reads until a complete head is parsed. `Ok(false)`: the peer closed or stayed idle.
+    fn next_head(&mut self) -> Result<bool, ConnError> {
+        let timeouts = &self.shared.config.timeouts;
+        let mut deadline = None;
+        loop {
+            if !self.rbuf.is_empty() {
+                if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
+                    return Ok(true);
+                }
+                deadline.get_or_insert_with(|| Instant::now() + timeouts.header());
+            }
+            let timeout = match deadline {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                // A fresh connection owes us a request within the header timeout.
+                None if self.served == 0 => timeouts.header(),
+                None => timeouts.idle(),
+            };
+            match self.fill(timeout, self.limits.max_head_bytes) {
+                Ok(0) if self.rbuf.is_empty() => return Ok(false),
+                Ok(0) => return Err(ConnError::Truncated),
+                Ok(_) => {}
+                Err(err) if is_timeout(&err) && deadline.is_some() => {
+                    return Err(ConnError::Reject(Status::REQUEST_TIMEOUT));
+                }
+                Err(err) if is_timeout(&err) => return Ok(false),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Body, handler, response. Returns whether the connection stays open.
+    fn serve_request(&mut self) -> Result<bool, ConnError> {
+        let started = Instant::now();
+        if self.head.expect_continue && self.head.framing != Framing::None {
+            if let Some(refusal) = self.refusal_without_body() {
+                // The client has not sent the body; refuse and close rather than drain it.
+                self.queue(refusal.with_close(), started)?;
+                return Ok(false);
+            }
+            self.send_continue()?;
+        }
+        let body_in_buf = self.read_body()?;
+        let response = self.dispatch(body_in_buf);
+        // Queue before consuming: the access log and HEAD check read the head in place.
+        let keep_alive = self.queue(response, started);
+        self.rbuf.consume(self.head.len + body_in_buf);
+        keep_alive
+    }
+
+    /// For `Expect: 100-continue`: the response we would give without reading the body.
+    fn refusal_without_body(&self) -> Option<Response> {
+        let router = &self.shared.router;
+        if router.fallback_handler().is_some() {
+            return None;
+        }
+        let buf = self.rbuf.filled();
+        let mut params = Params::new();
+        match router.find(self.head.method.str(buf), self.head.path.str(buf), &mut params) {
+            Found::Route { .. } => None,
+            Found::MethodNotAllowed { allow } => Some(method_not_allowed(allow)),
+            Found::NotFound => Some(Response::error(Status::NOT_FOUND)),
+        }
+    }
+
+    fn send_continue(&mut self) -> io::Result<()> {
+        encode::encode_continue(&mut self.wbuf);
+        self.flush()
+    }
+
+    /// Reads the whole body. Returns how many bytes of it sit in the read buffer after the
+    /// head (Content-Length); a chunked body is decoded into `self.body` instead.
+    fn read_body(&mut self) -> Result<usize, ConnError> {
+        let deadline = Instant::now() + self.shared.config.timeouts.body();
+        match self.head.framing {
+            Framing::None => Ok(0),
+            Framing::Length(n) => {
+                // Fits in usize: the parser refused lengths over max_body_bytes.
+                let total = self.head.len + n as usize;
+                self.rbuf.make_room(total);
+                while self.rbuf.filled().len() < total {
+                    self.fill_body(deadline, total)?;
+                }
+                Ok(n as usize)
+            }
+            Framing::Chunked => {
+                let limits = &self.shared.config.limits;
+                let mut decoder =
+                    ChunkedDecoder::new(limits.max_chunk_line_bytes, limits.max_body_bytes);
+                self.body.clear();
+                loop {
+                    let raw = &self.rbuf.filled()[self.head.len..];
+                    let (used, done) = decoder.decode(raw, &mut self.body)?;
+                    self.rbuf.cut(self.head.len, used);
+                    if done {
+                        return Ok(0);
+                    }
+                    let room = self.head.len + limits.max_chunk_line_bytes + READ_BUF_INITIAL;
+                    self.fill_body(deadline, room)?;
+                }
+            }
+        }
+    }
+
+    fn fill_body(&mut self, deadline: Instant, max_total: usize) -> Result<(), ConnError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.fill(left, max_total) {
+            Ok(0) => Err(ConnError::Truncated),
+            Ok(_) => Ok(()),
+            Err(err) if is_timeout(&err) => Err(ConnError::Reject(Status::REQUEST_TIMEOUT)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Routes and calls the handler; a panic becomes 500 and closes the connection.
+    fn dispatch(&self, body_in_buf: usize) -> Response {
+        let buf = self.rbuf.filled();
+        let body = match self.head.framing {
+            Framing::Chunked => self.body.as_slice(),
+            _ => &buf[self.head.len..self.head.len + body_in_buf],
+        };
+        let router = &self.shared.router;
+        let mut params = Params::new();
+        let method = self.head.method.str(buf);
+        let (handler, pattern) = match router.find(method, self.head.path.str(buf), &mut params) {
+            Found::Route {
+                handler, pattern, ..
+            } => (handler, Some(pattern)),
+            found => match (router.fallback_handler(), found) {
+                (Some(fallback), _) => (fallback, None),
+                (None, Found::MethodNotAllowed { allow }) => return method_not_allowed(allow),
+                (None, _) => return Response::error(Status::NOT_FOUND),
+            },
+        };
+        let req = Request::new(buf, &self.head, params, body, pattern, self.scheduler);
+        match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
+            Ok(response) => response,
+            Err(panic) => {
+                self.shared.stats.record_panic(self.scheduler);
+                log::error!(
+                    "handler for {method} {} panicked: {}",
+                    pattern.unwrap_or("(fallback)"),
+                    panic_message(&panic)
+                );
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        }
+    }
+
+    /// Encodes `response` (streaming it if it is a stream). Returns whether to keep alive.
+    fn queue(&mut self, mut response: Response, started: Instant) -> Result<bool, ConnError> {
+        let is_head = self.head.method.get(self.rbuf.filled()) == b"HEAD";
+        let version = self.head.version;
+        let keep_alive = !response.close
+            && !self.head.close
+            && !self.shared.is_draining()
+            && (version == Version::Http11 || self.head.keep_alive);
+        let body = std::mem::replace(&mut response.body, Body::Empty);
+        let framing = match (body.len(), version) {
+            (Some(n), _) => BodyFraming::Length(n as u64),
+            (None, Version::Http11) => BodyFraming::Chunked,
+            (None, Version::Http10) => BodyFraming::UntilClose,
+        };
+        let keep_alive = keep_alive && framing != BodyFraming::UntilClose;
+        let connection = match (keep_alive, version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, Version::Http10) => ConnectionHeader::KeepAlive,
+            (true, Version::Http11) => ConnectionHeader::Omit,
+        };
+        encode::encode_head(&mut self.wbuf, &response, framing, connection);
+        let mut sent = 0;
+        if !is_head && response.status.allows_body() {
+            sent = body.len().unwrap_or(0) as u64;
+            match body {
+                Body::Empty => {}
+                Body::Static(bytes) => self.wbuf.extend_from_slice(bytes),
+                Body::Bytes(bytes) => self.wbuf.extend_from_slice(&bytes),
+                Body::Stream(stream) => {
+                    sent = self.stream_body(stream, framing == BodyFraming::Chunked)?;
+                }
+            }
+        }
+        self.log_access(&response, sent, started);
+        Ok(keep_alive)
+    }
+
+    /// Sends the head, then runs the handler's stream closure writing straight to the socket.
+    fn stream_body(
+        &mut self,
+        stream: super::response::StreamFn,
+        chunked: bool,
+    ) -> Result<u64, ConnError> {
+        self.flush()?;
+        let mut writer = StreamWriter {
+            stream: &mut self.stream,
+            chunked,
+            scratch: std::mem::take(&mut self.wbuf),
+            sent: 0,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| stream(&mut writer)));
+        let sent = writer.sent;
+        self.wbuf = std::mem::take(&mut writer.scratch);
+        self.wbuf.clear();
+        match outcome {
+            Ok(Ok(())) if chunked => {
+                self.wbuf.extend_from_slice(encode::LAST_CHUNK);
+                Ok(sent)
+            }
+            Ok(Ok(())) => Ok(sent),
+            Ok(Err(err)) => Err(err.into()),
+            Err(panic) => {
+                self.shared.stats.record_panic(self.scheduler);
+                log::error!("streamed body panicked: {}", panic_message(&panic));
+                // The head is out: all we can do is cut the stream short.
+                Err(ConnError::Truncated)
+            }
+        }
+    }
+
+    fn log_access(&self, response: &Response, sent: u64, started: Instant) {
+        if !log::log_enabled!(target: "corral::access", log::Level::Info) {
+            return;
+        }
+        let buf = self.rbuf.filled();
+        log::info!(
+            target: "corral::access",
+            "{} {} {} {}B {}us s{}",
+            self.head.method.str(buf),
+            self.head.target.str(buf),
+            response.status.code(),
+            sent,
+            started.elapsed().as_micros(),
+            self.scheduler
+        );
+    }
+
+    /// Writes a status-only response and closes (malformed requests, timeouts, limits).
+    fn reject(&mut self, status: Status) {
+        let response = Response::error(status).with_close();
+        encode::encode_head(
+            &mut self.wbuf,
+            &response,
+            BodyFraming::Length(status.reason().len() as u64),
+            ConnectionHeader::Close,
+        );
+        self.wbuf.extend_from_slice(status.reason().as_bytes());
+        if let Err(err) = self.flush() {
+            log::debug!("could not send {}: {err}", status.code());
+        }
+        // Stop reading but let the peer read our answer before the socket goes away.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    fn has_complete_head(&self) -> bool {
+        memchr::memmem::find(self.rbuf.filled(), b"\r\n\r\n").is_some()
+    }
+
+    fn fill(&mut self, timeout: Duration, max_total: usize) -> io::Result<usize> {
+        if timeout.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        if self.read_timeout != Some(timeout) {
+            self.stream.set_read_timeout(Some(timeout))?;
+            self.read_timeout = Some(timeout);
+        }
+        self.rbuf.fill(&mut self.stream, max_total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf)?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    Response::error(Status::METHOD_NOT_ALLOWED).with_header("Allow", allow.to_string())
+}
+
+/// Writes a streamed body to the socket: one chunk per `write_all` on HTTP/1.1.
+struct StreamWriter<'a> {
+    stream: &'a mut TcpStream,
+    chunked: bool,
+    scratch: Vec<u8>,
+    sent: u64,
+}
+
+impl BodyWrite for StreamWriter<'_> {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.scratch.clear();
+        if self.chunked {
+            encode::encode_chunk(&mut self.scratch, data);
+        } else {
+            self.scratch.extend_from_slice(data);
+        }
+        self.stream.write_all(&self.scratch)?;
+        self.sent += data.len() as u64;
+        Ok(())
+    }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}

@@ -1,0 +1,10 @@
+//! HTTP/1.1: parsing, body decoding and encoding never touch a socket; `conn` owns the socket.
+
+pub mod chunked;
+pub(crate) mod conn;
+pub mod date;
+pub mod encode;
+pub mod parse;
+pub mod request;
+pub mod response;
+pub mod status;

@@ -1,0 +1,486 @@
+//! Request head parsing: bytes in, a `Head` of offsets out (RFC 9112 §2–§6).
+//!
+//! httparse tokenises the request line and the field lines; on top of it we enforce what it
+//! leaves lenient: CRLF line endings only, the request-target grammar (RFC 3986 characters,
+//! origin/absolute/asterisk form), the HTTP-version (505 for a major other than 1), exactly
+//! one `Host` in HTTP/1.1, and the framing rules of RFC 9112 §6.3:
+//!
+//! 1. `Transfer-Encoding` and `Content-Length` together → 400 (smuggling guard).
+//! 2. `Transfer-Encoding` in an HTTP/1.0 request → 400 (its framing cannot be trusted).
+//! 3. `Transfer-Encoding` whose final coding is `chunked`, once → chunked body; `chunked`
+//!    anywhere but last, or twice → 400; any other coding → 501.
+//! 4. `Content-Length`: exactly one field of 1*DIGIT without overflow, else 400; over the
+//!    body limit → 413.
+//! 5. Neither → no body.
+//!
+//! The head stores offsets into the read buffer, so parsing allocates nothing once the
+//! per-connection `Head` has grown its header vector.
+
+use std::mem::MaybeUninit;
+
+use super::status::Status;
+
+/// The most header fields any configuration may allow (bounds a stack array of httparse headers).
+pub const MAX_HEADERS_CAP: usize = 128;
+
+/// A byte range of the read buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - base.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    pub fn get<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.start as usize..self.end as usize]
+    }
+
+    pub fn str<'b>(&self, buf: &'b [u8]) -> &'b str {
+        // Spans given out as str cover bytes checked to be ASCII during parsing.
+        std::str::from_utf8(self.get(buf)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// How the request body is delimited, decided once per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// HTTP minor version of an HTTP/1.x request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// A parsed request head: offsets into the buffer it was parsed from.
+#[derive(Debug)]
+pub struct Head {
+    pub method: Span,
+    pub target: Span,
+    pub path: Span,
+    pub query: Option<Span>,
+    pub version: Version,
+    pub headers: Vec<(Span, Span)>,
+    pub framing: Framing,
+    /// `Connection: close` was sent.
+    pub close: bool,
+    /// `Connection: keep-alive` was sent (matters for HTTP/1.0).
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes of the head, from the first byte of the buffer through the blank line.
+    pub len: usize,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            method: Span::default(),
+            target: Span::default(),
+            path: Span::default(),
+            query: None,
+            version: Version::Http11,
+            headers: Vec::new(),
+            framing: Framing::None,
+            close: false,
+            keep_alive: false,
+            expect_continue: false,
+            len: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    pub max_head_bytes: usize,
+    pub max_uri_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+}
+
+/// Why a request head was refused. Every variant closes the connection after its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("request head over the size limit")]
+    HeadTooLarge,
+    #[error("too many header fields")]
+    TooManyHeaders,
+    #[error("request target over the size limit")]
+    UriTooLong,
+    #[error("HTTP version not supported")]
+    VersionNotSupported,
+    #[error("conflicting or invalid message framing: {0}")]
+    BadFraming(&'static str),
+    #[error("transfer coding not implemented")]
+    UnsupportedCoding,
+    #[error("method not implemented")]
+    MethodNotImplemented,
+    #[error("declared body over the size limit")]
+    BodyTooLarge,
+    #[error("expectation not supported")]
+    ExpectationFailed,
+}
+
+impl ParseError {
+    /// The one error → status table.
+    pub fn status(&self) -> Status {
+        match self {
+            ParseError::Malformed(_) | ParseError::BadFraming(_) => Status::BAD_REQUEST,
+            ParseError::HeadTooLarge | ParseError::TooManyHeaders => Status::HEADERS_TOO_LARGE,
+            ParseError::UriTooLong => Status::URI_TOO_LONG,
+            ParseError::VersionNotSupported => Status::VERSION_NOT_SUPPORTED,
+            ParseError::UnsupportedCoding | ParseError::MethodNotImplemented => {
+                Status::NOT_IMPLEMENTED
+            }
+            ParseError::BodyTooLarge => Status::PAYLOAD_TOO_LARGE,
+            ParseError::ExpectationFailed => Status::EXPECTATION_FAILED,
+        }
+    }
+}
+
+/// Parses the head at the start of `buf` into `head`. `Ok(false)`: incomplete, read more.
+pub fn parse_head(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bool, ParseError> {
+    let window = &buf[..buf.len().min(limits.max_head_bytes)];
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let fields = &mut fields[..limits.max_headers.min(MAX_HEADERS_CAP)];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, window, fields);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return incomplete(buf, limits),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::Token) if request_line_too_long(window, limits) => {
+            return Err(ParseError::UriTooLong);
+        }
+        Err(_) => return Err(ParseError::Malformed("request line or header field")),
+    };
+    check_line_endings(&window[..len])?;
+    let method = req.method.ok_or(ParseError::Malformed("method"))?;
+    let target = req.path.ok_or(ParseError::Malformed("request target"))?;
+    if target.len() > limits.max_uri_bytes {
+        return Err(ParseError::UriTooLong);
+    }
+    head.method = Span::of(buf, method.as_bytes());
+    head.target = Span::of(buf, target.as_bytes());
+    head.version = match req.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    head.len = len;
+    let (path, query) = split_target(method, target)?;
+    head.path = Span::of(buf, path.as_bytes());
+    head.query = query.map(|q| Span::of(buf, q.as_bytes()));
+    read_fields(buf, req.headers, limits, head)?;
+    Ok(true)
+}
+
+/// An incomplete head: wait for more bytes unless a limit is already crossed.
+fn incomplete(buf: &[u8], limits: &HeadLimits) -> Result<bool, ParseError> {
+    if request_line_too_long(buf, limits) {
+        return Err(ParseError::UriTooLong);
+    }
+    if buf.len() >= limits.max_head_bytes {
+        return Err(ParseError::HeadTooLarge);
+    }
+    Ok(false)
+}
+
+/// The request line has no end within what a method, the longest allowed target and the
+/// version could take.
+fn request_line_too_long(buf: &[u8], limits: &HeadLimits) -> bool {
+    // Longest method we expect (e.g. "PROPPATCH") + 2 spaces + "HTTP/1.1\r\n", with slack.
+    const LINE_OVERHEAD: usize = 64;
+    let scan = &buf[..buf.len().min(limits.max_uri_bytes + LINE_OVERHEAD)];
+    let line_end = memchr::memchr(b'\n', scan);
+    line_end.is_none() && buf.len() > limits.max_uri_bytes + LINE_OVERHEAD
+}
+
+/// httparse rejects any version but HTTP/1.0 and HTTP/1.1; tell a well-formed other version
+/// (505) from garbage (400).
+fn version_error(buf: &[u8]) -> ParseError {
+    let line = memchr::memchr(b'\n', buf).map_or(buf, |end| &buf[..end]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            ParseError::VersionNotSupported
+        }
+        _ => ParseError::Malformed("HTTP version"),
+    }
+}
+
+/// RFC 9112 §2.2: we accept only CRLF; a bare LF or bare CR is an error.
+fn check_line_endings(head: &[u8]) -> Result<(), ParseError> {
+    for at in memchr::memchr2_iter(b'\r', b'\n', head) {
+        let ok = match head[at] {
+            b'\r' => head.get(at + 1) == Some(&b'\n'),
+            _ => at > 0 && head[at - 1] == b'\r',
+        };
+        if !ok {
+            return Err(ParseError::Malformed("bare CR or LF"));
+        }
+    }
+    Ok(())
+}
+
+/// Splits the request target into path and query after checking its form (RFC 9112 §3.2).
+fn split_target<'t>(method: &str, target: &'t str) -> Result<(&'t str, Option<&'t str>), ParseError> {
+    if method == "CONNECT" {
+        return Err(ParseError::MethodNotImplemented);
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok((target, None))
+        } else {
+            Err(ParseError::Malformed("asterisk-form outside OPTIONS"))
+        };
+    }
+    let path_and_query = if target.starts_with('/') {
+        target
+    } else {
+        strip_absolute_form(target)?
+    };
+    check_uri_chars(path_and_query)?;
+    Ok(match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    })
+}
+
+/// absolute-form `http://authority/path?query` → `/path?query` (RFC 9112 §3.2.2).
+fn strip_absolute_form(target: &str) -> Result<&str, ParseError> {
+    let bad = ParseError::Malformed("request target");
+    let (scheme, rest) = target.split_once("://").ok_or(bad)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return Err(bad);
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
+        return Err(bad);
+    }
+    match path.as_bytes().first() {
+        Some(b'/') => Ok(path),
+        // "http://host" and "http://host?q" mean path "/" (RFC 9112 §3.2.2); we cannot
+        // rewrite the buffer, so only the bare form is accepted.
+        None => Ok("/"),
+        Some(_) => Err(bad),
+    }
+}
+
+/// pchar / "/" / "?" and valid percent-encodings (RFC 3986 §3.3–3.4).
+fn check_uri_chars(path_and_query: &str) -> Result<(), ParseError> {
+    let bytes = path_and_query.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(ParseError::Malformed("percent-encoding"))?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err(ParseError::Malformed("percent-encoding"));
+            }
+            i += 3;
+            continue;
+        }
+        if !(is_unreserved(b) || is_sub_delim(b) || matches!(b, b':' | b'@' | b'/' | b'?')) {
+            return Err(ParseError::Malformed("character in request target"));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// uri-host [":" port], including IP-literals in brackets and percent-encoded reg-names.
+fn is_authority_byte(b: u8) -> bool {
+    is_unreserved(b) || is_sub_delim(b) || matches!(b, b':' | b'[' | b']' | b'%' | b'@')
+}
+
+/// Records the fields and decides framing, connection and expectation from them.
+fn read_fields(
+    buf: &[u8],
+    fields: &[httparse::Header<'_>],
+    limits: &HeadLimits,
+    head: &mut Head,
+) -> Result<(), ParseError> {
+    head.headers.clear();
+    head.close = false;
+    head.keep_alive = false;
+    head.expect_continue = false;
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut transfer = TransferCodings::default();
+    for field in fields {
+        let value = trim_ows(field.value);
+        head.headers
+            .push((Span::of(buf, field.name.as_bytes()), Span::of(buf, value)));
+        let name = field.name;
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if !value.iter().all(|&b| is_authority_byte(b)) {
+                return Err(ParseError::Malformed("Host"));
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() {
+                return Err(ParseError::BadFraming("duplicate Content-Length"));
+            }
+            content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer.add(value)?;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in comma_tokens(value) {
+                head.close |= token.eq_ignore_ascii_case(b"close");
+                head.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(ParseError::ExpectationFailed);
+            }
+            head.expect_continue = true;
+        }
+    }
+    match (head.version, hosts) {
+        (_, n) if n > 1 => return Err(ParseError::Malformed("more than one Host")),
+        (Version::Http11, 0) => return Err(ParseError::Malformed("missing Host")),
+        _ => {}
+    }
+    head.framing = match (transfer.seen, content_length) {
+        (true, Some(_)) => {
+            return Err(ParseError::BadFraming(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        (true, None) if head.version == Version::Http10 => {
+            return Err(ParseError::BadFraming("Transfer-Encoding in HTTP/1.0"));
+        }
+        (true, None) => transfer.framing()?,
+        (false, Some(n)) if n > limits.max_body_bytes => return Err(ParseError::BodyTooLarge),
+        (false, Some(0)) | (false, None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    Ok(())
+}
+
+/// Content-Length = 1*DIGIT, checked for overflow (`u64::from_str` would take "+5").
+fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
+    let bad = ParseError::BadFraming("invalid Content-Length");
+    if value.is_empty() {
+        return Err(bad);
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return Err(bad);
+        }
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(bad)
+    })
+}
+
+/// Accumulates the codings of every Transfer-Encoding field, in order.
+#[derive(Default)]
+struct TransferCodings {
+    seen: bool,
+    chunked_count: u32,
+    /// The last coding listed so far was `chunked`.
+    last_is_chunked: bool,
+    other: bool,
+}
+
+impl TransferCodings {
+    fn add(&mut self, value: &[u8]) -> Result<(), ParseError> {
+        self.seen = true;
+        let mut any = false;
+        for token in comma_tokens(value) {
+            any = true;
+            // A coding may carry parameters (`gzip;q=1`); only its name matters here.
+            let name = token.split(|&b| b == b';').next().unwrap_or_default();
+            let name = trim_ows(name);
+            self.last_is_chunked = name.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked_count += 1;
+            } else {
+                self.other = true;
+            }
+        }
+        if !any {
+            return Err(ParseError::BadFraming("empty Transfer-Encoding"));
+        }
+        Ok(())
+    }
+
+    fn framing(&self) -> Result<Framing, ParseError> {
+        match (self.last_is_chunked, self.chunked_count, self.other) {
+            (true, 1, false) => Ok(Framing::Chunked),
+            (true, 1, true) => Err(ParseError::UnsupportedCoding),
+            (_, 0, _) => Err(ParseError::UnsupportedCoding),
+            _ => Err(ParseError::BadFraming("chunked not the final coding, or twice")),
+        }
+    }
+}
+
+/// The non-empty elements of a comma-separated list, each trimmed of OWS (RFC 9110 §5.6.1).
+pub fn comma_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

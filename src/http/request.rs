@@ -1,0 +1,167 @@
+//! What a handler sees: a borrowed view of one parsed request.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use super::parse::{Head, Version};
+use super::response::HttpError;
+use crate::router::tree::Params;
+
+/// One request, borrowed from the connection's buffers for the duration of the handler call.
+pub struct Request<'a> {
+    buf: &'a [u8],
+    head: &'a Head,
+    params: Params<'a>,
+    body: &'a [u8],
+    route: Option<&'a str>,
+    scheduler: usize,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(
+        buf: &'a [u8],
+        head: &'a Head,
+        params: Params<'a>,
+        body: &'a [u8],
+        route: Option<&'a str>,
+        scheduler: usize,
+    ) -> Self {
+        Request {
+            buf,
+            head,
+            params,
+            body,
+            route,
+            scheduler,
+        }
+    }
+
+    pub fn method(&self) -> &'a str {
+        self.head.method.str(self.buf)
+    }
+
+    /// The request target exactly as sent (path and query, or absolute-form).
+    pub fn target(&self) -> &'a str {
+        self.head.target.str(self.buf)
+    }
+
+    /// The path, not percent-decoded.
+    pub fn path(&self) -> &'a str {
+        self.head.path.str(self.buf)
+    }
+
+    /// The raw query string after `?`, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.head.query.map(|q| q.str(self.buf))
+    }
+
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// Header fields in the order received: (name, raw value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        self.head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.str(self.buf), v.get(self.buf)))
+    }
+
+    /// The first field named `name` (case-insensitive), if its value is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn header_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The decoded body (Content-Length or chunked), complete.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// A path parameter from the route pattern (`:id` → `param("id")`), not percent-decoded.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.get(name)
+    }
+
+    /// A path parameter parsed as `T`; missing or unparsable → 400.
+    pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, HttpError> {
+        self.param(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| HttpError::bad_request(format!("invalid path parameter `{name}`")))
+    }
+
+    /// A query parameter, percent-decoded (`+` as space, as in HTML forms).
+    pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| percent_decode(value))
+        })
+    }
+
+    /// A query parameter parsed as `T`; missing or unparsable → 400.
+    pub fn query_as<T: FromStr>(&self, name: &str) -> Result<T, HttpError> {
+        self.query_param(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| HttpError::bad_request(format!("missing or invalid query `{name}`")))
+    }
+
+    /// The route pattern that matched (`/users/:id`), if any.
+    pub fn route(&self) -> Option<&'a str> {
+        self.route
+    }
+
+    /// Index of the scheduler (may worker) this connection was placed on.
+    pub fn scheduler(&self) -> usize {
+        self.scheduler
+    }
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes are kept as written.
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes.get(i + 1..i + 3).and_then(hex_pair) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex_pair(pair: &[u8]) -> Option<u8> {
+    let hi = (pair[0] as char).to_digit(16)?;
+    let lo = (pair[1] as char).to_digit(16)?;
+    Some((hi * 16 + lo) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%2"), "bad%2");
+        assert_eq!(percent_decode("%e2%9c%93"), "✓");
+    }
+}

@@ -1,0 +1,129 @@
+//! A running server: its shared state, its acceptor, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, ConfigError};
+use crate::placement::accept::Acceptor;
+use crate::router::{RouteError, Router};
+use crate::runtime::{self, RuntimeError, RuntimeSettings};
+use crate::stats::Stats;
+
+/// How often a draining server checks whether in-flight requests have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+/// Listen backlog: enough for bursts of thousands of connects on a small machine.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// What every connection of one server shares.
+pub struct Shared {
+    pub config: Config,
+    pub router: Router,
+    pub stats: Stats,
+    pub workers: usize,
+    draining: AtomicBool,
+}
+
+impl Shared {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("invalid routes: {}", list(.0))]
+    Routes(Vec<RouteError>),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot listen on {addr}: {err}")]
+    Bind { addr: SocketAddr, err: std::io::Error },
+}
+
+fn list(errors: &[RouteError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A running server. Dropping it stops accepting (existing connections finish on their own).
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    acceptor: Acceptor,
+}
+
+impl Server {
+    /// Starts the runtime (if needed), binds, and begins accepting.
+    pub fn start(config: Config, router: Router) -> Result<Server, ServerError> {
+        config.validate()?;
+        if !router.errors().is_empty() {
+            return Err(ServerError::Routes(router.errors().to_vec()));
+        }
+        let workers = config.worker_count();
+        runtime::start(RuntimeSettings {
+            workers,
+            stack_size_bytes: config.server.stack_size_bytes,
+        })?;
+        let addr = config.listen_addr()?;
+        let listener = bind(addr).map_err(|err| ServerError::Bind { addr, err })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|err| ServerError::Bind { addr, err })?;
+        let shared = Arc::new(Shared {
+            config,
+            router,
+            stats: Stats::new(workers),
+            workers,
+            draining: AtomicBool::new(false),
+        });
+        let acceptor = Acceptor::start(listener, shared.clone())
+            .map_err(|err| ServerError::Bind { addr, err })?;
+        Ok(Server {
+            shared,
+            local_addr,
+            acceptor,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (their connections
+    /// then close) for up to `drain`. Returns whether everything finished in time.
+    pub fn shutdown(mut self, drain: Duration) -> bool {
+        self.acceptor.stop();
+        self.shared.draining.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + drain;
+        while self.shared.stats.inflight() > 0 {
+            if Instant::now() >= deadline {
+                log::warn!(
+                    "drain timeout: {} requests still in flight",
+                    self.shared.stats.inflight()
+                );
+                return false;
+            }
+            std::thread::sleep(DRAIN_POLL);
+        }
+        true
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
