@@ -27,6 +27,9 @@ const READ_BUF_INITIAL: usize = 4096;
 /// A read buffer larger than this is given back when the connection goes idle, so a past
 /// upload does not pin memory on a keep-alive connection.
 const READ_BUF_KEEP: usize = 16 * 1024;
+/// After an error response, how long and how much unread input we drain before closing.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
 
@@ -108,7 +111,10 @@ impl ReadBuf {
     fn fill(&mut self, stream: &mut TcpStream, max_total: usize) -> io::Result<usize> {
         let len = self.end - self.start;
         if self.end == self.data.len() {
-            self.make_room((len * 2).clamp(READ_BUF_INITIAL, max_total.max(len + 1)));
+            // Grow geometrically, but not past what the caller may still accept (+1 so a read
+            // always has room and the caller sees its limit crossed).
+            let want = (len * 2).max(READ_BUF_INITIAL).min(max_total.max(len + 1));
+            self.make_room(want);
         }
         let n = stream.read(&mut self.data[self.end..])?;
         self.end += n;
@@ -441,9 +447,32 @@ impl<'s> Conn<'s> {
         self.wbuf.extend_from_slice(status.reason().as_bytes());
         if let Err(err) = self.flush() {
             log::debug!("could not send {}: {err}", status.code());
+            return;
         }
-        // Stop reading but let the peer read our answer before the socket goes away.
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.linger();
+    }
+
+    /// Lingering close (nginx's `lingering_close`, Go's `closeWriteAndWait`): closing a socket
+    /// with unread input makes the kernel send RST, which can destroy the response we just
+    /// sent before the client reads it. So: send FIN, then read and discard what the client
+    /// still sends, for a bounded time and amount, before closing.
+    fn linger(&mut self) {
+        if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut discarded = 0;
+        let mut sink = [0u8; 512];
+        while discarded < LINGER_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
     }
 
     fn has_complete_head(&self) -> bool {

@@ -95,7 +95,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stopping: &AtomicBo
 fn place(socket: std::net::TcpStream, k: usize, shared: &Arc<Shared>) -> io::Result<()> {
     socket.set_nodelay(true)?;
     let workers = shared.workers;
-    let fd = onto_residue(OwnedFd::from(socket), k, workers)?;
+    let fd = onto_residue(OwnedFd::from(socket), k, workers);
     let raw = fd.into_raw_fd();
     // may's from_raw_fd panics if epoll registration fails; keep the acceptor alive.
     let stream = catch_unwind(AssertUnwindSafe(|| {
@@ -107,6 +107,7 @@ fn place(socket: std::net::TcpStream, k: usize, shared: &Arc<Shared>) -> io::Res
         }
     }))
     .map_err(|_| io::Error::other("may could not register the socket with epoll"))?;
+    // The descriptor number is the placement (may: fd % workers); normally equal to k.
     let scheduler = raw as usize % workers;
     let shared = shared.clone();
     let builder = may::coroutine::Builder::new()

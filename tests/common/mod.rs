@@ -1,0 +1,233 @@
+//! Test harness: an in-process server on 127.0.0.1:0 and a raw-socket client whose every
+//! read has a timeout, so a bug fails a test instead of hanging it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use corral::{Config, Router, Server};
+
+/// Upper bound on any single wait for the server in tests.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    server: Option<Server>,
+    pub addr: SocketAddr,
+}
+
+impl TestServer {
+    pub fn start(config: Config, router: Router) -> TestServer {
+        let server = Server::start(config, router).expect("test server starts");
+        let addr = server.local_addr();
+        TestServer {
+            server: Some(server),
+            addr,
+        }
+    }
+
+    /// The demo app on the test config, adjusted by `tweak`.
+    pub fn demo(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::for_tests();
+        tweak(&mut config);
+        let router = corral::app::demo::router(&config);
+        TestServer::start(config, router)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(Duration::from_millis(500));
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+}
+
+/// A client over a plain std TcpStream.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// GET `path` with a Host header, then read the reply.
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.reply()
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk).expect("read within the client timeout");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// Reads one response head (status line + headers).
+    pub fn head(&mut self) -> Reply {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) = resp.parse(&self.buf).expect("valid response")
+            {
+                let reply = Reply {
+                    status: resp.code.unwrap(),
+                    reason: resp.reason.unwrap().to_string(),
+                    headers: resp
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: Vec::new(),
+                };
+                self.buf.drain(..len);
+                return reply;
+            }
+            assert!(self.fill() > 0, "connection closed before a full response head");
+        }
+    }
+
+    /// Reads one full response (Content-Length, chunked, or until close).
+    pub fn reply(&mut self) -> Reply {
+        let mut reply = self.head();
+        reply.body = self.body(&reply);
+        reply
+    }
+
+    /// Reads a HEAD response: no body whatever the headers say.
+    pub fn head_reply(&mut self) -> Reply {
+        self.head()
+    }
+
+    fn body(&mut self, reply: &Reply) -> Vec<u8> {
+        if let Some(len) = reply.header("content-length") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.fill() > 0, "closed mid-body");
+            }
+            return self.buf.drain(..len).collect();
+        }
+        if reply.header("transfer-encoding") == Some("chunked") {
+            return self.chunked_body();
+        }
+        if reply.status == 204 || reply.status == 304 {
+            return Vec::new();
+        }
+        while self.fill() > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+
+    fn chunked_body(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                    break at;
+                }
+                assert!(self.fill() > 0, "closed mid-chunk");
+            };
+            let size_text = std::str::from_utf8(&self.buf[..line_end]).unwrap().to_string();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap(), 16).unwrap();
+            self.buf.drain(..line_end + 2);
+            while self.buf.len() < size + 2 {
+                assert!(self.fill() > 0, "closed mid-chunk");
+            }
+            body.extend(self.buf.drain(..size));
+            assert_eq!(&self.buf[..2], b"\r\n", "chunk data ends with CRLF");
+            self.buf.drain(..2);
+            if size == 0 {
+                return body;
+            }
+        }
+    }
+
+    /// True when the server closes the connection (read returns 0) within the timeout.
+    /// Bytes still arriving before the close are discarded.
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Has the server sent anything (or closed) within `wait`? Used to show it did *not*.
+    pub fn quiet_for(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut one = [0u8; 1];
+        let quiet = match self.stream.read(&mut one) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&one[..n]);
+                false
+            }
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        quiet
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes; fails with `what` otherwise.
+pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not true within {within:?}: {what}");
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,43 @@
+//! "A connection placed on scheduler k runs every request on worker k": every request
+//! reports the OS thread that ran its handler, and we check the map connection → thread.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::TestServer;
+use corral::{Config, Request, Router};
+
+fn whoami(req: &Request) -> String {
+    format!("{} {:?}", req.scheduler(), std::thread::current().id())
+}
+
+#[test]
+fn every_request_of_a_connection_runs_on_the_thread_of_its_scheduler() {
+    let config = Config::for_tests();
+    assert_eq!(config.server.workers, 2);
+    let srv = TestServer::start(config, Router::new().get("/whoami", whoami));
+    let mut thread_of_scheduler: HashMap<String, String> = HashMap::new();
+    for i in 0..10 {
+        let mut c = srv.client();
+        let mut seen = HashSet::new();
+        for _ in 0..20 {
+            let r = c.get("/whoami");
+            assert_eq!(r.status, 200);
+            seen.insert(r.text().to_string());
+        }
+        assert_eq!(seen.len(), 1, "one connection ran on several threads: {seen:?}");
+        let answer = seen.into_iter().next().expect("one answer");
+        let (scheduler, thread) = answer.split_once(' ').expect("two fields");
+        // Round-robin placed connection i on scheduler i % 2, whatever fd it was accepted as.
+        assert_eq!(scheduler, (i % 2).to_string(), "connection {i} not where placed");
+        let known = thread_of_scheduler
+            .entry(scheduler.to_string())
+            .or_insert_with(|| thread.to_string());
+        assert_eq!(known, thread, "scheduler {scheduler} ran on two threads");
+    }
+    // Round-robin placement over 2 schedulers used both, on two different threads.
+    assert_eq!(thread_of_scheduler.len(), 2, "{thread_of_scheduler:?}");
+    let threads: HashSet<_> = thread_of_scheduler.values().collect();
+    assert_eq!(threads.len(), 2);
+}
