@@ -1,0 +1,27 @@
+//! Shared test setup: configure may once, and bounded waits.
+#![allow(dead_code)]
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Upper bound for any single wait in these tests: a bug fails the test instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Configure may's process-global runtime before its first use (2 workers, as in the issue).
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        may::config().set_workers(2);
+        corral_actors::quiet_kill_panics();
+    });
+}
+
+/// Poll `cond` until it holds or `deadline` passes; fails the test with `what` on timeout.
+/// Only for facts that are eventually true with no message to wait on.
+pub fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        std::thread::yield_now();
+    }
+}
