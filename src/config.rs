@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::http::parse::MAX_HEADERS_CAP;
 
 /// The embedded default configuration (every key, with comments and units).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -208,7 +210,7 @@ impl Config {
             ));
         }
         let stack = self.server.stack_size_bytes;
-        if stack < MIN_STACK_BYTES || stack % 16 != 0 {
+        if stack < MIN_STACK_BYTES || !stack.is_multiple_of(16) {
             return Err(self.invalid(
                 "server.stack_size_bytes",
                 format!("{stack} must be a multiple of 16 and at least {MIN_STACK_BYTES}"),
@@ -227,6 +229,12 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(key, "must be greater than 0"));
+        }
+        if self.limits.max_headers > MAX_HEADERS_CAP {
+            return Err(self.invalid(
+                "limits.max_headers",
+                format!("{} is more than {MAX_HEADERS_CAP}", self.limits.max_headers),
+            ));
         }
         if self.limits.max_uri_bytes > self.limits.max_head_bytes {
             return Err(self.invalid(
@@ -353,11 +361,6 @@ fn set_from_text(
         return Err(invalid(format!("{raw:?} is not one of: demo, echo")));
     }
     Ok(())
-}
-
-/// The file name used in messages for a config path.
-pub fn describe(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

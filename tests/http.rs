@@ -67,7 +67,13 @@ fn one_mebibyte_body_round_trips() {
     let srv = TestServer::demo(|_| {});
     let mut c = srv.client();
     let body: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-    c.send(format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     c.send(&body);
     let r = c.reply();
     assert_eq!(r.status, 200);
@@ -156,7 +162,9 @@ fn expect_100_continue_gets_an_interim_response_before_the_body() {
 fn expect_100_continue_to_an_unknown_route_is_refused_without_reading_the_body() {
     let srv = TestServer::demo(|_| {});
     let mut c = srv.client();
-    c.send(b"POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    c.send(
+        b"POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    );
     let r = c.reply();
     assert_eq!(r.status, 404);
     assert!(c.closed_by_server());
@@ -184,7 +192,10 @@ fn every_rejection_has_its_status_and_closes() {
         c.limits.max_body_bytes = 1024;
     });
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(600));
-    let long_head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(3000));
+    let long_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(3000)
+    );
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed request line", b"GARBAGE\r\n\r\n".to_vec(), 400),
         ("bare LF", b"GET / HTTP/1.1\nHost: t\n\n".to_vec(), 400),
@@ -223,7 +234,10 @@ fn slow_header_gets_408_and_close() {
     c.send(b"GET /plaintext HTTP/1.1\r\nHost:");
     let r = c.reply();
     assert_eq!(r.status, 408);
-    assert!(start.elapsed() >= Duration::from_millis(250), "408 came too early");
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "408 came too early"
+    );
     assert!(c.closed_by_server());
 }
 
@@ -242,7 +256,10 @@ fn idle_keep_alive_connection_is_closed_after_its_timeout() {
     let mut c = srv.client();
     assert_eq!(c.get("/plaintext").status, 200);
     let idle_since = Instant::now();
-    assert!(c.quiet_for(Duration::from_millis(150)), "closed before the idle timeout");
+    assert!(
+        c.quiet_for(Duration::from_millis(150)),
+        "closed before the idle timeout"
+    );
     assert!(c.closed_by_server());
     assert!(idle_since.elapsed() >= Duration::from_millis(250));
 }
@@ -317,7 +334,9 @@ fn long_poll_receives_a_publish() {
     let mut publisher = srv.client();
     // Publish until the waiter has subscribed (the publish reports how many it reached).
     common::eventually(Duration::from_secs(5), "the waiter subscribes", || {
-        publisher.send(b"POST /publish?topic=news HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+        publisher.send(
+            b"POST /publish?topic=news HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        );
         publisher.reply().text() == "1\n"
     });
     let r = waiter.join().expect("waiter");

@@ -26,11 +26,19 @@ fn every_request_of_a_connection_runs_on_the_thread_of_its_scheduler() {
             assert_eq!(r.status, 200);
             seen.insert(r.text().to_string());
         }
-        assert_eq!(seen.len(), 1, "one connection ran on several threads: {seen:?}");
+        assert_eq!(
+            seen.len(),
+            1,
+            "one connection ran on several threads: {seen:?}"
+        );
         let answer = seen.into_iter().next().expect("one answer");
         let (scheduler, thread) = answer.split_once(' ').expect("two fields");
         // Round-robin placed connection i on scheduler i % 2, whatever fd it was accepted as.
-        assert_eq!(scheduler, (i % 2).to_string(), "connection {i} not where placed");
+        assert_eq!(
+            scheduler,
+            (i % 2).to_string(),
+            "connection {i} not where placed"
+        );
         let known = thread_of_scheduler
             .entry(scheduler.to_string())
             .or_insert_with(|| thread.to_string());

@@ -16,9 +16,11 @@ use crate::http::status::Status;
 const MAX_TOPIC_BYTES: usize = 256;
 
 type Message = Arc<Vec<u8>>;
+/// Waiters per topic: (waiter id, its channel).
+type Waiters = HashMap<String, Vec<(u64, mpsc::Sender<Message>)>>;
 
 pub struct Topics {
-    waiters: Mutex<HashMap<String, Vec<(u64, mpsc::Sender<Message>)>>>,
+    waiters: Mutex<Waiters>,
     next_id: AtomicU64,
     timeout: Duration,
 }
@@ -65,10 +67,7 @@ impl Topics {
         Ok(format!("{reached}\n"))
     }
 
-    fn lock(
-        &self,
-    ) -> Result<may::sync::MutexGuard<'_, HashMap<String, Vec<(u64, mpsc::Sender<Message>)>>>, HttpError>
-    {
+    fn lock(&self) -> Result<may::sync::MutexGuard<'_, Waiters>, HttpError> {
         self.waiters
             .lock()
             .map_err(|_| HttpError::new(Status::SERVICE_UNAVAILABLE, "topic table unavailable"))

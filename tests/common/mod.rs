@@ -102,7 +102,10 @@ impl Client {
 
     fn fill(&mut self) -> usize {
         let mut chunk = [0u8; 16384];
-        let n = self.stream.read(&mut chunk).expect("read within the client timeout");
+        let n = self
+            .stream
+            .read(&mut chunk)
+            .expect("read within the client timeout");
         self.buf.extend_from_slice(&chunk[..n]);
         n
     }
@@ -132,7 +135,10 @@ impl Client {
                 self.buf.drain(..len);
                 return reply;
             }
-            assert!(self.fill() > 0, "connection closed before a full response head");
+            assert!(
+                self.fill() > 0,
+                "connection closed before a full response head"
+            );
         }
     }
 
@@ -175,7 +181,9 @@ impl Client {
                 }
                 assert!(self.fill() > 0, "closed mid-chunk");
             };
-            let size_text = std::str::from_utf8(&self.buf[..line_end]).unwrap().to_string();
+            let size_text = std::str::from_utf8(&self.buf[..line_end])
+                .unwrap()
+                .to_string();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap(), 16).unwrap();
             self.buf.drain(..line_end + 2);
             while self.buf.len() < size + 2 {
@@ -227,7 +235,10 @@ impl Client {
 pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
-        assert!(Instant::now() < deadline, "not true within {within:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "not true within {within:?}: {what}"
+        );
         std::thread::yield_now();
     }
 }
