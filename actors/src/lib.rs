@@ -17,11 +17,15 @@ mod mailbox;
 mod process;
 mod registry;
 mod signal;
-// pub mod supervisor;
+pub mod supervisor;
 
 pub use mailbox::{DEFAULT_CAPACITY, Overflow, ReplyTo, SendError};
 pub use process::{Addr, CallError, Ctx, Pid, Spawn, SpawnError, Watch, quiet_kill_panics, spawn};
 pub use registry::{RegistryError, register, registered, unregister, whereis, whereis_pid};
 pub use signal::{
     Down, Exit, ExitSignal, MonitorRef, demonitor, exit, kill, link, monitor_with, unlink,
+};
+pub use supervisor::{
+    ChildInfo, ChildKind, ChildSpec, IntoStarted, Restart, Shutdown, StartError, Strategy,
+    SupError, SupRef, SupTree, Supervisor,
 };

@@ -285,7 +285,8 @@ struct Slot<R> {
 struct SlotState<R> {
     value: Option<R>,
     waiter: Option<Arc<Blocker>>,
-    sender_gone: bool,
+    /// Set when the `ReplyTo` is dropped unanswered.
+    sender_gone: Option<NoReply>,
     receiver_gone: bool,
 }
 
@@ -322,9 +323,16 @@ impl<R> ReplyTo<R> {
 
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
+        // Dropped while unwinding means the callee is dying (a panic or a kill): the caller
+        // then waits for the exit reason instead of reporting a plain drop.
+        let how = if std::thread::panicking() {
+            NoReply::Unwound
+        } else {
+            NoReply::Dropped
+        };
         let waiter = {
             let mut st = self.slot.lock();
-            st.sender_gone = true;
+            st.sender_gone = Some(how);
             st.waiter.take()
         };
         if let Some(w) = waiter {
@@ -350,6 +358,8 @@ pub(crate) enum NoReply {
     Timeout,
     /// The `ReplyTo` was dropped unanswered.
     Dropped,
+    /// The `ReplyTo` was dropped while its holder was unwinding (panic or kill).
+    Unwound,
 }
 
 pub(crate) fn reply_port<R>() -> (ReplyTo<R>, ReplyRx<R>) {
@@ -357,7 +367,7 @@ pub(crate) fn reply_port<R>() -> (ReplyTo<R>, ReplyRx<R>) {
         state: Mutex::new(SlotState {
             value: None,
             waiter: None,
-            sender_gone: false,
+            sender_gone: None,
             receiver_gone: false,
         }),
     });
@@ -376,8 +386,8 @@ impl<R> ReplyRx<R> {
                 if let Some(v) = st.value.take() {
                     return Ok(v);
                 }
-                if st.sender_gone {
-                    return Err(NoReply::Dropped);
+                if let Some(how) = st.sender_gone {
+                    return Err(how);
                 }
                 st.waiter = Some(me.clone());
             }

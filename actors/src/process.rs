@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use may::coroutine::{self, Coroutine};
 
@@ -289,11 +289,20 @@ impl<M: Send + 'static> Addr<M> {
             Err(SendError::Full(_)) => return Err(CallError::Full),
             Err(SendError::Dead(_)) => return Err(self.dead()),
         }
+        let started = Instant::now();
         match rx.wait(timeout) {
             Ok(reply) => Ok(reply),
             Err(NoReply::Timeout) => Err(CallError::Timeout),
             Err(NoReply::Dropped) if self.0.mailbox.is_closed() => Err(self.dead()),
             Err(NoReply::Dropped) => Err(CallError::NoReply),
+            // The callee is unwinding: report its exit reason once recorded.
+            Err(NoReply::Unwound) => {
+                let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+                match self.0.pid.wait_exit(left) {
+                    Some(reason) => Err(CallError::Dead(reason)),
+                    None => Err(CallError::Timeout),
+                }
+            }
         }
     }
 

@@ -1,0 +1,203 @@
+//! Child specifications: what to start, when to restart it, how to stop it.
+//! The types mirror OTP `supervisor.erl`'s `child_spec()`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::process::{Addr, Pid};
+use crate::signal::Exit;
+use crate::supervisor::SupRef;
+
+/// When a child that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Always.
+    Permanent,
+    /// Only after an abnormal exit (not `Normal`, not `Shutdown`).
+    Transient,
+    /// Never; the child is forgotten once it exits.
+    Temporary,
+}
+
+/// How a supervisor stops a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// [`kill`](crate::kill) at once.
+    BrutalKill,
+    /// Send an exit signal with [`Exit::Shutdown`]; kill if still alive after the timeout.
+    /// A child that traps exits gets the time to clean up.
+    Timeout(Duration),
+    /// Send [`Exit::Shutdown`] and wait for as long as it takes (the default for supervisors).
+    Infinity,
+}
+
+/// Default shutdown for workers: OTP's 5000 ms.
+pub const DEFAULT_WORKER_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
+
+/// Whether a child is itself a supervisor (listed recursively by `SupRef::tree`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    Worker,
+    Supervisor,
+}
+
+/// The restart decision: OTP `do_restart/3`, one arm per (restart type, exit reason).
+pub fn should_restart(restart: Restart, why: &Exit) -> bool {
+    match (restart, why) {
+        (Restart::Permanent, _) => true,
+        (Restart::Transient, Exit::Normal | Exit::Shutdown) => false,
+        (Restart::Transient, _) => true,
+        (Restart::Temporary, _) => false,
+    }
+}
+
+/// Why a child did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("child `{id}` failed to start: {reason}")]
+pub struct StartError {
+    pub id: String,
+    pub reason: String,
+}
+
+/// A started child, as the supervisor keeps it.
+pub struct Started {
+    pub(crate) pid: Pid,
+    pub(crate) sup: Option<SupRef>,
+}
+
+/// What a start function may return: an [`Addr`], a [`Pid`], a [`SupRef`], or a `Result` of
+/// one of those (an `Err` is a failed start, counted against the restart intensity).
+pub trait IntoStarted {
+    fn into_started(self) -> Result<Started, String>;
+}
+
+impl<M: Send + 'static> IntoStarted for Addr<M> {
+    fn into_started(self) -> Result<Started, String> {
+        Ok(Started {
+            pid: self.pid().clone(),
+            sup: None,
+        })
+    }
+}
+
+impl IntoStarted for Pid {
+    fn into_started(self) -> Result<Started, String> {
+        Ok(Started {
+            pid: self,
+            sup: None,
+        })
+    }
+}
+
+impl IntoStarted for SupRef {
+    fn into_started(self) -> Result<Started, String> {
+        Ok(Started {
+            pid: self.pid().clone(),
+            sup: Some(self),
+        })
+    }
+}
+
+impl<T: IntoStarted, E: fmt::Display> IntoStarted for Result<T, E> {
+    fn into_started(self) -> Result<Started, String> {
+        self.map_err(|e| e.to_string())?.into_started()
+    }
+}
+
+type StartFn = Arc<dyn Fn() -> Result<Started, String> + Send + Sync>;
+
+/// One child: an id unique within its supervisor, a start function (run in the supervisor's
+/// process, and run again for each restart), a [`Restart`] type and a [`Shutdown`].
+/// Defaults: `Permanent`, `Shutdown::Timeout(5 s)`, a worker.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) id: String,
+    pub(crate) start: StartFn,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) kind: ChildKind,
+}
+
+impl ChildSpec {
+    /// A worker started by `start`, e.g. `ChildSpec::new("counter", || spawn(counter))`.
+    /// To find a restarted child, register it by name in `start`.
+    pub fn new<S: IntoStarted>(
+        id: impl Into<String>,
+        start: impl Fn() -> S + Send + Sync + 'static,
+    ) -> Self {
+        ChildSpec {
+            id: id.into(),
+            start: Arc::new(move || start().into_started()),
+            restart: Restart::Permanent,
+            shutdown: DEFAULT_WORKER_SHUTDOWN,
+            kind: ChildKind::Worker,
+        }
+    }
+
+    /// A nested supervisor (a tree): started from `sup`'s spec on every (re)start, shut down
+    /// with `Shutdown::Infinity` so it can stop its own children first.
+    pub fn supervisor(id: impl Into<String>, sup: crate::supervisor::Supervisor) -> Self {
+        ChildSpec {
+            kind: ChildKind::Supervisor,
+            shutdown: Shutdown::Infinity,
+            ..ChildSpec::new(id, move || sup.clone().start())
+        }
+    }
+
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn start(&self) -> Result<Started, StartError> {
+        (self.start)().map_err(|reason| StartError {
+            id: self.id.clone(),
+            reason,
+        })
+    }
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_decision_matrix() {
+        let panic = Exit::Panic("x".into());
+        let cases = [
+            (Restart::Permanent, Exit::Normal, true),
+            (Restart::Permanent, Exit::Shutdown, true),
+            (Restart::Permanent, panic.clone(), true),
+            (Restart::Transient, Exit::Normal, false),
+            (Restart::Transient, Exit::Shutdown, false),
+            (Restart::Transient, panic.clone(), true),
+            (Restart::Transient, Exit::Killed, true),
+            (Restart::Temporary, Exit::Normal, false),
+            (Restart::Temporary, panic, false),
+        ];
+        for (restart, why, expected) in cases {
+            assert_eq!(should_restart(restart, &why), expected, "{restart:?} {why}");
+        }
+    }
+}
