@@ -91,6 +91,7 @@ pub struct Head {
     pub close: bool,
     /// `Connection: keep-alive` was sent (matters for HTTP/1.0).
     pub keep_alive: bool,
+    /// `Expect: 100-continue` in an HTTP/1.1 request.
     pub expect_continue: bool,
     /// Bytes of the head, from the first byte of the buffer through the blank line.
     pub len: usize,
@@ -176,7 +177,7 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bo
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return incomplete(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::Version) => return version_error(buf, limits),
         Err(httparse::Error::Token) if request_line_too_long(window, limits) => {
             return Err(ParseError::UriTooLong);
         }
@@ -223,19 +224,34 @@ fn request_line_too_long(buf: &[u8], limits: &HeadLimits) -> bool {
     line_end.is_none() && buf.len() > limits.max_uri_bytes + LINE_OVERHEAD
 }
 
-/// httparse rejects any version but HTTP/1.0 and HTTP/1.1; tell a well-formed other version
-/// (505) from garbage (400).
-fn version_error(buf: &[u8]) -> ParseError {
-    let line = memchr::memchr(b'\n', buf).map_or(buf, |end| &buf[..end]);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            ParseError::VersionNotSupported
-        }
-        _ => ParseError::Malformed("HTTP version"),
+/// httparse rejects any version but HTTP/1.0 and HTTP/1.1, at the first byte that differs;
+/// tell a well-formed other version (505) from garbage (400), and wait for more bytes while
+/// the version could still become one (so the answer does not depend on how reads split).
+fn version_error(buf: &[u8], limits: &HeadLimits) -> Result<bool, ParseError> {
+    const SHAPE: &[u8] = b"HTTP/0.0"; // `0`: any digit
+    let fits = |v: &[u8]| {
+        v.len() <= SHAPE.len()
+            && v.iter().zip(SHAPE).all(|(&b, &s)| match s {
+                b'0' => b.is_ascii_digit(),
+                _ => b == s,
+            })
+    };
+    // httparse skipped leading empty lines and found `method SP target SP`; the rest of the
+    // line is the version (the last word would take "GET /a b HTTP/1.1" for a 505).
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+    let line = &buf[start.unwrap_or(buf.len())..];
+    let (line, ended) = match memchr::memchr(b'\n', line) {
+        Some(end) => (&line[..end], true),
+        None => (line, false),
+    };
+    let (line, ended) = match line.strip_suffix(b"\r") {
+        Some(line) => (line, true),
+        None => (line, ended),
+    };
+    match line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default() {
+        v if v.len() == SHAPE.len() && fits(v) => Err(ParseError::VersionNotSupported),
+        v if !ended && fits(v) => incomplete(buf, limits),
+        _ => Err(ParseError::Malformed("HTTP version")),
     }
 }
 
@@ -296,8 +312,9 @@ fn strip_absolute_form(target: &str) -> Result<&str, ParseError> {
     match path.as_bytes().first() {
         Some(b'/') => Ok(path),
         // "http://host" and "http://host?q" mean path "/" (RFC 9112 §3.2.2); we cannot
-        // rewrite the buffer, so only the bare form is accepted.
-        None => Ok("/"),
+        // rewrite the buffer, so only the bare form is accepted. The path must be a slice of
+        // the buffer (the head stores offsets): take the second '/' of "://".
+        None => Ok(&target[scheme.len() + 2..scheme.len() + 3]),
         Some(_) => Err(bad),
     }
 }
@@ -380,7 +397,8 @@ fn read_fields(
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(ParseError::ExpectationFailed);
             }
-            head.expect_continue = true;
+            // RFC 9110 §10.1.1: ignored in HTTP/1.0 (no 1xx may be sent to a 1.0 client).
+            head.expect_continue = head.version == Version::Http11;
         }
     }
     match (head.version, hosts) {
