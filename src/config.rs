@@ -149,7 +149,13 @@ impl Config {
                 path: path.clone(),
                 err,
             })?;
-            merge_checked(&mut table, file, "", &path.display().to_string(), &mut origins)?;
+            merge_checked(
+                &mut table,
+                file,
+                "",
+                &path.display().to_string(),
+                &mut origins,
+            )?;
         }
         let layers = [
             ("server.listen", "CORRAL_LISTEN", env.listen.as_deref()),
@@ -220,8 +226,14 @@ impl Config {
             ("limits.max_head_bytes", self.limits.max_head_bytes as u64),
             ("limits.max_uri_bytes", self.limits.max_uri_bytes as u64),
             ("limits.max_headers", self.limits.max_headers as u64),
-            ("limits.max_chunk_line_bytes", self.limits.max_chunk_line_bytes as u64),
-            ("timeouts.header_timeout_ms", self.timeouts.header_timeout_ms),
+            (
+                "limits.max_chunk_line_bytes",
+                self.limits.max_chunk_line_bytes as u64,
+            ),
+            (
+                "timeouts.header_timeout_ms",
+                self.timeouts.header_timeout_ms,
+            ),
             ("timeouts.body_timeout_ms", self.timeouts.body_timeout_ms),
             ("timeouts.idle_timeout_ms", self.timeouts.idle_timeout_ms),
             ("timeouts.write_timeout_ms", self.timeouts.write_timeout_ms),
@@ -402,7 +414,10 @@ mod tests {
         };
         let mut env = EnvOverrides::default();
         let cfg = Config::load(&cli, &env).expect("valid");
-        assert_eq!((cfg.server.workers, cfg.server.listen.as_str()), (3, "127.0.0.1:1111"));
+        assert_eq!(
+            (cfg.server.workers, cfg.server.listen.as_str()),
+            (3, "127.0.0.1:1111")
+        );
         env.workers = Some("5".into());
         let cfg = Config::load(&cli, &env).expect("valid");
         assert_eq!(cfg.server.workers, 5);
@@ -410,8 +425,14 @@ mod tests {
         cli.workers = Some("7".into());
         env.listen = Some("127.0.0.1:2222".into());
         let cfg = Config::load(&cli, &env).expect("valid");
-        assert_eq!((cfg.server.workers, cfg.server.listen.as_str()), (7, "127.0.0.1:2222"));
-        assert_eq!(cfg.timeouts.idle_timeout_ms, Config::embedded().timeouts.idle_timeout_ms);
+        assert_eq!(
+            (cfg.server.workers, cfg.server.listen.as_str()),
+            (7, "127.0.0.1:2222")
+        );
+        assert_eq!(
+            cfg.timeouts.idle_timeout_ms,
+            Config::embedded().timeouts.idle_timeout_ms
+        );
     }
 
     #[test]
@@ -419,13 +440,20 @@ mod tests {
         let (path, res) = load_file("[limits]\nmax_bodee_bytes = 3\n");
         let msg = res.expect_err("unknown key").to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("`limits.max_bodee_bytes`: unknown key"), "{msg}");
+        assert!(
+            msg.contains("`limits.max_bodee_bytes`: unknown key"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_section_is_an_error() {
         let (_, res) = load_file("[sever]\nworkers = 1\n");
-        assert!(res.expect_err("unknown").to_string().contains("`sever`: unknown key"));
+        assert!(
+            res.expect_err("unknown")
+                .to_string()
+                .contains("`sever`: unknown key")
+        );
     }
 
     #[test]
@@ -433,7 +461,10 @@ mod tests {
         let (path, res) = load_file("[server]\nworkers = \"two\"\n");
         let msg = res.expect_err("type").to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("`server.workers`: expected integer, found string"), "{msg}");
+        assert!(
+            msg.contains("`server.workers`: expected integer, found string"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -473,9 +504,17 @@ mod tests {
     #[test]
     fn zero_limits_and_negative_numbers_are_refused() {
         let (_, res) = load_file("[limits]\nmax_headers = 0\n");
-        assert!(res.expect_err("zero").to_string().contains("`limits.max_headers`"));
+        assert!(
+            res.expect_err("zero")
+                .to_string()
+                .contains("`limits.max_headers`")
+        );
         let (_, res) = load_file("[timeouts]\nidle_timeout_ms = -5\n");
-        assert!(res.expect_err("negative").to_string().contains("is negative"));
+        assert!(
+            res.expect_err("negative")
+                .to_string()
+                .contains("is negative")
+        );
     }
 
     #[test]
@@ -487,6 +526,9 @@ mod tests {
         let msg = Config::load(&cli, &EnvOverrides::default())
             .expect_err("missing")
             .to_string();
-        assert!(msg.starts_with("/nonexistent/corral.toml: cannot read"), "{msg}");
+        assert!(
+            msg.starts_with("/nonexistent/corral.toml: cannot read"),
+            "{msg}"
+        );
     }
 }

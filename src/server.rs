@@ -40,7 +40,10 @@ pub enum ServerError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot listen on {addr}: {err}")]
-    Bind { addr: SocketAddr, err: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
 }
 
 fn list(errors: &[RouteError]) -> String {

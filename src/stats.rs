@@ -59,7 +59,9 @@ impl Stats {
     }
 
     pub fn record_panic(&self, scheduler: usize) {
-        self.schedulers[scheduler].panics.fetch_add(1, Ordering::Relaxed);
+        self.schedulers[scheduler]
+            .panics
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn inflight(&self) -> usize {
@@ -67,7 +69,9 @@ impl Stats {
     }
 
     pub fn connections(&self, scheduler: usize) -> usize {
-        self.schedulers[scheduler].connections.load(Ordering::Relaxed)
+        self.schedulers[scheduler]
+            .connections
+            .load(Ordering::Relaxed)
     }
 
     pub fn requests(&self, scheduler: usize) -> u64 {

@@ -17,7 +17,9 @@ const MAX_DEMO_US: u64 = 10_000_000;
 const MAX_STREAM_CHUNKS: u32 = 1000;
 
 pub fn router(config: &Config) -> Router {
-    let topics = Arc::new(Topics::new(Duration::from_millis(config.demo.poll_timeout_ms)));
+    let topics = Arc::new(Topics::new(Duration::from_millis(
+        config.demo.poll_timeout_ms,
+    )));
     let statics = StaticDir::new(config.demo.static_dir.clone());
     let (poll_topics, publish_topics) = (topics.clone(), topics);
     Router::new()
@@ -106,7 +108,9 @@ fn stream(req: &Request) -> Result<Response, HttpError> {
     let n: u32 = req.query_as("n").unwrap_or(5);
     let ms: u64 = req.query_as("ms").unwrap_or(100);
     if n > MAX_STREAM_CHUNKS || ms > 10_000 {
-        return Err(HttpError::bad_request("n must be at most 1000 and ms at most 10000"));
+        return Err(HttpError::bad_request(
+            "n must be at most 1000 and ms at most 10000",
+        ));
     }
     Ok(Response::stream("text/plain; charset=utf-8", move |out| {
         for i in 0..n {

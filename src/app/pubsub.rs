@@ -39,9 +39,15 @@ impl Topics {
         let topic = topic(req)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        self.lock()?.entry(topic.clone()).or_default().push((id, tx));
+        self.lock()?
+            .entry(topic.clone())
+            .or_default()
+            .push((id, tx));
         match rx.recv_timeout(self.timeout) {
-            Ok(message) => Ok(Response::bytes("application/octet-stream", message.to_vec())),
+            Ok(message) => Ok(Response::bytes(
+                "application/octet-stream",
+                message.to_vec(),
+            )),
             Err(_) => {
                 let mut waiters = self.lock()?;
                 if let Some(list) = waiters.get_mut(&topic) {

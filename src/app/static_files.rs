@@ -17,7 +17,10 @@ pub struct StaticDir {
 impl StaticDir {
     pub fn new(root: PathBuf) -> Self {
         if !root.is_dir() {
-            log::warn!("static_dir {} is not a directory: /static/ will answer 404", root.display());
+            log::warn!(
+                "static_dir {} is not a directory: /static/ will answer 404",
+                root.display()
+            );
         }
         StaticDir { root }
     }
@@ -74,9 +77,21 @@ mod tests {
 
     #[test]
     fn traversal_is_refused() {
-        for bad in ["../etc/passwd", "a/../../b", "%2e%2e/x", "/abs", "a//b", "./a", "a\\b", ""] {
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "%2e%2e/x",
+            "/abs",
+            "a//b",
+            "./a",
+            "a\\b",
+            "",
+        ] {
             assert!(safe_relative(bad).is_none(), "{bad}");
         }
-        assert_eq!(safe_relative("dir/4k.txt").expect("ok"), std::path::Path::new("dir/4k.txt"));
+        assert_eq!(
+            safe_relative("dir/4k.txt").expect("ok"),
+            std::path::Path::new("dir/4k.txt")
+        );
     }
 }

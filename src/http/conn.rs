@@ -257,7 +257,11 @@ impl<'s> Conn<'s> {
         }
         let buf = self.rbuf.filled();
         let mut params = Params::new();
-        match router.find(self.head.method.str(buf), self.head.path.str(buf), &mut params) {
+        match router.find(
+            self.head.method.str(buf),
+            self.head.path.str(buf),
+            &mut params,
+        ) {
             Found::Route { .. } => None,
             Found::MethodNotAllowed { allow } => Some(method_not_allowed(allow)),
             Found::NotFound => Some(Response::error(Status::NOT_FOUND)),
@@ -465,7 +469,8 @@ impl<'s> Conn<'s> {
         let mut sink = [0u8; 512];
         while discarded < LINGER_BYTES {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+            let timeout = at_least_a_millisecond(left);
+            if left.is_zero() || self.stream.set_read_timeout(Some(timeout)).is_err() {
                 return;
             }
             match self.stream.read(&mut sink) {
@@ -483,6 +488,7 @@ impl<'s> Conn<'s> {
         if timeout.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
+        let timeout = at_least_a_millisecond(timeout);
         if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(Some(timeout))?;
             self.read_timeout = Some(timeout);
@@ -526,6 +532,12 @@ impl BodyWrite for StreamWriter<'_> {
         self.sent += data.len() as u64;
         Ok(())
     }
+}
+
+/// may keeps timeouts in whole milliseconds and treats 0 as "none": a sub-millisecond
+/// timeout would wait forever, so round up.
+fn at_least_a_millisecond(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_millis(1))
 }
 
 fn is_timeout(err: &io::Error) -> bool {

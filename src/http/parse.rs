@@ -270,7 +270,10 @@ fn check_line_endings(head: &[u8]) -> Result<(), ParseError> {
 }
 
 /// Splits the request target into path and query after checking its form (RFC 9112 §3.2).
-fn split_target<'t>(method: &str, target: &'t str) -> Result<(&'t str, Option<&'t str>), ParseError> {
+fn split_target<'t>(
+    method: &str,
+    target: &'t str,
+) -> Result<(&'t str, Option<&'t str>), ParseError> {
     if method == "CONNECT" {
         return Err(ParseError::MethodNotImplemented);
     }
@@ -326,7 +329,9 @@ fn check_uri_chars(path_and_query: &str) -> Result<(), ParseError> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(ParseError::Malformed("percent-encoding"))?;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or(ParseError::Malformed("percent-encoding"))?;
             if !hex.iter().all(u8::is_ascii_hexdigit) {
                 return Err(ParseError::Malformed("percent-encoding"));
             }
@@ -476,7 +481,9 @@ impl TransferCodings {
             (true, 1, false) => Ok(Framing::Chunked),
             (true, 1, true) => Err(ParseError::UnsupportedCoding),
             (_, 0, _) => Err(ParseError::UnsupportedCoding),
-            _ => Err(ParseError::BadFraming("chunked not the final coding, or twice")),
+            _ => Err(ParseError::BadFraming(
+                "chunked not the final coding, or twice",
+            )),
         }
     }
 }

@@ -54,9 +54,9 @@ pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {
         return Err(RuntimeError::AlreadyStarted { active, requested });
     }
     // may starts its scheduler lazily on first spawn; make that happen now, with our config.
-    may::go!(|| {}).join().map_err(|_| {
-        RuntimeError::Spawn(std::io::Error::other("a no-op coroutine panicked"))
-    })?;
+    may::go!(|| {})
+        .join()
+        .map_err(|_| RuntimeError::Spawn(std::io::Error::other("a no-op coroutine panicked")))?;
     Ok(())
 }
 
