@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http::parse::MAX_HEADERS_CAP;
+pub use crate::placement::policy::Policy;
 
 /// The embedded default configuration (every key, with comments and units).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -44,6 +45,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub placement: PlacementConfig,
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub demo: DemoConfig,
@@ -68,6 +70,15 @@ pub struct ServerConfig {
 pub enum AppKind {
     Demo,
     Echo,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    pub policy: Policy,
+    pub max_active_requests: usize,
+    pub default_cost_us: u64,
+    pub merge_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +114,7 @@ pub struct CliOverrides {
     pub listen: Option<String>,
     pub workers: Option<String>,
     pub app: Option<String>,
+    pub placement: Option<String>,
 }
 
 /// The two environment variables we read, passed in so tests need not touch the process env.
@@ -110,6 +122,7 @@ pub struct CliOverrides {
 pub struct EnvOverrides {
     pub listen: Option<String>,
     pub workers: Option<String>,
+    pub placement: Option<String>,
 }
 
 impl EnvOverrides {
@@ -117,6 +130,7 @@ impl EnvOverrides {
         Self {
             listen: std::env::var("CORRAL_LISTEN").ok(),
             workers: std::env::var("CORRAL_WORKERS").ok(),
+            placement: std::env::var("CORRAL_PLACEMENT").ok(),
         }
     }
 }
@@ -160,9 +174,15 @@ impl Config {
         let layers = [
             ("server.listen", "CORRAL_LISTEN", env.listen.as_deref()),
             ("server.workers", "CORRAL_WORKERS", env.workers.as_deref()),
+            (
+                "placement.policy",
+                "CORRAL_PLACEMENT",
+                env.placement.as_deref(),
+            ),
             ("server.listen", "--listen", cli.listen.as_deref()),
             ("server.workers", "--workers", cli.workers.as_deref()),
             ("server.app", "--app", cli.app.as_deref()),
+            ("placement.policy", "--placement", cli.placement.as_deref()),
         ];
         for (key, origin, value) in layers {
             if let Some(raw) = value {
@@ -238,6 +258,10 @@ impl Config {
             ("timeouts.idle_timeout_ms", self.timeouts.idle_timeout_ms),
             ("timeouts.write_timeout_ms", self.timeouts.write_timeout_ms),
             ("demo.poll_timeout_ms", self.demo.poll_timeout_ms),
+            (
+                "placement.merge_interval_ms",
+                self.placement.merge_interval_ms,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(key, "must be greater than 0"));
@@ -324,6 +348,9 @@ fn merge_checked(
                 merge_checked(inner, sub, &key, origin, origins)?;
             }
             (slot, value) if slot.type_str() == value.type_str() => {
+                if let Some(problem) = enum_problem(&key, &value) {
+                    return Err(invalid(problem));
+                }
                 if let toml::Value::Integer(n) = value
                     && n < 0
                 {
@@ -342,6 +369,17 @@ fn merge_checked(
         }
     }
     Ok(())
+}
+
+/// For keys that take one of a fixed set of words, what is wrong with `value`, if anything.
+fn enum_problem(key: &str, value: &toml::Value) -> Option<String> {
+    let choices: &[&str] = match key {
+        "server.app" => &["demo", "echo"],
+        "placement.policy" => Policy::NAMES,
+        _ => return None,
+    };
+    let word = value.as_str().unwrap_or_default();
+    (!choices.contains(&word)).then(|| format!("{word:?} is not one of: {}", choices.join(", ")))
 }
 
 /// Sets a dotted key from an env var or flag, typed like the default's value.
@@ -369,10 +407,10 @@ fn set_from_text(
         },
         _ => toml::Value::String(raw.to_string()),
     };
-    if key == "server.app" && !matches!(raw, "demo" | "echo") {
-        return Err(invalid(format!("{raw:?} is not one of: demo, echo")));
+    match enum_problem(key, slot) {
+        Some(problem) => Err(invalid(problem)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ struct Cli {
     /// Built-in application: demo or echo.
     #[arg(long, value_name = "APP")]
     app: Option<String>,
+    /// Placement policy: cost, round_robin, fd_hash or least_connections (env CORRAL_PLACEMENT).
+    #[arg(long, value_name = "POLICY")]
+    placement: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         listen: cli.listen,
         workers: cli.workers,
         app: cli.app,
+        placement: cli.placement,
     };
     let config = match Config::load(&overrides, &EnvOverrides::from_process()) {
         Ok(config) => config,

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
 use crate::placement::accept::Acceptor;
+use crate::placement::cost::CostTable;
+use crate::placement::policy::LoadSnapshot;
+use crate::placement::queue::Queues;
 use crate::router::{RouteError, Router};
 use crate::runtime::{self, RuntimeError, RuntimeSettings};
 use crate::stats::Stats;
@@ -21,11 +24,25 @@ pub struct Shared {
     pub config: Config,
     pub router: Router,
     pub stats: Stats,
+    pub costs: CostTable,
+    pub queues: Queues,
     pub workers: usize,
     draining: AtomicBool,
 }
 
 impl Shared {
+    /// What placement sees of each scheduler right now.
+    pub fn load_snapshots(&self, out: &mut [LoadSnapshot]) {
+        let queued_cost = self.config.placement.default_cost_us * 1000;
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = LoadSnapshot {
+                expected_load_ns: self.stats.expected_ns(k)
+                    + self.stats.queued(k) as u64 * queued_cost,
+                connections: self.stats.connections(k),
+            };
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -78,10 +95,18 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
+        let config_cap = config.placement.max_active_requests;
+        let costs = CostTable::new(
+            workers,
+            router.routes().len(),
+            Duration::from_micros(config.placement.default_cost_us),
+        );
         let shared = Arc::new(Shared {
             config,
             router,
             stats: Stats::new(workers),
+            costs,
+            queues: Queues::new(workers, config_cap),
             workers,
             draining: AtomicBool::new(false),
         });

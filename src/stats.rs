@@ -10,6 +10,14 @@ struct SchedulerStats {
     inflight: AtomicUsize,
     requests: AtomicU64,
     panics: AtomicU64,
+    /// Σ expected cost of in-flight requests, ns (placement's load figure, Pauley §2.3).
+    expected_ns: AtomicU64,
+    /// Accepted connections waiting in this scheduler's queue, not yet started.
+    queued: AtomicUsize,
+    /// Started connections that have not yet parsed their first request.
+    fresh: AtomicUsize,
+    /// Queued connections this scheduler took from another's queue.
+    steals: AtomicU64,
 }
 
 pub struct Stats {
@@ -22,6 +30,15 @@ pub struct InflightGuard<'a>(&'a SchedulerStats);
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Takes a request's expected cost back off its scheduler's load when the request is done.
+pub struct LoadGuard<'a>(&'a SchedulerStats, u64);
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.expected_ns.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
 
@@ -52,10 +69,76 @@ impl Stats {
         InflightGuard(s)
     }
 
-    pub fn open_connection(&self, scheduler: usize) -> ConnectionGuard<'_> {
+    /// Counted at placement, before the coroutine runs, so a burst of accepts sees it.
+    pub fn connection_placed(&self, scheduler: usize) {
         let s = &self.schedulers[scheduler];
         s.connections.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(s)
+        s.fresh.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The spawn failed: undo `connection_placed`.
+    pub fn connection_failed(&self, scheduler: usize) {
+        let s = &self.schedulers[scheduler];
+        s.connections.fetch_sub(1, Ordering::Relaxed);
+        s.fresh.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Inside the connection's coroutine: the guard uncounts it when the connection ends.
+    pub fn adopt_connection(&self, scheduler: usize) -> ConnectionGuard<'_> {
+        ConnectionGuard(&self.schedulers[scheduler])
+    }
+
+    /// The connection parsed its first request (or ended before): no longer fresh.
+    pub fn connection_started(&self, scheduler: usize) {
+        self.schedulers[scheduler]
+            .fresh
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests in flight plus fresh connections: what the admission cap counts.
+    pub fn active_on(&self, scheduler: usize) -> usize {
+        let s = &self.schedulers[scheduler];
+        s.inflight.load(Ordering::Acquire) + s.fresh.load(Ordering::Relaxed)
+    }
+
+    /// Adds a request's expected cost to its scheduler's load until the guard drops.
+    pub fn expect_load(&self, scheduler: usize, cost_ns: u64) -> LoadGuard<'_> {
+        let s = &self.schedulers[scheduler];
+        s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
+        LoadGuard(s, cost_ns)
+    }
+
+    pub fn expected_ns(&self, scheduler: usize) -> u64 {
+        self.schedulers[scheduler]
+            .expected_ns
+            .load(Ordering::Relaxed)
+    }
+
+    pub fn inflight_on(&self, scheduler: usize) -> usize {
+        self.schedulers[scheduler].inflight.load(Ordering::Acquire)
+    }
+
+    pub fn queue_changed(&self, scheduler: usize, delta: isize) {
+        let q = &self.schedulers[scheduler].queued;
+        if delta >= 0 {
+            q.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            q.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn queued(&self, scheduler: usize) -> usize {
+        self.schedulers[scheduler].queued.load(Ordering::Relaxed)
+    }
+
+    pub fn record_steal(&self, thief: usize) {
+        self.schedulers[thief]
+            .steals
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn steals(&self, scheduler: usize) -> u64 {
+        self.schedulers[scheduler].steals.load(Ordering::Relaxed)
     }
 
     pub fn record_panic(&self, scheduler: usize) {

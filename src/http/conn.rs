@@ -19,6 +19,8 @@ use super::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
 use super::request::Request;
 use super::response::{Body, BodyWrite, Response};
 use super::status::Status;
+use crate::placement::cost::{self, Stopwatch};
+use crate::placement::queue;
 use crate::router::{Found, Params};
 use crate::server::Shared;
 
@@ -130,7 +132,7 @@ impl ReadBuf {
 
 struct Conn<'s> {
     stream: TcpStream,
-    shared: &'s Shared,
+    shared: &'s Arc<Shared>,
     scheduler: usize,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
@@ -141,11 +143,21 @@ struct Conn<'s> {
     /// The read timeout currently set on the socket (set only on change: it is a syscall).
     read_timeout: Option<Duration>,
     served: u64,
+    /// Placed but no request parsed yet (counted against the admission cap).
+    fresh: bool,
+}
+
+/// What the handler produced, and what it cost its scheduler.
+struct Dispatched {
+    response: Response,
+    /// Cost-table slot of the matched route.
+    slot: usize,
+    occupancy: Duration,
 }
 
 /// Serves one connection until it closes. Runs inside the connection's coroutine.
-pub(crate) fn serve(stream: TcpStream, shared: Arc<Shared>, scheduler: usize) {
-    let mut conn = Conn::new(stream, &shared, scheduler);
+pub(crate) fn serve(stream: TcpStream, shared: &Arc<Shared>, scheduler: usize) {
+    let mut conn = Conn::new(stream, shared, scheduler);
     match conn.run() {
         Ok(()) | Err(ConnError::Truncated) => {}
         Err(ConnError::Reject(status)) => conn.reject(status),
@@ -154,7 +166,7 @@ pub(crate) fn serve(stream: TcpStream, shared: Arc<Shared>, scheduler: usize) {
 }
 
 impl<'s> Conn<'s> {
-    fn new(stream: TcpStream, shared: &'s Shared, scheduler: usize) -> Self {
+    fn new(stream: TcpStream, shared: &'s Arc<Shared>, scheduler: usize) -> Self {
         let limits = &shared.config.limits;
         if let Err(err) = stream.set_write_timeout(Some(shared.config.timeouts.write())) {
             log::debug!("set_write_timeout: {err}");
@@ -175,6 +187,7 @@ impl<'s> Conn<'s> {
             },
             read_timeout: None,
             served: 0,
+            fresh: true,
         }
     }
 
@@ -183,9 +196,12 @@ impl<'s> Conn<'s> {
             if !self.next_head()? {
                 return Ok(());
             }
+            self.leave_fresh();
             let shared = self.shared;
-            let _inflight = shared.stats.start_request(self.scheduler);
+            let inflight = shared.stats.start_request(self.scheduler);
             let keep_alive = self.serve_request()?;
+            drop(inflight);
+            queue::on_request_done(shared, self.scheduler);
             self.served += 1;
             if !keep_alive {
                 return self.flush().map_err(ConnError::from);
@@ -242,9 +258,11 @@ impl<'s> Conn<'s> {
             self.send_continue()?;
         }
         let body_in_buf = self.read_body()?;
-        let response = self.dispatch(body_in_buf);
+        let done = self.dispatch(body_in_buf);
         // Queue before consuming: the access log and HEAD check read the head in place.
-        let keep_alive = self.queue(response, started);
+        let keep_alive = self.queue(done.response, started);
+        let costs = &self.shared.costs;
+        costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
         self.rbuf.consume(self.head.len + body_in_buf);
         keep_alive
     }
@@ -317,38 +335,59 @@ impl<'s> Conn<'s> {
         }
     }
 
-    /// Routes and calls the handler; a panic becomes 500 and closes the connection.
-    fn dispatch(&self, body_in_buf: usize) -> Response {
+    /// Routes and calls the handler; a panic becomes 500 and closes the connection. While
+    /// the handler runs, its route's expected cost counts in the scheduler's load.
+    fn dispatch(&self, body_in_buf: usize) -> Dispatched {
         let buf = self.rbuf.filled();
         let body = match self.head.framing {
             Framing::Chunked => self.body.as_slice(),
             _ => &buf[self.head.len..self.head.len + body_in_buf],
         };
-        let router = &self.shared.router;
+        let (router, costs) = (&self.shared.router, &self.shared.costs);
         let mut params = Params::new();
         let method = self.head.method.str(buf);
-        let (handler, pattern) = match router.find(method, self.head.path.str(buf), &mut params) {
+        let found = router.find(method, self.head.path.str(buf), &mut params);
+        let (handler, route) = match found {
             Found::Route {
-                handler, pattern, ..
-            } => (handler, Some(pattern)),
+                handler,
+                pattern,
+                id,
+            } => (handler, Some((id, pattern))),
             found => match (router.fallback_handler(), found) {
                 (Some(fallback), _) => (fallback, None),
-                (None, Found::MethodNotAllowed { allow }) => return method_not_allowed(allow),
-                (None, _) => return Response::error(Status::NOT_FOUND),
+                (None, refusal) => {
+                    let response = match refusal {
+                        Found::MethodNotAllowed { allow } => method_not_allowed(allow),
+                        _ => Response::error(Status::NOT_FOUND),
+                    };
+                    return Dispatched {
+                        response,
+                        slot: costs.slot(None),
+                        occupancy: Duration::ZERO,
+                    };
+                }
             },
         };
+        let slot = costs.slot(route.map(|(id, _)| id));
+        let pattern = route.map(|(_, pattern)| pattern);
+        let _load = (self.shared.stats).expect_load(self.scheduler, costs.expected_ns(slot));
         let req = Request::new(buf, &self.head, params, body, pattern, self.scheduler);
-        match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
-            Ok(response) => response,
-            Err(panic) => {
-                self.shared.stats.record_panic(self.scheduler);
-                log::error!(
-                    "handler for {method} {} panicked: {}",
-                    pattern.unwrap_or("(fallback)"),
-                    panic_message(&panic)
-                );
-                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
-            }
+        let watch = Stopwatch::start();
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
+        let occupancy = watch.occupancy();
+        let response = outcome.unwrap_or_else(|panic| {
+            self.shared.stats.record_panic(self.scheduler);
+            log::error!(
+                "handler for {method} {} panicked: {}",
+                pattern.unwrap_or("(fallback)"),
+                panic_message(&panic)
+            );
+            Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+        });
+        Dispatched {
+            response,
+            slot,
+            occupancy,
         }
     }
 
@@ -493,7 +532,15 @@ impl<'s> Conn<'s> {
             self.stream.set_read_timeout(Some(timeout))?;
             self.read_timeout = Some(timeout);
         }
-        self.rbuf.fill(&mut self.stream, max_total)
+        let n = self.rbuf.fill(&mut self.stream, max_total)?;
+        cost::note_resume();
+        Ok(n)
+    }
+
+    fn leave_fresh(&mut self) {
+        if std::mem::replace(&mut self.fresh, false) {
+            self.shared.stats.connection_started(self.scheduler);
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -502,6 +549,12 @@ impl<'s> Conn<'s> {
             self.wbuf.clear();
         }
         Ok(())
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.leave_fresh();
     }
 }
 

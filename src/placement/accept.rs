@@ -5,16 +5,14 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::fd::onto_residue;
-use super::policy::RoundRobin;
-use crate::http::conn;
+use super::policy::{LoadSnapshot, choose};
+use super::queue::admit;
 use crate::server::Shared;
 
 /// Pause after the process runs out of descriptors, so the accept loop does not spin.
@@ -62,18 +60,24 @@ impl Drop for Acceptor {
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stopping: &AtomicBool) {
-    let mut policy = RoundRobin::default();
+    let policy = shared.config.placement.policy;
+    let mut rotor = 0;
+    // Reused for every accept: the acceptor allocates nothing per connection.
+    let mut loads = vec![LoadSnapshot::default(); shared.workers];
     loop {
         let accepted = listener.accept();
         if stopping.load(Ordering::Acquire) {
+            // A connection accepted while stopping is still served, not dropped.
+            if let Ok((socket, _)) = accepted {
+                admit(shared, socket, rotor % shared.workers);
+            }
             return;
         }
         match accepted {
             Ok((socket, _peer)) => {
-                let k = policy.choose(shared.workers);
-                if let Err(err) = place(socket, k, shared) {
-                    log::warn!("could not start a connection: {err}");
-                }
+                shared.load_snapshots(&mut loads);
+                let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
+                admit(shared, socket, k);
             }
             Err(err) => match err.raw_os_error() {
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
@@ -89,39 +93,4 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stopping: &AtomicBo
             },
         }
     }
-}
-
-/// Puts the socket on scheduler `k` (by its descriptor number) and spawns its coroutine there.
-fn place(socket: std::net::TcpStream, k: usize, shared: &Arc<Shared>) -> io::Result<()> {
-    socket.set_nodelay(true)?;
-    let workers = shared.workers;
-    let fd = onto_residue(OwnedFd::from(socket), k, workers);
-    let raw = fd.into_raw_fd();
-    // may's from_raw_fd panics if epoll registration fails; keep the acceptor alive.
-    let stream = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `raw` is an open socket descriptor we own (just released from an OwnedFd);
-        // ownership passes to the may TcpStream.
-        #[allow(unsafe_code)]
-        unsafe {
-            <may::net::TcpStream as FromRawFd>::from_raw_fd(raw)
-        }
-    }))
-    .map_err(|_| io::Error::other("may could not register the socket with epoll"))?;
-    // The descriptor number is the placement (may: fd % workers); normally equal to k.
-    let scheduler = raw as usize % workers;
-    let shared = shared.clone();
-    let builder = may::coroutine::Builder::new()
-        .id(scheduler)
-        .stack_size(shared.config.server.stack_size_bytes / std::mem::size_of::<usize>());
-    // SAFETY: may's spawn is unsafe because a coroutine must not overflow its fixed stack or
-    // hold thread-locals across yields; the connection loop does neither and its stack size
-    // is validated config (README "Caveats" tells handler authors the same).
-    #[allow(unsafe_code)]
-    let spawned = unsafe {
-        builder.spawn(move || {
-            let _open = shared.stats.open_connection(scheduler);
-            conn::serve(stream, shared.clone(), scheduler);
-        })
-    };
-    spawned.map(drop)
 }

@@ -12,5 +12,8 @@
 //!    built without `work_steal`).
 
 pub mod accept;
+pub mod cost;
 pub mod fd;
 pub mod policy;
+pub mod queue;
+pub mod spawn;

@@ -1,25 +1,110 @@
-//! The choice of scheduler for a new connection: a pure function of the policy's state.
+//! The choice of scheduler for a new connection: a pure function of load snapshots.
 
-/// Round-robin over the schedulers (the placeholder until cost-based placement lands).
-#[derive(Debug, Default)]
-pub struct RoundRobin {
-    next: usize,
+use serde::Deserialize;
+
+/// How a new connection picks its scheduler (`placement.policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Lowest expected load: Σ route cost of in-flight requests + queued × default cost.
+    Cost,
+    RoundRobin,
+    /// Wherever the accepted descriptor's number puts it (may's own default, no dup).
+    FdHash,
+    LeastConnections,
 }
 
-impl RoundRobin {
-    pub fn choose(&mut self, schedulers: usize) -> usize {
-        let k = self.next % schedulers.max(1);
-        self.next = k + 1;
-        k
+impl Policy {
+    pub const NAMES: &'static [&'static str] =
+        &["cost", "round_robin", "fd_hash", "least_connections"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Cost => "cost",
+            Policy::RoundRobin => "round_robin",
+            Policy::FdHash => "fd_hash",
+            Policy::LeastConnections => "least_connections",
+        }
+    }
+}
+
+/// What placement knows of one scheduler at the moment of choosing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadSnapshot {
+    /// Expected occupancy of in-flight and queued work, ns.
+    pub expected_load_ns: u64,
+    pub connections: usize,
+}
+
+/// Chooses a scheduler. `rotor` rotates where ties are broken so equal schedulers share
+/// the work; `fd` is the accepted descriptor's number (for `FdHash`).
+pub fn choose(loads: &[LoadSnapshot], policy: Policy, rotor: &mut usize, fd: usize) -> usize {
+    let n = loads.len().max(1);
+    let start = *rotor % n;
+    *rotor = start + 1;
+    let lowest_by = |key: &dyn Fn(&LoadSnapshot) -> (u64, u64)| {
+        (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&k| key(&loads[k]))
+            .unwrap_or(start)
+    };
+    match policy {
+        Policy::RoundRobin => start,
+        Policy::FdHash => fd % n,
+        Policy::LeastConnections => lowest_by(&|l| (l.connections as u64, 0)),
+        Policy::Cost => lowest_by(&|l| (l.expected_load_ns, l.connections as u64)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn loads(pairs: &[(u64, usize)]) -> Vec<LoadSnapshot> {
+        pairs
+            .iter()
+            .map(|&(expected_load_ns, connections)| LoadSnapshot {
+                expected_load_ns,
+                connections,
+            })
+            .collect()
+    }
+
     #[test]
     fn round_robin_cycles() {
-        let mut rr = super::RoundRobin::default();
-        let picks: Vec<_> = (0..5).map(|_| rr.choose(2)).collect();
+        let l = loads(&[(9, 9), (0, 0)]);
+        let mut rotor = 0;
+        let picks: Vec<_> = (0..5)
+            .map(|_| choose(&l, Policy::RoundRobin, &mut rotor, 0))
+            .collect();
         assert_eq!(picks, [0, 1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn cost_avoids_the_loaded_scheduler_and_rotates_ties() {
+        let mut rotor = 0;
+        let busy = loads(&[(300_000_000, 1), (0, 5)]);
+        for _ in 0..4 {
+            assert_eq!(choose(&busy, Policy::Cost, &mut rotor, 0), 1);
+        }
+        let idle = loads(&[(0, 0), (0, 0), (0, 0)]);
+        let picks: Vec<_> = (0..3)
+            .map(|_| choose(&idle, Policy::Cost, &mut rotor, 0))
+            .collect();
+        let mut sorted = picks.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2], "ties rotate: {picks:?}");
+        // Equal load: fewer connections wins.
+        let l = loads(&[(10, 4), (10, 1)]);
+        assert_eq!(choose(&l, Policy::Cost, &mut rotor, 0), 1);
+    }
+
+    #[test]
+    fn least_connections_and_fd_hash() {
+        let mut rotor = 0;
+        let l = loads(&[(0, 3), (0, 1), (0, 2)]);
+        assert_eq!(choose(&l, Policy::LeastConnections, &mut rotor, 0), 1);
+        assert_eq!(choose(&l, Policy::FdHash, &mut rotor, 7), 1);
+        assert_eq!(choose(&l, Policy::FdHash, &mut rotor, 9), 0);
     }
 }

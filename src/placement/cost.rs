@@ -1,0 +1,282 @@
+//! The route-cost table: what a request of each (method, route pattern) costs its scheduler.
+//!
+//! **Which cost.** Placement needs the time a request *occupies its scheduler*, not its wall
+//! time: a long-poll that waits 30 s costs its worker almost nothing, `/cpu?us=2000` costs
+//! 2 ms. A handler's occupancy is its wall time while it runs without yielding. So each
+//! handler call is timed with a `Stopwatch` that also notes whether the coroutine yielded
+//! meanwhile — it resumed on another thread (may's timer thread after a sleep, or the
+//! waker's worker after a channel wait), or another connection ran on this thread (a
+//! thread-local epoch moved). An unbroken run counts its wall time; a broken one counts 0,
+//! since the scheduler served others while it waited. Limitation: a handler that burns CPU
+//! *and* blocks is under-counted, and one that waits on an otherwise idle scheduler is
+//! over-counted (nothing else ran, so nothing broke the run) — neither skews placement much,
+//! as the first is rare and the second happens only when the scheduler has nothing to do.
+//!
+//! **Shards.** Each scheduler writes its own shard (one allocation each, so no false sharing):
+//! an EWMA of occupancy, a request count and a latency histogram per route. The placement
+//! supervisor merges the shards every `merge_interval_ms` into the published table that
+//! request starts read. A request finishing on may's timer thread may write its shard from
+//! there; the EWMA is a relaxed load/store, so at worst one sample is lost, never torn.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::router::RouteId;
+
+/// Weight of the newest sample in a route's cost EWMA (~5 samples to follow a change).
+pub const COST_ALPHA: f64 = 0.2;
+/// Latency histogram buckets: bucket 0 is < 1 µs, bucket i is [2^(i-1), 2^i) µs; the last
+/// one takes everything from ~2^30 µs (18 min) up.
+const LATENCY_BUCKETS: usize = 32;
+
+thread_local! {
+    /// Moves whenever a Corral coroutine starts work on this thread (a handler starts, a
+    /// connection resumes after a read): a changed value means the thread ran something else.
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Notes that a connection resumed on this thread (after a socket read).
+pub fn note_resume() {
+    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
+
+/// Times one handler call and tells whether it ran unbroken on one thread.
+pub struct Stopwatch {
+    started: Instant,
+    /// Address of this thread's epoch cell: identifies the thread cheaply.
+    thread: usize,
+    epoch: u64,
+}
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        note_resume();
+        let (thread, epoch) = EPOCH.with(|e| (e as *const Cell<u64> as usize, e.get()));
+        Stopwatch {
+            started: Instant::now(),
+            thread,
+            epoch,
+        }
+    }
+
+    /// Scheduler occupancy: the elapsed time if the run was unbroken, else zero.
+    pub fn occupancy(&self) -> Duration {
+        let unbroken =
+            EPOCH.with(|e| e as *const Cell<u64> as usize == self.thread && e.get() == self.epoch);
+        if unbroken {
+            self.started.elapsed()
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    /// EWMA of occupancy, ns, as f64 bits (0 = no sample yet; see `count`).
+    ewma_bits: AtomicU64,
+    count: AtomicU64,
+    latency: [AtomicU64; LATENCY_BUCKETS],
+}
+
+/// One scheduler's figures, a slot per route plus one for unmatched requests.
+struct Shard {
+    slots: Box<[Slot]>,
+}
+
+/// What `/metrics` shows of one route.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteFigures {
+    pub requests: u64,
+    /// Merged expected occupancy, ns (the default cost while unsampled).
+    pub cost_ns: u64,
+    /// (quantile, latency upper bound in µs) for 0.5, 0.99, 0.999.
+    pub latency_us: [(f64, u64); 3],
+}
+
+pub struct CostTable {
+    shards: Box<[Shard]>,
+    /// Published expected occupancy per slot, ns; `u64::MAX` = no sample yet.
+    merged_ns: Box<[AtomicU64]>,
+    default_ns: u64,
+}
+
+impl CostTable {
+    /// A table for `routes` routes (dense `RouteId`s) on `schedulers` schedulers.
+    pub fn new(schedulers: usize, routes: usize, default_cost: Duration) -> Self {
+        let slots = routes + 1;
+        CostTable {
+            shards: (0..schedulers)
+                .map(|_| Shard {
+                    slots: (0..slots).map(|_| Slot::default()).collect(),
+                })
+                .collect(),
+            merged_ns: (0..slots).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            default_ns: default_cost.as_nanos() as u64,
+        }
+    }
+
+    /// The slot of a route; requests that matched no route share the last one.
+    pub fn slot(&self, route: Option<RouteId>) -> usize {
+        let unmatched = self.merged_ns.len() - 1;
+        route.map_or(unmatched, |id| (id.0 as usize).min(unmatched))
+    }
+
+    pub fn slots(&self) -> usize {
+        self.merged_ns.len()
+    }
+
+    /// What a request of this slot is expected to occupy its scheduler for, ns.
+    pub fn expected_ns(&self, slot: usize) -> u64 {
+        match self.merged_ns[slot].load(Ordering::Relaxed) {
+            u64::MAX => self.default_ns,
+            ns => ns,
+        }
+    }
+
+    /// Records one finished request on scheduler `k`.
+    pub fn record(&self, k: usize, slot: usize, occupancy: Duration, latency: Duration) {
+        let s = &self.shards[k].slots[slot];
+        let sample = occupancy.as_nanos() as f64;
+        let count = s.count.fetch_add(1, Ordering::Relaxed);
+        let ewma = if count == 0 {
+            sample
+        } else {
+            let old = f64::from_bits(s.ewma_bits.load(Ordering::Relaxed));
+            old + COST_ALPHA * (sample - old)
+        };
+        s.ewma_bits.store(ewma.to_bits(), Ordering::Relaxed);
+        s.latency[bucket(latency)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Merges the shards into the published table. `seen[k * slots + r]` holds the counts
+    /// of the previous merge: each shard's EWMA weighs by how many requests it saw since.
+    pub fn merge(&self, seen: &mut Vec<u64>) {
+        let slots = self.slots();
+        seen.resize(self.shards.len() * slots, 0);
+        for r in 0..slots {
+            let (mut weight, mut sum) = (0u64, 0f64);
+            for (k, shard) in self.shards.iter().enumerate() {
+                let slot = &shard.slots[r];
+                let count = slot.count.load(Ordering::Relaxed);
+                let fresh = count.saturating_sub(seen[k * slots + r]);
+                seen[k * slots + r] = count;
+                if fresh > 0 {
+                    weight += fresh;
+                    sum += fresh as f64 * f64::from_bits(slot.ewma_bits.load(Ordering::Relaxed));
+                }
+            }
+            if weight > 0 {
+                let merged = (sum / weight as f64).round() as u64;
+                self.merged_ns[r].store(merged.min(u64::MAX - 1), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Requests, merged cost and latency quantiles of one slot, over all schedulers.
+    pub fn figures(&self, slot: usize) -> RouteFigures {
+        let mut buckets = [0u64; LATENCY_BUCKETS];
+        let mut requests = 0;
+        for shard in self.shards.iter() {
+            let s = &shard.slots[slot];
+            requests += s.count.load(Ordering::Relaxed);
+            for (total, b) in buckets.iter_mut().zip(&s.latency) {
+                *total += b.load(Ordering::Relaxed);
+            }
+        }
+        RouteFigures {
+            requests,
+            cost_ns: self.expected_ns(slot),
+            latency_us: [0.5, 0.99, 0.999].map(|q| (q, quantile(&buckets, q))),
+        }
+    }
+}
+
+fn bucket(latency: Duration) -> usize {
+    let us = latency.as_micros() as u64;
+    ((u64::BITS - us.leading_zeros()) as usize).min(LATENCY_BUCKETS - 1)
+}
+
+/// Upper bound (µs) of the bucket holding quantile `q`; 0 without samples.
+fn quantile(buckets: &[u64; LATENCY_BUCKETS], q: f64) -> u64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, &n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return 1u64 << i;
+        }
+    }
+    1u64 << (LATENCY_BUCKETS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn unsampled_routes_cost_the_default() {
+        let t = CostTable::new(2, 3, us(50));
+        assert_eq!(t.expected_ns(t.slot(Some(RouteId(1)))), 50_000);
+        assert_eq!(t.slot(None), 3);
+    }
+
+    #[test]
+    fn ewma_follows_a_change_and_merge_weighs_by_fresh_samples() {
+        let t = CostTable::new(2, 1, us(50));
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            t.record(0, 0, us(1000), us(1000));
+        }
+        t.merge(&mut seen);
+        assert_eq!(t.expected_ns(0), 1_000_000);
+        // Scheduler 1 now sees a cheaper route; after enough samples the EWMA follows.
+        for _ in 0..30 {
+            t.record(1, 0, us(100), us(100));
+        }
+        t.merge(&mut seen);
+        let merged = t.expected_ns(0);
+        assert!((99_000..=101_000).contains(&merged), "{merged}");
+        // No fresh samples: the published figure stays.
+        t.merge(&mut seen);
+        assert_eq!(t.expected_ns(0), merged);
+    }
+
+    #[test]
+    fn quantiles_come_from_the_histogram() {
+        let t = CostTable::new(1, 1, us(50));
+        for _ in 0..990 {
+            t.record(0, 0, us(1), us(3)); // bucket [2,4)
+        }
+        for _ in 0..10 {
+            t.record(0, 0, us(1), us(3000)); // bucket [2048,4096)
+        }
+        let f = t.figures(0);
+        assert_eq!(f.requests, 1000);
+        assert_eq!(f.latency_us, [(0.5, 4), (0.99, 4), (0.999, 4096)]);
+    }
+
+    #[test]
+    fn a_run_interrupted_by_other_work_counts_zero() {
+        let watch = Stopwatch::start();
+        assert!(watch.occupancy() >= Duration::ZERO);
+        let unbroken = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(unbroken.occupancy() >= Duration::from_millis(2));
+        let broken = Stopwatch::start();
+        note_resume(); // another connection resumed on this thread meanwhile
+        assert_eq!(broken.occupancy(), Duration::ZERO);
+        let moved = Stopwatch::start();
+        let elsewhere = std::thread::spawn(move || moved.occupancy());
+        assert_eq!(elsewhere.join().expect("thread"), Duration::ZERO);
+    }
+}
