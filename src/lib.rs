@@ -16,6 +16,7 @@
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod placement;
 pub mod router;
 pub mod runtime;

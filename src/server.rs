@@ -1,15 +1,18 @@
 //! A running server: its shared state, its acceptor, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use corral_actors::{StartError, SupRef};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
-use crate::placement::accept::Acceptor;
+use crate::placement::accept::ACCEPT_WAKE;
 use crate::placement::cost::CostTable;
 use crate::placement::policy::LoadSnapshot;
 use crate::placement::queue::Queues;
+use crate::placement::supervisor;
 use crate::router::{RouteError, Router};
 use crate::runtime::{self, RuntimeError, RuntimeSettings};
 use crate::stats::Stats;
@@ -28,9 +31,26 @@ pub struct Shared {
     pub queues: Queues,
     pub workers: usize,
     draining: AtomicBool,
+    /// Acceptor threads alive (a retiring one may overlap its successor briefly).
+    acceptors: AtomicUsize,
+    /// The supervision tree, set once started (for restart counts in /metrics).
+    pub(crate) supervisor: OnceLock<SupRef>,
 }
 
 impl Shared {
+    pub(crate) fn acceptor_started(&self) {
+        self.acceptors.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn acceptor_stopped(&self) {
+        self.acceptors.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Restarts performed by the server's supervision tree.
+    pub fn supervisor_restarts(&self) -> u64 {
+        self.supervisor.get().map_or(0, SupRef::restarts)
+    }
+
     /// What placement sees of each scheduler right now.
     pub fn load_snapshots(&self, out: &mut [LoadSnapshot]) {
         let queued_cost = self.config.placement.default_cost_us * 1000;
@@ -61,6 +81,8 @@ pub enum ServerError {
         addr: SocketAddr,
         err: std::io::Error,
     },
+    #[error("cannot start the supervision tree: {0}")]
+    Supervisor(#[from] StartError),
 }
 
 fn list(errors: &[RouteError]) -> String {
@@ -75,7 +97,7 @@ fn list(errors: &[RouteError]) -> String {
 pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    acceptor: Acceptor,
+    stopped: bool,
 }
 
 impl Server {
@@ -109,13 +131,15 @@ impl Server {
             queues: Queues::new(workers, config_cap),
             workers,
             draining: AtomicBool::new(false),
+            acceptors: AtomicUsize::new(0),
+            supervisor: OnceLock::new(),
         });
-        let acceptor = Acceptor::start(listener, shared.clone())
-            .map_err(|err| ServerError::Bind { addr, err })?;
+        let tree = supervisor::start(&shared, Arc::new(listener), local_addr.port())?;
+        let _ = shared.supervisor.set(tree);
         Ok(Server {
             shared,
             local_addr,
-            acceptor,
+            stopped: false,
         })
     }
 
@@ -130,8 +154,7 @@ impl Server {
     /// Graceful shutdown: stop accepting, let in-flight requests finish (their connections
     /// then close) for up to `drain`. Returns whether everything finished in time.
     pub fn shutdown(mut self, drain: Duration) -> bool {
-        self.acceptor.stop();
-        self.shared.draining.store(true, Ordering::Relaxed);
+        self.stop_accepting();
         let deadline = Instant::now() + drain;
         while self.shared.stats.inflight() > 0 {
             if Instant::now() >= deadline {
@@ -147,11 +170,39 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the supervision tree and waits for every acceptor thread to exit; from then
+    /// on new connections are refused (the listening socket closes with the last owner).
+    fn stop_accepting(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        self.shared.draining.store(true, Ordering::Relaxed);
+        if let Some(tree) = self.shared.supervisor.get()
+            && let Err(err) = tree.stop()
+        {
+            log::warn!("stopping the supervision tree: {err}");
+        }
+        let deadline = Instant::now() + 3 * ACCEPT_WAKE;
+        while self.shared.acceptors.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(DRAIN_POLL);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_accepting();
+    }
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
+    // accept() wakes this often with EAGAIN so a retiring acceptor thread can exit.
+    socket.set_read_timeout(Some(ACCEPT_WAKE))?;
     Ok(socket.into())
 }

@@ -49,3 +49,35 @@ fn every_request_of_a_connection_runs_on_the_thread_of_its_scheduler() {
     let threads: HashSet<_> = thread_of_scheduler.values().collect();
     assert_eq!(threads.len(), 2);
 }
+
+fn nap(_req: &Request) -> &'static str {
+    may::coroutine::sleep(std::time::Duration::from_millis(1));
+    "rested"
+}
+
+/// may resumes a slept coroutine on its timer thread; the connection must still run its next
+/// request — already buffered behind the sleeper — on its own scheduler's thread.
+#[test]
+fn a_request_after_a_sleeping_handler_runs_back_on_the_scheduler() {
+    let router = Router::new().get("/whoami", whoami).get("/nap", nap);
+    let srv = TestServer::start(Config::for_tests(), router);
+    let mut thread_of_scheduler: HashMap<String, String> = HashMap::new();
+    for _ in 0..6 {
+        let mut c = srv.client();
+        let baseline = c.get("/whoami").text().to_string();
+        let (scheduler, thread) = baseline.split_once(' ').expect("two fields");
+        let known = thread_of_scheduler
+            .entry(scheduler.to_string())
+            .or_insert_with(|| thread.to_string());
+        assert_eq!(known, thread);
+        for _ in 0..10 {
+            c.send(b"GET /nap HTTP/1.1\r\nHost: t\r\n\r\nGET /whoami HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(c.reply().text(), "rested");
+            assert_eq!(
+                c.reply().text(),
+                baseline,
+                "ran off its scheduler after a sleep"
+            );
+        }
+    }
+}

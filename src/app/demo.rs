@@ -34,6 +34,7 @@ pub fn router(config: &Config) -> Router {
         .post("/publish", move |req: &Request| publish_topics.publish(req))
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
+        .get("/metrics", crate::metrics::handler)
 }
 
 const INDEX: &str = "Corral demo. Routes:
@@ -47,6 +48,7 @@ const INDEX: &str = "Corral demo. Routes:
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
+  GET  /metrics              Prometheus text: schedulers, route costs, restarts
 ";
 
 fn index(_req: &Request) -> &'static str {

@@ -16,12 +16,13 @@ use may::net::TcpStream;
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::encode::{self, BodyFraming, ConnectionHeader};
 use super::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
-use super::request::Request;
+use super::request::{Origin, Request};
 use super::response::{Body, BodyWrite, Response};
 use super::status::Status;
 use crate::placement::cost::{self, Stopwatch};
 use crate::placement::queue;
 use crate::router::{Found, Params};
+use crate::runtime::home;
 use crate::server::Shared;
 
 /// First allocation of the read buffer; it grows for large heads and bodies.
@@ -371,10 +372,17 @@ impl<'s> Conn<'s> {
         let slot = costs.slot(route.map(|(id, _)| id));
         let pattern = route.map(|(_, pattern)| pattern);
         let _load = (self.shared.stats).expect_load(self.scheduler, costs.expected_ns(slot));
-        let req = Request::new(buf, &self.head, params, body, pattern, self.scheduler);
+        let origin = Origin {
+            route: pattern,
+            scheduler: self.scheduler,
+            server: self.shared,
+        };
+        let req = Request::new(buf, &self.head, params, body, origin);
         let watch = Stopwatch::start();
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
         let occupancy = watch.occupancy();
+        // A handler that slept or waited may have been resumed elsewhere: come back to k.
+        home::go_home(self.scheduler);
         let response = outcome.unwrap_or_else(|panic| {
             self.shared.stats.record_panic(self.scheduler);
             log::error!(
@@ -442,6 +450,7 @@ impl<'s> Conn<'s> {
             sent: 0,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| stream(&mut writer)));
+        home::go_home(self.scheduler);
         let sent = writer.sent;
         self.wbuf = std::mem::take(&mut writer.scratch);
         self.wbuf.clear();

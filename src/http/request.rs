@@ -6,6 +6,7 @@ use std::str::FromStr;
 use super::parse::{Head, Version};
 use super::response::HttpError;
 use crate::router::tree::Params;
+use crate::server::Shared;
 
 /// One request, borrowed from the connection's buffers for the duration of the handler call.
 pub struct Request<'a> {
@@ -15,6 +16,14 @@ pub struct Request<'a> {
     body: &'a [u8],
     route: Option<&'a str>,
     scheduler: usize,
+    server: &'a Shared,
+}
+
+/// Where a request came from on the server side.
+pub(crate) struct Origin<'a> {
+    pub route: Option<&'a str>,
+    pub scheduler: usize,
+    pub server: &'a Shared,
 }
 
 impl<'a> Request<'a> {
@@ -23,17 +32,22 @@ impl<'a> Request<'a> {
         head: &'a Head,
         params: Params<'a>,
         body: &'a [u8],
-        route: Option<&'a str>,
-        scheduler: usize,
+        origin: Origin<'a>,
     ) -> Self {
         Request {
             buf,
             head,
             params,
             body,
-            route,
-            scheduler,
+            route: origin.route,
+            scheduler: origin.scheduler,
+            server: origin.server,
         }
+    }
+
+    /// The server's shared state (stats, cost table) for built-in handlers like `/metrics`.
+    pub(crate) fn server(&self) -> &'a Shared {
+        self.server
     }
 
     pub fn method(&self) -> &'a str {

@@ -1,14 +1,17 @@
-//! The acceptor: a dedicated OS thread that accepts, places and spawns connections.
+//! The acceptor: a dedicated OS thread that accepts, places and admits connections.
 //!
 //! Accepting on a plain thread (Pauley §2.2's main thread) means a scheduler stuck in a
-//! CPU-heavy handler never delays accepting or placing connections on the others.
+//! CPU-heavy handler never delays accepting or placing connections on the others. The
+//! listening socket outlives any one acceptor thread: when the listener process that owns a
+//! thread dies, the thread retires and its successor accepts from the same socket, so
+//! connections waiting in the backlog meanwhile are not lost.
 
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::policy::{LoadSnapshot, choose};
@@ -17,75 +20,70 @@ use crate::server::Shared;
 
 /// Pause after the process runs out of descriptors, so the accept loop does not spin.
 const OUT_OF_FDS_BACKOFF: Duration = Duration::from_millis(50);
+/// How often a blocked accept wakes to check whether its thread should retire
+/// (set as SO_RCVTIMEO on the listening socket).
+pub const ACCEPT_WAKE: Duration = Duration::from_millis(100);
 
-pub struct Acceptor {
-    thread: Option<JoinHandle<()>>,
-    /// A second handle on the listening socket: shutting it down wakes the blocked accept.
-    waker: socket2::Socket,
-    stopping: Arc<AtomicBool>,
+/// Owns one acceptor thread; dropping it retires the thread (within `ACCEPT_WAKE`).
+pub struct AcceptorThread {
+    retired: Arc<AtomicBool>,
 }
 
-impl Acceptor {
-    pub fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Acceptor> {
-        let waker = socket2::Socket::from(listener.try_clone()?);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stop = stopping.clone();
-        let thread = std::thread::Builder::new()
-            .name("corral-accept".into())
-            .spawn(move || accept_loop(&listener, &shared, &stop))?;
-        Ok(Acceptor {
-            thread: Some(thread),
-            waker,
-            stopping,
-        })
-    }
-
-    /// Stops accepting and waits for the acceptor thread; the listening socket is closed.
-    pub fn stop(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        // On Linux, shutdown() on a listening socket makes a blocked accept() return EINVAL.
-        let _ = self.waker.shutdown(std::net::Shutdown::Both);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            log::error!("the acceptor thread panicked");
-        }
-    }
-}
-
-impl Drop for Acceptor {
+impl Drop for AcceptorThread {
     fn drop(&mut self) {
-        self.stop();
+        self.retired.store(true, Ordering::Release);
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stopping: &AtomicBool) {
+/// Starts an acceptor thread on `listener`. If the thread dies of a panic, `on_death` gets
+/// the panic message (the listener process turns it into its own exit, for its supervisor).
+pub fn spawn_acceptor(
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+    on_death: impl FnOnce(String) + Send + 'static,
+) -> io::Result<AcceptorThread> {
+    let retired = Arc::new(AtomicBool::new(false));
+    let flag = retired.clone();
+    shared.acceptor_started();
+    let spawned = std::thread::Builder::new()
+        .name("corral-accept".into())
+        .spawn(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                accept_loop(&listener, &shared, &flag);
+            }));
+            shared.acceptor_stopped();
+            if let Err(panic) = outcome {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "acceptor panicked".into());
+                on_death(why);
+            }
+        });
+    Ok(AcceptorThread {
+        retired: spawned.map(|_| retired)?,
+    })
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, retired: &AtomicBool) {
     let policy = shared.config.placement.policy;
     let mut rotor = 0;
     // Reused for every accept: the acceptor allocates nothing per connection.
     let mut loads = vec![LoadSnapshot::default(); shared.workers];
-    loop {
-        let accepted = listener.accept();
-        if stopping.load(Ordering::Acquire) {
-            // A connection accepted while stopping is still served, not dropped.
-            if let Ok((socket, _)) = accepted {
-                admit(shared, socket, rotor % shared.workers);
-            }
-            return;
-        }
-        match accepted {
+    while !retired.load(Ordering::Acquire) && !shared.is_draining() {
+        match listener.accept() {
             Ok((socket, _peer)) => {
                 shared.load_snapshots(&mut loads);
                 let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
                 admit(shared, socket, k);
             }
             Err(err) => match err.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => {}
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                     log::warn!("accept: {err}; pausing");
                     std::thread::sleep(OUT_OF_FDS_BACKOFF);
                 }
-                _ if err.kind() == io::ErrorKind::Interrupted => {}
-                _ if err.kind() == io::ErrorKind::ConnectionAborted => {}
                 _ => {
                     log::error!("accept: {err}");
                     std::thread::sleep(OUT_OF_FDS_BACKOFF);

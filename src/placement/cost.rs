@@ -37,6 +37,10 @@ thread_local! {
 }
 
 /// Notes that a connection resumed on this thread (after a socket read).
+///
+/// The thread-local accessors here are never inlined: a coroutine can change threads at any
+/// yield, and the compiler may compute a thread-local's address once per function.
+#[inline(never)]
 pub fn note_resume() {
     EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
 }
@@ -50,6 +54,7 @@ pub struct Stopwatch {
 }
 
 impl Stopwatch {
+    #[inline(never)]
     pub fn start() -> Stopwatch {
         note_resume();
         let (thread, epoch) = EPOCH.with(|e| (e as *const Cell<u64> as usize, e.get()));
@@ -61,6 +66,7 @@ impl Stopwatch {
     }
 
     /// Scheduler occupancy: the elapsed time if the run was unbroken, else zero.
+    #[inline(never)]
     pub fn occupancy(&self) -> Duration {
         let unbroken =
             EPOCH.with(|e| e as *const Cell<u64> as usize == self.thread && e.get() == self.epoch);

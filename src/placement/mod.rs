@@ -17,3 +17,4 @@ pub mod fd;
 pub mod policy;
 pub mod queue;
 pub mod spawn;
+pub mod supervisor;

@@ -7,14 +7,15 @@
 //! `fd % workers` epoll mapping (see `placement`); stealing of not-yet-started connections
 //! is Corral's own business, done before a socket is registered.
 //!
-//! Two may facts handler authors should know (README "Caveats"): code right after
-//! `may::coroutine::sleep` or an I/O timeout resumes on may's timer thread until its next
-//! blocking call, and thread-locals belong to whichever thread runs the coroutine.
+//! may resumes a coroutine whose sleep expired on its timer thread, and one woken through a
+//! channel on the waker's worker; `home` brings a connection back to its own scheduler after
+//! every handler. Thread-locals belong to whichever thread runs the coroutine.
 //!
 //! may's configuration is process-global and its setters are silently ignored once its
 //! scheduler has started, so `start` records the settings it applied and refuses different
 //! ones later instead of pretending.
 
+pub mod home;
 pub mod offload;
 
 use std::sync::OnceLock;
@@ -38,6 +39,7 @@ pub enum RuntimeError {
 }
 
 static STARTED: OnceLock<RuntimeSettings> = OnceLock::new();
+static DOORKEEPERS: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Configures and starts may. Calling it again with the same settings is a no-op.
 pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {
@@ -53,11 +55,12 @@ pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {
     if active != requested {
         return Err(RuntimeError::AlreadyStarted { active, requested });
     }
-    // may starts its scheduler lazily on first spawn; make that happen now, with our config.
-    may::go!(|| {})
-        .join()
-        .map_err(|_| RuntimeError::Spawn(std::io::Error::other("a no-op coroutine panicked")))?;
-    Ok(())
+    // may starts its scheduler lazily on first spawn: spawning the doorkeepers (see `home`)
+    // starts it, with the config above.
+    DOORKEEPERS
+        .get_or_init(|| home::start_doorkeepers(active.workers).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|why| RuntimeError::Spawn(std::io::Error::other(why)))
 }
 
 /// The settings the runtime runs with, if started.

@@ -242,3 +242,73 @@ pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
         std::thread::yield_now();
     }
 }
+
+/// Parses Prometheus text: checks every line's shape and returns (name{labels}, value).
+pub fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let kind = rest.split(' ').next().unwrap();
+            assert!(
+                kind == "HELP" || kind == "TYPE",
+                "bad comment line {line:?}"
+            );
+            if kind == "TYPE" {
+                let t = rest.split(' ').nth(2).unwrap();
+                assert!(["counter", "gauge", "summary", "histogram", "untyped"].contains(&t));
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unterminated labels in {line:?}");
+            for pair in series[name_end + 1..series.len() - 1].split("\",") {
+                let (label, v) = pair.split_once("=\"").expect("label=\"value\"");
+                assert!(
+                    label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                );
+                assert!(
+                    !v.trim_end_matches('"').contains('"'),
+                    "unescaped quote in {line:?}"
+                );
+            }
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.push((series.to_string(), value));
+    }
+    samples
+}
+
+/// The value of one series, e.g. `corral_route_requests_total{method="GET",route="/json"}`.
+pub fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .unwrap_or_else(|| panic!("no series {series}"))
+        .1
+}
+
+/// Sum of every series of a metric name.
+pub fn sum_of(samples: &[(String, f64)], name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(s, _)| s.split('{').next() == Some(name))
+        .map(|(_, v)| v)
+        .sum()
+}

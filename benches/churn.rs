@@ -1,0 +1,652 @@
+//! Churn load generator: many clients, each opening a fresh connection for a few keep-alive
+//! requests, on a skewed mix of a cheap route (`/plaintext`) and a costly one (`/cpu?us=N`).
+//! It is the client half of `benches/placement.sh`, which starts Corral once per placement
+//! policy and compares the runs.
+//!
+//! Run with: `cargo bench --bench churn -- --addr 127.0.0.1:8080 --duration 10s`
+//! (all flags: `cargo bench --bench churn -- --help`).
+//!
+//! Every client is a may coroutine that loops until the deadline: connect, send
+//! `--requests-per-conn` requests one at a time (each waits for its response; the route is
+//! `/cpu?us=N` with probability `--cpu-share`, from a seeded xorshift), then close. A request
+//! is timed from just before its write to the last byte of its response, so time spent
+//! waiting for this process's own worker is included: run it on its own core when you can.
+//! Requests that *start* after the warm-up are measured; throughput counts those that also
+//! finish by the deadline. Errors are counted over the whole run, warm-up included.
+//!
+//! Output: a human summary, then one line `RESULT key=value ...` for scripts. The exit status
+//! is 0 whatever the server did (errors are reported), 2 on bad arguments.
+//!
+//! Bounded: no connection or request starts after the deadline; in-flight requests get
+//! `--timeout` plus one second to finish, then the process exits regardless.
+#![allow(clippy::print_stdout)]
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use may::io::{CoIo, WaitIo};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Largest latency a histogram holds, µs; longer ones are clamped to it.
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// Bytes read per `read` call while waiting for a response.
+const READ_CHUNK: usize = 4096;
+/// Pause after a failed connect, so a refusing server does not turn a client into a busy loop.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
+/// How often the main thread checks whether every client has finished.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A skewed, connection-churning HTTP/1.1 load: cheap `/plaintext` and costly `/cpu?us=N`.
+#[derive(Parser, Debug)]
+#[command(name = "churn")]
+struct Args {
+    /// Server address; loopback only (127.0.0.0/8 or [::1]).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
+    addr: SocketAddr,
+    /// Concurrent clients (coroutines), each with at most one connection open.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    clients: u32,
+    /// Requests sent on each fresh connection before it is closed.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    requests_per_conn: u32,
+    /// Probability that a request goes to /cpu instead of /plaintext, 0..=1.
+    #[arg(long, default_value_t = 0.10, value_parser = parse_share)]
+    cpu_share: f64,
+    /// CPU time one /cpu request burns on the server, µs.
+    #[arg(long, default_value_t = 2000)]
+    cpu_us: u64,
+    /// Measured time after the warm-up: 10s, 500ms, 1m or plain seconds.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load before measuring starts (same units as --duration; may be 0).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Longest wait for any one read or write; over it the connection counts as a timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// may worker threads of this load generator.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Seed of the route choice; each client derives its own stream from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Comma-separated 127.x.x.x addresses to bind client sockets to, in turn, to spread
+    /// ephemeral ports. Default: none, the kernel picks the source address and port.
+    #[arg(long, value_delimiter = ',', value_parser = parse_source)]
+    sources: Vec<Ipv4Addr>,
+    /// Ignored: `cargo bench` passes it to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text.parse().map_err(|e| format!("{e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr} is not a loopback address"));
+    }
+    Ok(addr)
+}
+
+fn parse_source(text: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if ip.octets()[0] != 127 {
+        return Err(format!("{ip} is not a 127.x.x.x address"));
+    }
+    Ok(ip)
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("'{text}' is not a number from 0 to 1")),
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 10s, 500ms or 1m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("'{text}': unit must be ms, s or m")),
+    }
+}
+
+/// Checks that need more than one flag; clap's own errors exit with status 2 as well.
+fn validate(args: &Args) -> Result<(), String> {
+    if args.duration.is_zero() {
+        return Err("--duration must be greater than 0".into());
+    }
+    if args.timeout.is_zero() {
+        return Err("--timeout must be greater than 0".into());
+    }
+    if !args.sources.is_empty() && !args.addr.is_ipv4() {
+        return Err("--sources are IPv4 addresses, so --addr must be IPv4 too".into());
+    }
+    Ok(())
+}
+
+// ---- the plan every client follows ----------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Cheap = 0,
+    Cpu = 1,
+}
+
+/// One route's request bytes and the body a 200 must carry.
+struct Target {
+    request: Vec<u8>,
+    body: &'static [u8],
+}
+
+struct Plan {
+    addr: SocketAddr,
+    sources: Vec<Ipv4Addr>,
+    requests_per_conn: u32,
+    cpu_share: f64,
+    targets: [Target; 2],
+    io_timeout: Duration,
+    seed: u64,
+    measure_from: Instant,
+    deadline: Instant,
+}
+
+impl Plan {
+    fn new(args: &Args, start: Instant) -> Plan {
+        let request =
+            |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", args.addr).into_bytes();
+        let measure_from = start + args.warmup;
+        Plan {
+            addr: args.addr,
+            sources: args.sources.clone(),
+            requests_per_conn: args.requests_per_conn,
+            cpu_share: args.cpu_share,
+            targets: [
+                Target {
+                    request: request("/plaintext"),
+                    body: b"Hello, World!",
+                },
+                Target {
+                    request: request(&format!("/cpu?us={}", args.cpu_us)),
+                    body: b"ok",
+                },
+            ],
+            io_timeout: args.timeout,
+            seed: args.seed,
+            measure_from,
+            deadline: measure_from + args.duration,
+        }
+    }
+
+    fn measured(&self, started: Instant) -> bool {
+        started >= self.measure_from
+    }
+
+    /// The source address of a client's `n`th connection, if `--sources` were given.
+    fn source(&self, client: u32, n: u64) -> Option<Ipv4Addr> {
+        let count = self.sources.len() as u64;
+        (count > 0).then(|| self.sources[((u64::from(client) + n) % count) as usize])
+    }
+}
+
+/// xorshift64*: a few ns per draw, reproducible from the seed, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    /// Spreads nearby seeds (client ids) apart with a splitmix64 step; never zero.
+    fn new(seed: u64) -> XorShift {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+// ---- what the clients record ----------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Errors {
+    connect: u64,
+    timeout: u64,
+    io: u64,
+    status: u64,
+    malformed: u64,
+}
+
+impl Errors {
+    fn total(&self) -> u64 {
+        self.connect + self.timeout + self.io + self.status + self.malformed
+    }
+}
+
+struct Stats {
+    by_route: [Histogram<u64>; 2],
+    all: Histogram<u64>,
+    connect: Histogram<u64>,
+    /// Measured requests that also finished by the deadline: the throughput count.
+    in_time: u64,
+    connections: u64,
+    errors: Errors,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low, sigfig <= 5).
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|e| panic!("histogram: {e}"))
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            by_route: [histogram(), histogram()],
+            all: histogram(),
+            connect: histogram(),
+            in_time: 0,
+            connections: 0,
+            errors: Errors::default(),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Shared by all clients. With one worker nobody waits for the lock; with more it is held
+/// for one histogram update at a time.
+struct Shared {
+    plan: Plan,
+    stats: Mutex<Stats>,
+    finished: AtomicUsize,
+}
+
+impl Shared {
+    fn record(&self, update: impl FnOnce(&mut Stats)) {
+        update(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn request_done(&self, route: Route, started: Instant, finished: Instant) {
+        if !self.plan.measured(started) {
+            return;
+        }
+        let us = micros(finished - started);
+        let in_time = finished <= self.plan.deadline;
+        self.record(|s| {
+            s.by_route[route as usize].saturating_record(us);
+            s.all.saturating_record(us);
+            s.in_time += u64::from(in_time);
+        });
+    }
+
+    fn connected(&self, started: Instant, finished: Instant) {
+        if self.plan.measured(started) {
+            self.record(|s| {
+                s.connect.saturating_record(micros(finished - started));
+                s.connections += 1;
+            });
+        }
+    }
+
+    fn failed(&self, failure: &Failure) {
+        self.record(|s| match failure {
+            Failure::Connect => s.errors.connect += 1,
+            Failure::Timeout => s.errors.timeout += 1,
+            Failure::Io => s.errors.io += 1,
+            Failure::Status => s.errors.status += 1,
+            Failure::Malformed => s.errors.malformed += 1,
+        });
+    }
+}
+
+// ---- one client -------------------------------------------------------------------------------
+
+/// Why a connection or a request did not give the expected 200.
+#[derive(Debug)]
+enum Failure {
+    Connect,
+    Timeout,
+    Io,
+    /// A complete response whose status was not 200; the connection stays usable.
+    Status,
+    /// Unparsable, unexpected framing, wrong body, or the peer closed mid-response.
+    Malformed,
+}
+
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Failure {
+        match err.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
+            io::ErrorKind::UnexpectedEof => Failure::Malformed,
+            _ => Failure::Io,
+        }
+    }
+}
+
+type Stream = CoIo<std::net::TcpStream>;
+
+fn client(id: u32, shared: &Shared) {
+    let plan = &shared.plan;
+    let mut rng = XorShift::new(plan.seed ^ u64::from(id).wrapping_mul(0x1000_0000_01B3));
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut n = 0u64;
+    while Instant::now() < plan.deadline {
+        let started = Instant::now();
+        match connect(plan.addr, plan.source(id, n), plan.io_timeout) {
+            Ok(mut stream) => {
+                shared.connected(started, Instant::now());
+                run_connection(&mut stream, shared, &mut rng, &mut buf);
+            }
+            Err(_) => {
+                shared.failed(&Failure::Connect);
+                may::coroutine::sleep(CONNECT_BACKOFF);
+            }
+        }
+        n += 1;
+    }
+}
+
+/// Up to `requests_per_conn` requests, one at a time; the stream is closed when dropped.
+fn run_connection(stream: &mut Stream, shared: &Shared, rng: &mut XorShift, buf: &mut Vec<u8>) {
+    let plan = &shared.plan;
+    for _ in 0..plan.requests_per_conn {
+        let started = Instant::now();
+        if started >= plan.deadline {
+            return;
+        }
+        let route = if rng.chance(plan.cpu_share) {
+            Route::Cpu
+        } else {
+            Route::Cheap
+        };
+        match exchange(stream, &plan.targets[route as usize], buf) {
+            Ok(reply) => {
+                shared.request_done(route, started, Instant::now());
+                if reply.close {
+                    return;
+                }
+            }
+            Err(failure) => {
+                shared.failed(&failure);
+                if !matches!(failure, Failure::Status) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A non-blocking connect, bound to `source` if given, that parks only this coroutine.
+///
+/// There is no connect timeout: on loopback a connect completes or is refused at once, and a
+/// SYN dropped by a full accept backlog is retried by the kernel (after 1 s, 3 s, ...), which
+/// shows as connect time. The process-wide deadline still bounds the run.
+fn connect(addr: SocketAddr, source: Option<Ipv4Addr>, timeout: Duration) -> io::Result<Stream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(ip) = source {
+        // Lets the kernel hand out a port still in TIME_WAIT from an earlier connection.
+        socket.set_reuse_address(true)?;
+        socket.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(ip), 0)))?;
+    }
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    let pending = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
+        Err(e) => return Err(e),
+    };
+    let stream = CoIo::new(std::net::TcpStream::from(socket))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    if pending {
+        wait_connected(&stream)?;
+    }
+    Ok(stream)
+}
+
+/// Parks until the pending connect has succeeded (a peer address) or failed (SO_ERROR).
+fn wait_connected(stream: &Stream) -> io::Result<()> {
+    loop {
+        if let Some(err) = stream.inner().take_error()? {
+            return Err(err);
+        }
+        if stream.inner().peer_addr().is_ok() {
+            return Ok(());
+        }
+        stream.wait_io();
+    }
+}
+
+/// What a complete 200 response told us.
+struct Reply {
+    close: bool,
+}
+
+/// The head of a response: enough to find its end and judge it.
+struct Head {
+    status: u16,
+    head_len: usize,
+    body_len: usize,
+    close: bool,
+}
+
+/// Sends one request and reads its whole response into `buf`.
+fn exchange(stream: &mut Stream, target: &Target, buf: &mut Vec<u8>) -> Result<Reply, Failure> {
+    stream.write_all(&target.request)?;
+    buf.clear();
+    let head = loop {
+        if let Some(head) = parse_head(buf)? {
+            break head;
+        }
+        read_more(stream, buf)?;
+    };
+    let end = head.head_len + head.body_len;
+    while buf.len() < end {
+        read_more(stream, buf)?;
+    }
+    // One request in flight, so nothing may follow the response.
+    if buf.len() > end {
+        return Err(Failure::Malformed);
+    }
+    if head.status != 200 {
+        return if head.close {
+            Err(Failure::Malformed) // still a failed request, and the connection is over
+        } else {
+            Err(Failure::Status)
+        };
+    }
+    if &buf[head.head_len..] != target.body {
+        return Err(Failure::Malformed);
+    }
+    Ok(Reply { close: head.close })
+}
+
+fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<(), Failure> {
+    let mut chunk = [0u8; READ_CHUNK];
+    match stream.read(&mut chunk)? {
+        0 => Err(Failure::Malformed), // closed before the response was complete
+        n => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+    }
+}
+
+/// `Ok(None)` while the head is incomplete. Only Content-Length framing is accepted: the
+/// routes under test answer with short fixed bodies.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Failure::Malformed),
+    };
+    let status = response.code.ok_or(Failure::Malformed)?;
+    let mut body_len = None;
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).map_err(|_| Failure::Malformed)?;
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let len: usize = value.trim().parse().map_err(|_| Failure::Malformed)?;
+            if body_len.replace(len).is_some_and(|earlier| earlier != len) {
+                return Err(Failure::Malformed);
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Failure::Malformed);
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close |= value
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"));
+        }
+    }
+    Ok(Some(Head {
+        status,
+        head_len,
+        body_len: body_len.ok_or(Failure::Malformed)?,
+        close,
+    }))
+}
+
+// ---- run and report ---------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(msg) = validate(&args) {
+        eprintln!("churn: error: {msg}");
+        return ExitCode::from(2);
+    }
+    may::config().set_workers(usize::from(args.workers));
+
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        plan: Plan::new(&args, start),
+        stats: Mutex::new(Stats::new()),
+        finished: AtomicUsize::new(0),
+    });
+    for id in 0..args.clients {
+        let shared = shared.clone();
+        may::go!(move || {
+            client(id, &shared);
+            shared.finished.fetch_add(1, Ordering::Release);
+        });
+    }
+    let unfinished = wait_for_clients(&shared, args.clients, args.timeout + Duration::from_secs(1));
+
+    let stats = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
+    print_summary(&args, &stats, unfinished);
+    ExitCode::SUCCESS
+}
+
+/// Sleeps past the deadline, then gives in-flight requests `grace`; returns how many clients
+/// were still busy when it ran out (they are abandoned: the process exits).
+fn wait_for_clients(shared: &Shared, clients: u32, grace: Duration) -> usize {
+    let give_up = shared.plan.deadline + grace;
+    let all = clients as usize;
+    loop {
+        let done = shared.finished.load(Ordering::Acquire);
+        let now = Instant::now();
+        if done >= all || now >= give_up {
+            return all - done.min(all);
+        }
+        std::thread::sleep(POLL_INTERVAL.min(give_up - now));
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> [u64; 4] {
+    [0.5, 0.99, 0.999, 1.0].map(|q| h.value_at_quantile(q))
+}
+
+fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
+    let secs = args.duration.as_secs_f64();
+    let rps = stats.in_time as f64 / secs;
+    let cpu_path = format!("/cpu?us={}", args.cpu_us);
+    let [cheap, cpu] = &stats.by_route;
+    let e = &stats.errors;
+
+    println!(
+        "churn: {} clients x {} requests/connection, {:.0}% {cpu_path}, {:.1} s measured \
+         after {:.1} s warm-up, {} worker(s), against http://{}",
+        args.clients,
+        args.requests_per_conn,
+        args.cpu_share * 100.0,
+        secs,
+        args.warmup.as_secs_f64(),
+        args.workers,
+        args.addr,
+    );
+    println!(
+        "  throughput {rps:.1} req/s ({} requests in time, {} connections opened)",
+        stats.in_time, stats.connections
+    );
+    println!(
+        "  {:<16} {:>9} {:>9} {:>9} {:>9} {:>9}   (µs)",
+        "", "count", "p50", "p99", "p99.9", "max"
+    );
+    let rows = [
+        ("/plaintext", cheap),
+        (cpu_path.as_str(), cpu),
+        ("all", &stats.all),
+        ("connect", &stats.connect),
+    ];
+    for (name, h) in rows {
+        let [p50, p99, p999, max] = quantiles(h);
+        println!(
+            "  {name:<16} {:>9} {p50:>9} {p99:>9} {p999:>9} {max:>9}",
+            h.len()
+        );
+    }
+    println!(
+        "  errors {} (connect {}, timeout {}, io {}, status {}, malformed {}); \
+         clients unfinished at exit {unfinished}",
+        e.total(),
+        e.connect,
+        e.timeout,
+        e.io,
+        e.status,
+        e.malformed
+    );
+
+    let [c50, c99, c999, _] = quantiles(cheap);
+    let [a50, a99, a999, _] = quantiles(&stats.all);
+    let [_, x99, _, _] = quantiles(cpu);
+    let [_, k99, _, _] = quantiles(&stats.connect);
+    println!(
+        "RESULT rps={rps:.1} requests={} connections={} cheap_p50_us={c50} cheap_p99_us={c99} \
+         cheap_p999_us={c999} all_p50_us={a50} all_p99_us={a99} all_p999_us={a999} \
+         cpu_p99_us={x99} connect_p99_us={k99} errors={} connect_errors={} timeouts={} \
+         io_errors={} bad_status={} malformed={} unfinished={unfinished}",
+        stats.in_time,
+        stats.connections,
+        e.total(),
+        e.connect,
+        e.timeout,
+        e.io,
+        e.status,
+        e.malformed,
+    );
+}

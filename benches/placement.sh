@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Placement policies under connection churn and a skewed route mix, all in one run.
+#
+# Every run starts Corral fresh on 2 workers with one policy (--placement), waits until
+# GET /plaintext answers 200 "Hello, World!", loads it with the churn generator
+# (benches/churn.rs: CLIENTS clients, each opening a fresh connection for REQUESTS_PER_CONN
+# requests; CPU_SHARE of them GET /cpu?us=CPU_US, the rest GET /plaintext), then stops it.
+# Each round runs every policy once; the order rotates by one per round so slow drift (heat,
+# TIME_WAIT build-up, neighbours) does not always hit the same policy.
+# At the end: every run's figures, each policy's medians over the rounds, and the ratios of
+# `cost` to `round_robin` and `fd_hash` (goal: cheap-route p99 <= 0.70x, throughput >= 1x).
+#
+# Pinning: the server gets CPUs 0,1 (may pins its worker i to the i-th CPU it is allowed) and
+# the load generator CPU 1 with one may worker. On a 2-core box both share core 1, so absolute
+# figures are pessimistic (and the scheduler on core 1 is the slower one, which load-aware
+# policies can notice and blind ones cannot); the comparison between policies is what counts.
+#
+# Usage:   benches/placement.sh
+#          REPEATS=1 DURATION=5s WARMUP=1s benches/placement.sh             # quick check
+#          POLICIES="cost round_robin" CONFIG=cap.toml benches/placement.sh  # e.g. a cap set
+#          POLICIES=none benches/placement.sh    # a Corral without --placement: its default
+#
+# Environment (default in brackets):
+#   POLICIES           in first-round order; "none" passes no --placement flag
+#                      ["cost round_robin fd_hash least_connections"]
+#   REPEATS            rounds [3]
+#   DURATION, WARMUP   measured time and warm-up of each run: N, Ns or Nm [10s, 2s]
+#   CLIENTS            concurrent clients [256]
+#   REQUESTS_PER_CONN  requests per fresh connection [4]
+#   CPU_SHARE          share of requests that go to /cpu [0.10]
+#   CPU_US             CPU time of one /cpu request, µs [2000]
+#   SEED               route-choice seed, the same for every run [1]
+#   SOURCES            comma list of 127.x.x.x source addresses for the clients [none]
+#   CONFIG             TOML file passed to Corral with --config (e.g. placement.max_active_requests)
+#   WORKERS            Corral workers [2]
+#   SERVER_CPUS        CPUs Corral is pinned to [0,1]
+#   CLIENT_CPU         CPU the load generator is pinned to [1]
+#   READY_TIMEOUT      seconds to wait for a server's first 200 [10]
+#   OUT                where results and logs go [target/bench/placement-<timestamp>]
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+readonly HOST=127.0.0.1 # loopback only; not configurable on purpose
+POLICIES=${POLICIES:-cost round_robin fd_hash least_connections}
+REPEATS=${REPEATS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CLIENTS=${CLIENTS:-256}
+REQUESTS_PER_CONN=${REQUESTS_PER_CONN:-4}
+CPU_SHARE=${CPU_SHARE:-0.10}
+CPU_US=${CPU_US:-2000}
+SEED=${SEED:-1}
+SOURCES=${SOURCES:-}
+CONFIG=${CONFIG:-}
+WORKERS=${WORKERS:-2}
+SERVER_CPUS=${SERVER_CPUS:-0,1}
+CLIENT_CPU=${CLIENT_CPU:-1}
+READY_TIMEOUT=${READY_TIMEOUT:-10}
+OUT=${OUT:-target/bench/placement-$(date +%Y%m%d-%H%M%S)}
+
+readonly CORRAL_BIN=${CARGO_TARGET_DIR:-target}/release/corral
+readonly EXPECTED_BODY='Hello, World!'
+readonly IO_TIMEOUT_S=5 # churn --timeout: the longest wait for one read or write
+
+die() {
+    echo "placement.sh: error: $*" >&2
+    exit 1
+}
+
+# ---- settings ------------------------------------------------------------------------------
+
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+is_count "$REPEATS" || die "REPEATS must be a positive integer, got '$REPEATS'"
+is_count "$CLIENTS" || die "CLIENTS must be a positive integer, got '$CLIENTS'"
+is_count "$REQUESTS_PER_CONN" || die "REQUESTS_PER_CONN must be a positive integer, got '$REQUESTS_PER_CONN'"
+is_count "$WORKERS" || die "WORKERS must be a positive integer, got '$WORKERS'"
+is_count "$READY_TIMEOUT" || die "READY_TIMEOUT must be a positive integer, got '$READY_TIMEOUT'"
+[[ $CPU_US =~ ^[0-9]+$ ]] || die "CPU_US must be a whole number of µs, got '$CPU_US'"
+[[ $SEED =~ ^[0-9]+$ ]] || die "SEED must be a whole number, got '$SEED'"
+[[ $CPU_SHARE =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "CPU_SHARE must be from 0 to 1, got '$CPU_SHARE'"
+[[ -z $SOURCES || $SOURCES =~ ^127\.[0-9.]+(,127\.[0-9.]+)*$ ]] ||
+    die "SOURCES must be a comma list of 127.x.x.x addresses, got '$SOURCES'"
+[[ -z $CONFIG || -r $CONFIG ]] || die "CONFIG '$CONFIG' is not a readable file"
+
+seconds() { # name value [allow zero]: N, Ns or Nm -> seconds
+    [[ $2 =~ ^([0-9]+)([sm]?)$ ]] || die "$1 must look like 10, 10s or 1m, got '$2'"
+    local n=$((10#${BASH_REMATCH[1]}))
+    [[ ${BASH_REMATCH[2]} == m ]] && n=$((n * 60))
+    ((n > 0)) || [[ ${3:-} == zero ]] || die "$1 must be greater than 0"
+    echo "$n"
+}
+duration_s=$(seconds DURATION "$DURATION")
+warmup_s=$(seconds WARMUP "$WARMUP" zero)
+
+policies=()
+for p in $POLICIES; do
+    case $p in
+        cost | round_robin | fd_hash | least_connections | none) policies+=("$p") ;;
+        *) die "unknown policy '$p' in POLICIES (know: cost round_robin fd_hash least_connections none)" ;;
+    esac
+done
+((${#policies[@]} > 0)) || die "POLICIES is empty"
+wants() { [[ " ${policies[*]} " == *" $1 "* ]]; }
+
+for tool in cargo curl taskset timeout ss python3; do
+    command -v "$tool" >/dev/null || die "'$tool' not found"
+done
+
+mkdir -p "$OUT"
+
+# ---- process handling: we only ever signal the one server PID we started --------------------
+
+server_pid=
+
+running() { # alive and not a zombie waiting to be reaped
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [[ $stat != Z* ]]
+}
+
+stop_server() {
+    [[ -n $server_pid ]] || return 0
+    local pid=$server_pid
+    server_pid=
+    if running "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in {1..50}; do # up to 5 s for a graceful exit
+            running "$pid" || break
+            sleep 0.1
+        done
+        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nobody uses, below the ephemeral range so the clients' own ports cannot collide.
+free_port() {
+    local low port
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+    ((low > 11000)) || low=32768
+    for _ in {1..100}; do
+        port=$((10000 + RANDOM % (low - 10000)))
+        if [[ -z $(ss -Htan "sport = :$port") ]]; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "found no free TCP port on $HOST"
+}
+
+start_server() { # policy port log
+    local cmd=("$CORRAL_BIN" --listen "$HOST:$2" --workers "$WORKERS")
+    [[ $1 == none ]] || cmd+=(--placement "$1")
+    [[ -z $CONFIG ]] || cmd+=(--config "$CONFIG")
+    echo "${cmd[*]}" >"$3"
+    taskset -c "$SERVER_CPUS" "${cmd[@]}" >>"$3" 2>&1 &
+    server_pid=$!
+}
+
+# Poll until GET /plaintext gives 200 with the expected body; bounded by READY_TIMEOUT.
+wait_ready() { # policy url log
+    local policy=$1 url=$2 log=$3 body=$OUT/ready-body code=000 status
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! running "$server_pid"; then
+            status=0
+            wait "$server_pid" || status=$?
+            server_pid=
+            echo "--- last lines of $log:" >&2
+            tail -n 20 "$log" >&2 || true
+            die "Corral ($policy) exited during startup (exit status $status)"
+        fi
+        code=$(curl -s -o "$body" -w '%{http_code}' --max-time 1 "$url") || code=000
+        if [[ $code == 200 ]]; then
+            [[ $(<"$body") == "$EXPECTED_BODY" ]] ||
+                die "Corral answered $url with body '$(head -c 80 "$body")', want '$EXPECTED_BODY'"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "Corral ($policy) did not answer 200 on $url within ${READY_TIMEOUT}s" \
+        "(last HTTP status: $code; 000 = no connection; server log: $log)"
+}
+
+# ---- build ---------------------------------------------------------------------------------
+
+echo "== cargo build --release   (corral)"
+cargo build --release || die "building Corral failed"
+[[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
+
+echo "== cargo bench --bench churn --no-run   (load generator)"
+cargo bench --bench churn --no-run --message-format=json >"$OUT/churn-build.json" ||
+    die "building the churn load generator failed"
+churn_bin=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "churn" \
+            and msg.get("executable"):
+        print(msg["executable"])
+' "$OUT/churn-build.json" | tail -n 1)
+[[ -n $churn_bin && -x $churn_bin ]] || die "found no churn executable in $OUT/churn-build.json"
+
+for p in "${policies[@]}"; do
+    [[ $p == none ]] || grep -q -- '--placement' <<<"$("$CORRAL_BIN" --help)" ||
+        die "this Corral has no --placement flag yet; POLICIES=none runs it with its default policy"
+done
+
+# ---- runs ----------------------------------------------------------------------------------
+
+churn_args=(--clients "$CLIENTS" --requests-per-conn "$REQUESTS_PER_CONN" --cpu-share "$CPU_SHARE"
+    --cpu-us "$CPU_US" --duration "$DURATION" --warmup "$WARMUP" --timeout "${IO_TIMEOUT_S}s"
+    --workers 1 --seed "$SEED")
+[[ -z $SOURCES ]] || churn_args+=(--sources "$SOURCES")
+# churn exits by itself after warm-up + duration + timeout + 1 s; this is the outer bound.
+run_bound_s=$((warmup_s + duration_s + IO_TIMEOUT_S + 30))
+
+echo
+echo "== ${#policies[@]} policies x $REPEATS round(s): $CLIENTS clients, $REQUESTS_PER_CONN requests" \
+    "per connection, ${CPU_SHARE} of them /cpu?us=$CPU_US; warm-up $WARMUP, measured $DURATION"
+echo "   Corral: $WORKERS workers on CPUs $SERVER_CPUS${CONFIG:+, --config $CONFIG};" \
+    "load generator: 1 worker on CPU $CLIENT_CPU"
+echo "   commit $(git describe --always --dirty 2>/dev/null || echo '?'); output in $OUT"
+echo
+
+results=$OUT/results.tsv # one line per run: policy round, then the RESULT values of FIELDS
+: >"$results"
+readonly FIELDS="rps cheap_p50_us cheap_p99_us cheap_p999_us all_p50_us all_p99_us all_p999_us cpu_p99_us errors"
+
+field() { # key line: the value of key=value in a RESULT line
+    local word
+    for word in $2; do
+        [[ $word == "$1="* ]] && { echo "${word#*=}"; return 0; }
+    done
+    die "no '$1=' in: $2"
+}
+
+for ((round = 1; round <= REPEATS; round++)); do
+    order=()
+    for ((i = 0; i < ${#policies[@]}; i++)); do
+        order+=("${policies[(i + round - 1) % ${#policies[@]}]}")
+    done
+    for policy in "${order[@]}"; do
+        port=$(free_port)
+        log="$OUT/$policy-round$round.log"
+        churn_out="$OUT/$policy-round$round.churn"
+
+        start_server "$policy" "$port" "$log"
+        wait_ready "$policy" "http://$HOST:$port/plaintext" "$log"
+
+        status=0
+        timeout --kill-after=5s "${run_bound_s}s" \
+            taskset -c "$CLIENT_CPU" "$churn_bin" --addr "$HOST:$port" "${churn_args[@]}" \
+            >"$churn_out" 2>&1 || status=$?
+        stop_server
+        ((status == 0)) || die "churn against $policy failed (exit status $status); see $churn_out"
+
+        result=$(grep '^RESULT ' "$churn_out" | tail -n 1) || die "no RESULT line in $churn_out"
+        row="$policy $round"
+        for key in $FIELDS; do row+=" $(field "$key" "$result")"; done
+        echo "$row" >>"$results"
+        printf 'round %-3s %-18s rps %9s   cheap p99 %8s µs   all p99 %8s µs   errors %s\n' \
+            "$round" "$policy" "$(field rps "$result")" "$(field cheap_p99_us "$result")" \
+            "$(field all_p99_us "$result")" "$(field errors "$result")"
+        sleep 1 # let the closed connections' FINs settle before the next server starts
+    done
+done
+
+# ---- summary -------------------------------------------------------------------------------
+
+median() { # numbers as arguments; the mean of the middle two when the count is even
+    printf '%s\n' "$@" | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (NR % 2) printf "%.10g\n", v[(NR + 1) / 2]
+              else printf "%.10g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -A med=() # "policy key" -> median over the rounds
+for policy in "${policies[@]}"; do
+    col=3
+    for key in $FIELDS; do
+        # shellcheck disable=SC2046 # one number per round, split on purpose
+        med["$policy $key"]=$(median $(awk -v p="$policy" -v c="$col" '$1 == p { print $c }' "$results"))
+        col=$((col + 1))
+    done
+done
+
+echo
+echo "== medians over $REPEATS round(s); latencies in µs"
+readonly TABLE='%-18s %9s %10s %10s %11s %10s %10s %10s %10s %7s\n'
+# shellcheck disable=SC2059 # the format is the constant above
+printf "$TABLE" policy rps cheap_p50 cheap_p99 cheap_p99.9 all_p50 all_p99 all_p99.9 cpu_p99 errors
+for policy in "${policies[@]}"; do
+    row=("$policy")
+    for key in $FIELDS; do row+=("${med["$policy $key"]}"); done
+    # shellcheck disable=SC2059
+    printf "$TABLE" "${row[@]}"
+done
+
+ratio_line() { # label numerator denominator [goal-op goal]
+    awk -v what="$1" -v a="$2" -v b="$3" -v op="${4:-}" -v goal="${5:-}" 'BEGIN {
+        if (b + 0 == 0) { printf "%-38s    n/a (denominator 0)\n", what; exit }
+        r = a / b
+        printf "%-38s %7.3f", what, r
+        if (op != "") {
+            met = (op == "<=") ? (r <= goal) : (r >= goal)
+            printf "   (goal %s %.2f: %s)", op, goal, met ? "met" : "NOT met"
+        }
+        printf "\n"
+    }'
+}
+
+if wants cost; then
+    echo
+    echo "== cost against the other policies (ratios of the medians)"
+    for other in round_robin fd_hash least_connections none; do
+        wants "$other" || continue
+        goal_p99=() goal_rps=()
+        if [[ $other == round_robin || $other == fd_hash ]]; then
+            goal_p99=('<=' 0.70) goal_rps=('>=' 1.00)
+        fi
+        ratio_line "cheap p99: cost / $other" "${med["cost cheap_p99_us"]}" \
+            "${med["$other cheap_p99_us"]}" "${goal_p99[@]}"
+        ratio_line "throughput: cost / $other" "${med["cost rps"]}" "${med["$other rps"]}" \
+            "${goal_rps[@]}"
+    done
+fi
+echo
+echo "per-run figures: $results (columns: policy round $FIELDS); churn output and server logs: $OUT"

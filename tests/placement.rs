@@ -1,0 +1,212 @@
+//! Placement over real sockets: cost learning, cheapest-scheduler placement, stealing of
+//! queued connections, the listener's supervisor, and /metrics.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, eventually, parse_prometheus, sample, sum_of};
+use corral::config::Policy;
+use corral::{Config, Request};
+
+fn whoami(req: &Request) -> String {
+    format!("{} {:?}", req.scheduler(), std::thread::current().id())
+}
+
+/// The demo app plus `/whoami`, on 2 schedulers.
+fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config::for_tests();
+    tweak(&mut config);
+    let router = corral::app::demo::router(&config).get("/whoami", whoami);
+    TestServer::start(config, router)
+}
+
+fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
+    let r = srv.client().get("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    parse_prometheus(r.text())
+}
+
+#[test]
+fn cost_estimate_converges_for_a_route_of_known_cost() {
+    let srv = server(|_| {});
+    let mut c = srv.client();
+    for _ in 0..20 {
+        assert_eq!(c.get("/cpu?us=2000").status, 200);
+    }
+    let series = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
+    // The supervisor merges the shards every merge_interval_ms (100 ms).
+    eventually(
+        Duration::from_secs(3),
+        "the /cpu cost is within ±20% of 2 ms",
+        || {
+            let cost = sample(&metrics(&srv), series);
+            (0.0016..=0.0024).contains(&cost)
+        },
+    );
+    // A sleeping route costs its scheduler (almost) nothing, whatever its wall time.
+    for _ in 0..5 {
+        assert_eq!(c.get("/work?us=20000").status, 200);
+    }
+    let series = r#"corral_route_cost_seconds{method="GET",route="/work"}"#;
+    eventually(
+        Duration::from_secs(3),
+        "the /work cost is far below its 20 ms",
+        || sample(&metrics(&srv), series) < 0.001,
+    );
+}
+
+/// Starts a 300 ms /cpu request, then times 20 fresh connections doing /plaintext.
+fn cheap_latencies_while_one_scheduler_is_busy(policy: Policy) -> Vec<Duration> {
+    let srv = server(|c| c.placement.policy = policy);
+    let addr = srv.addr;
+    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    let stats = srv.server().stats();
+    eventually(
+        Duration::from_secs(2),
+        "the /cpu request is in flight",
+        || stats.inflight() == 1,
+    );
+    let started = Instant::now();
+    let latencies = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(srv.client().get("/plaintext").status, 200);
+            t.elapsed()
+        })
+        .collect();
+    assert!(started.elapsed() < Duration::from_millis(300) || policy != Policy::Cost);
+    assert_eq!(hog.join().expect("hog"), 200);
+    latencies
+}
+
+#[test]
+fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
+    let cost = cheap_latencies_while_one_scheduler_is_busy(Policy::Cost);
+    let slowest = cost.iter().max().expect("20 samples");
+    assert!(
+        *slowest < Duration::from_millis(100),
+        "cost: slowest cheap request took {slowest:?}"
+    );
+    // The same workload under round-robin puts every other connection behind the hog.
+    let rr = cheap_latencies_while_one_scheduler_is_busy(Policy::RoundRobin);
+    let delayed = rr
+        .iter()
+        .filter(|d| **d >= Duration::from_millis(100))
+        .count();
+    assert!(
+        delayed >= 1,
+        "round_robin: no request waited for the busy scheduler: {rr:?}"
+    );
+}
+
+#[test]
+fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
+    let srv = server(|c| {
+        c.placement.policy = Policy::RoundRobin;
+        c.placement.max_active_requests = 1;
+    });
+    let addr = srv.addr;
+    // Connection A, placed on scheduler 0, keeps it at its cap for 300 ms.
+    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    let stats = srv.server().stats();
+    eventually(
+        Duration::from_secs(2),
+        "the /cpu request is in flight",
+        || stats.inflight() == 1,
+    );
+    // Connection B goes to scheduler 1 and finishes its request: 1 is idle again.
+    let mut b = srv.client();
+    let b_answer = b.get("/whoami").text().to_string();
+    assert!(b_answer.starts_with("1 "), "{b_answer}");
+    // Connection C is placed on 0 (round-robin), waits in 0's queue, and 1 steals it.
+    let started = Instant::now();
+    let mut c = srv.client();
+    let first = c.get("/whoami");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "C waited for the hog"
+    );
+    assert_eq!(first.text(), b_answer, "C runs on scheduler 1's thread");
+    assert_eq!(stats.steals(1), 1);
+    assert_eq!(stats.steals(0), 0);
+    for _ in 0..10 {
+        assert_eq!(c.get("/whoami").text(), b_answer, "C stays on the thief");
+    }
+    assert_eq!(hog.join().expect("hog"), 200);
+}
+
+#[test]
+fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
+    let srv = server(|_| {});
+    let name = corral::placement::supervisor::listener_name(srv.addr.port());
+    let addr = srv.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..50)
+                    .filter(|_| Client::connect(addr).get("/plaintext").status == 200)
+                    .count()
+            })
+        })
+        .collect();
+    let listener = corral_actors::whereis_pid(&name).expect("listener registered");
+    corral_actors::kill(&listener);
+    eventually(Duration::from_secs(3), "the listener is restarted", || {
+        corral_actors::whereis_pid(&name).is_some_and(|pid| pid != listener)
+    });
+    for client in clients {
+        assert_eq!(client.join().expect("client"), 50, "a connection was lost");
+    }
+    let m = metrics(&srv);
+    assert_eq!(sample(&m, "corral_supervisor_restarts_total"), 1.0);
+    assert_eq!(srv.client().get("/plaintext").status, 200);
+}
+
+#[test]
+fn metrics_parse_and_match_what_was_sent() {
+    let srv = server(|_| {});
+    let mut c = srv.client();
+    for _ in 0..7 {
+        c.get("/plaintext");
+    }
+    for _ in 0..3 {
+        c.get("/json");
+    }
+    for _ in 0..2 {
+        assert_eq!(c.get("/nope").status, 404);
+    }
+    let m = metrics(&srv);
+    let route = |method: &str, route: &str| {
+        sample(
+            &m,
+            &format!("corral_route_requests_total{{method=\"{method}\",route=\"{route}\"}}"),
+        )
+    };
+    assert_eq!(route("GET", "/plaintext"), 7.0);
+    assert_eq!(route("GET", "/json"), 3.0);
+    assert_eq!(route("*", "(unmatched)"), 2.0);
+    // Every request so far, plus the /metrics request being served.
+    assert_eq!(sum_of(&m, "corral_scheduler_requests_total"), 13.0);
+    assert_eq!(sum_of(&m, "corral_scheduler_inflight"), 1.0);
+    assert_eq!(sum_of(&m, "corral_scheduler_connections"), 2.0);
+    assert_eq!(sum_of(&m, "corral_scheduler_queue_length"), 0.0);
+    assert_eq!(sample(&m, "corral_supervisor_restarts_total"), 0.0);
+    for k in 0..2 {
+        for name in [
+            "corral_scheduler_expected_load_seconds",
+            "corral_scheduler_steals_total",
+        ] {
+            sample(&m, &format!("{name}{{scheduler=\"{k}\"}}"));
+        }
+    }
+    let p99 = r#"corral_route_latency_seconds{method="GET",route="/plaintext",quantile="0.99"}"#;
+    assert!(sample(&m, p99) > 0.0);
+    assert!(sample(&m, "corral_capacity_index") > 0.0);
+}
