@@ -317,7 +317,7 @@ impl Shared {
             Failure::Connect => s.errors.connect += 1,
             Failure::Timeout => s.errors.timeout += 1,
             Failure::Io => s.errors.io += 1,
-            Failure::Status => s.errors.status += 1,
+            Failure::Status { .. } => s.errors.status += 1,
             Failure::Malformed => s.errors.malformed += 1,
         });
     }
@@ -331,8 +331,10 @@ enum Failure {
     Connect,
     Timeout,
     Io,
-    /// A complete response whose status was not 200; the connection stays usable.
-    Status,
+    /// A complete response whose status was not 200; usable afterwards unless `close`.
+    Status {
+        close: bool,
+    },
     /// Unparsable, unexpected framing, wrong body, or the peer closed mid-response.
     Malformed,
 }
@@ -392,7 +394,7 @@ fn run_connection(stream: &mut Stream, shared: &Shared, rng: &mut XorShift, buf:
             }
             Err(failure) => {
                 shared.failed(&failure);
-                if !matches!(failure, Failure::Status) {
+                if !matches!(failure, Failure::Status { close: false }) {
                     return;
                 }
             }
@@ -473,11 +475,7 @@ fn exchange(stream: &mut Stream, target: &Target, buf: &mut Vec<u8>) -> Result<R
         return Err(Failure::Malformed);
     }
     if head.status != 200 {
-        return if head.close {
-            Err(Failure::Malformed) // still a failed request, and the connection is over
-        } else {
-            Err(Failure::Status)
-        };
+        return Err(Failure::Status { close: head.close });
     }
     if &buf[head.head_len..] != target.body {
         return Err(Failure::Malformed);
