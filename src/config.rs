@@ -105,6 +105,7 @@ pub struct Timeouts {
 pub struct DemoConfig {
     pub static_dir: PathBuf,
     pub poll_timeout_ms: u64,
+    pub sse_heartbeat_ms: u64,
 }
 
 /// Overrides from the command line (each `None` when the flag is absent).
@@ -258,6 +259,7 @@ impl Config {
             ("timeouts.idle_timeout_ms", self.timeouts.idle_timeout_ms),
             ("timeouts.write_timeout_ms", self.timeouts.write_timeout_ms),
             ("demo.poll_timeout_ms", self.demo.poll_timeout_ms),
+            ("demo.sse_heartbeat_ms", self.demo.sse_heartbeat_ms),
             (
                 "placement.merge_interval_ms",
                 self.placement.merge_interval_ms,

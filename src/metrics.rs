@@ -10,7 +10,7 @@ use crate::http::response::Response;
 use crate::server::Shared;
 
 /// Prometheus' text exposition format, version 0.0.4.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The `/metrics` handler.
 pub fn handler(req: &Request) -> Response {

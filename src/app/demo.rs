@@ -17,11 +17,12 @@ const MAX_DEMO_US: u64 = 10_000_000;
 const MAX_STREAM_CHUNKS: u32 = 1000;
 
 pub fn router(config: &Config) -> Router {
-    let topics = Arc::new(Topics::new(Duration::from_millis(
-        config.demo.poll_timeout_ms,
-    )));
+    let topics = Arc::new(Topics::new(
+        Duration::from_millis(config.demo.poll_timeout_ms),
+        Duration::from_millis(config.demo.sse_heartbeat_ms),
+    ));
     let statics = StaticDir::new(config.demo.static_dir.clone());
-    let (poll_topics, publish_topics) = (topics.clone(), topics);
+    let [poll, publish, events, crash, metrics] = [(); 5].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -30,11 +31,13 @@ pub fn router(config: &Config) -> Router {
         .get("/work", work)
         .get("/cpu", cpu)
         .get("/stream", stream)
-        .get("/poll", move |req: &Request| poll_topics.poll(req))
-        .post("/publish", move |req: &Request| publish_topics.publish(req))
+        .get("/poll", move |req: &Request| poll.poll(req))
+        .post("/publish", move |req: &Request| publish.publish(req))
+        .get("/events", move |req: &Request| events.events(req))
+        .post("/topics/crash", move |_req: &Request| crash.crash())
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
-        .get("/metrics", crate::metrics::handler)
+        .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
 }
 
 const INDEX: &str = "Corral demo. Routes:
@@ -46,6 +49,8 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /stream?n=N&ms=M      N chunks, M milliseconds apart (a streamed response)
   GET  /poll?topic=T         long-poll: waits for a publish on T (204 on timeout)
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
+  GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
+  POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts
@@ -123,6 +128,26 @@ fn stream(req: &Request) -> Result<Response, HttpError> {
         }
         Ok(())
     }))
+}
+
+/// The server's metrics plus the demo's pub/sub figures.
+fn demo_metrics(req: &Request, topics: &Topics) -> Response {
+    use std::fmt::Write;
+    let mut text = crate::metrics::render(req.server());
+    let _ = writeln!(
+        text,
+        "# HELP corral_topic_subscribers Waiting long-polls and SSE streams."
+    );
+    let _ = writeln!(text, "# TYPE corral_topic_subscribers gauge");
+    let subscribers = topics.subscribers().map_or(-1, |n| n as i64);
+    let _ = writeln!(text, "corral_topic_subscribers {subscribers}");
+    let _ = writeln!(
+        text,
+        "# HELP corral_topic_restarts_total Restarts of the topic process."
+    );
+    let _ = writeln!(text, "# TYPE corral_topic_restarts_total counter");
+    let _ = writeln!(text, "corral_topic_restarts_total {}", topics.restarts());
+    Response::text(text).with_content_type(crate::metrics::CONTENT_TYPE)
 }
 
 fn panic(_req: &Request) -> Response {

@@ -1,83 +1,295 @@
-//! Long-poll pub/sub for the demo (`/poll`, `/publish`), in its simple form: a table of
-//! waiting channels per topic. Each waiter blocks in plain sequential code on its channel.
+//! Pub/sub for the demo: a topic registry *process* under its own supervisor, and handlers
+//! that wait for it in plain sequential code.
+//!
+//! - `GET /poll?topic=T` subscribes once and blocks until a publish, its timeout (204), the
+//!   client hanging up (noticed within `PEER_CHECK`, then unsubscribed), or the topic process
+//!   dying (503: its channels close, so no waiter hangs).
+//! - `POST /publish?topic=T` hands the body to every waiter and answers how many it reached.
+//! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
+//!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
+//!   per-topic backlog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use may::sync::{Mutex, mpsc};
+use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
+use may::sync::mpsc;
 
 use crate::http::request::Request;
-use crate::http::response::{HttpError, Response};
+use crate::http::response::{BodyWrite, HttpError, Response};
 use crate::http::status::Status;
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
+/// How often a waiting long-poll checks that its client is still there.
+const PEER_CHECK: Duration = Duration::from_millis(500);
+/// Events kept per topic for `Last-Event-ID`.
+const BACKLOG: usize = 64;
+/// How long a handler waits for the topic process to answer before giving up (503).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Message = Arc<Vec<u8>>;
-/// Waiters per topic: (waiter id, its channel).
-type Waiters = HashMap<String, Vec<(u64, mpsc::Sender<Message>)>>;
+/// One published message as a subscriber receives it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: u64,
+    pub data: Arc<[u8]>,
+}
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A long-poll: removed after its first event.
+    Once,
+    /// An SSE stream: stays until it unsubscribes or its channel closes.
+    Stream,
+}
+
+struct Subscriber {
+    id: u64,
+    kind: Kind,
+    tx: mpsc::Sender<Event>,
+}
+
+#[derive(Default)]
+struct Topic {
+    subscribers: Vec<Subscriber>,
+    backlog: VecDeque<Event>,
+    next_event: u64,
+}
+
+/// Messages of the topic process.
+pub enum TopicMsg {
+    Subscribe {
+        topic: String,
+        kind_stream: bool,
+        /// For SSE resumption: also return the backlog after this event id.
+        after: Option<u64>,
+        tx: mpsc::Sender<Event>,
+        reply: ReplyTo<(u64, Vec<Event>)>,
+    },
+    Unsubscribe {
+        topic: String,
+        id: u64,
+    },
+    Publish {
+        topic: String,
+        data: Arc<[u8]>,
+        reply: ReplyTo<usize>,
+    },
+    Subscribers(ReplyTo<usize>),
+    /// Makes the process panic (demonstrates and tests supervision).
+    Crash,
+}
+
+/// The demo's pub/sub: the registered name of its topic process and its supervisor.
 pub struct Topics {
-    waiters: Mutex<Waiters>,
-    next_id: AtomicU64,
-    timeout: Duration,
+    name: String,
+    /// Started on first use: actors need the may runtime, which the server starts. A may
+    /// mutex, not a `OnceLock`: a coroutine waiting for another's initialisation must park,
+    /// not block its worker thread (the initialiser may need that very thread to finish).
+    supervisor: may::sync::Mutex<Option<SupRef>>,
+    poll_timeout: Duration,
+    heartbeat: Duration,
 }
 
 impl Topics {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(poll_timeout: Duration, heartbeat: Duration) -> Topics {
+        static INSTANCE: AtomicU64 = AtomicU64::new(0);
+        let instance = INSTANCE.fetch_add(1, Ordering::Relaxed);
         Topics {
-            waiters: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-            timeout,
+            name: format!("corral.topics.{}.{instance}", std::process::id()),
+            supervisor: may::sync::Mutex::new(None),
+            poll_timeout,
+            heartbeat,
         }
     }
 
-    /// `GET /poll?topic=T`: waits for the next publish on T; 204 after the poll timeout.
+    /// The topic process's supervisor's restart count, starting it (one_for_one) on first use.
+    fn ensure_started(&self) -> Result<u64, HttpError> {
+        let mut slot = self.supervisor.lock().map_err(|_| unavailable())?;
+        if slot.is_none() {
+            let name = self.name.clone();
+            let started = Supervisor::new(Strategy::OneForOne)
+                .intensity(5, Duration::from_secs(5))
+                .child(ChildSpec::new("topics", move || {
+                    Spawn::new().register(name.clone()).spawn(run_topics)
+                }))
+                .start();
+            match started {
+                Ok(sup) => *slot = Some(sup),
+                Err(err) => {
+                    log::error!("cannot start the topic process: {err}");
+                    return Err(unavailable());
+                }
+            }
+        }
+        Ok(slot.as_ref().map_or(0, SupRef::restarts))
+    }
+
+    /// Restarts of the topic process so far.
+    pub fn restarts(&self) -> u64 {
+        self.ensure_started().unwrap_or(0)
+    }
+
+    fn process(&self) -> Result<corral_actors::Addr<TopicMsg>, HttpError> {
+        self.ensure_started()?;
+        whereis::<TopicMsg>(&self.name).ok_or_else(unavailable)
+    }
+
+    /// Subscribers right now (for `/metrics`); `None` if the process does not answer.
+    pub fn subscribers(&self) -> Option<usize> {
+        let process = self.process().ok()?;
+        process.call(TopicMsg::Subscribers, CALL_TIMEOUT).ok()
+    }
+
+    /// `GET /poll?topic=T`.
     pub fn poll(&self, req: &Request) -> Result<Response, HttpError> {
         let topic = topic(req)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let process = self.process()?;
         let (tx, rx) = mpsc::channel();
-        self.lock()?
-            .entry(topic.clone())
-            .or_default()
-            .push((id, tx));
-        match rx.recv_timeout(self.timeout) {
-            Ok(message) => Ok(Response::bytes(
-                "application/octet-stream",
-                message.to_vec(),
-            )),
-            Err(_) => {
-                let mut waiters = self.lock()?;
-                if let Some(list) = waiters.get_mut(&topic) {
-                    list.retain(|(other, _)| *other != id);
-                    if list.is_empty() {
-                        waiters.remove(&topic);
-                    }
+        let (id, _) = subscribe(&process, &topic, false, None, tx)?;
+        let deadline = Instant::now() + self.poll_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+                return Ok(Response::new(Status::NO_CONTENT));
+            }
+            match rx.recv_timeout(left.min(PEER_CHECK).max(Duration::from_millis(1))) {
+                Ok(event) => {
+                    return Ok(Response::bytes(
+                        "application/octet-stream",
+                        event.data.to_vec(),
+                    ));
                 }
-                Ok(Response::new(Status::NO_CONTENT))
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if req.peer_closed() => {
+                    let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+                    return Ok(Response::new(Status::NO_CONTENT).with_close());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                // The topic process died and dropped our channel.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(unavailable()),
             }
         }
     }
 
-    /// `POST /publish?topic=T`: hands the body to every waiter on T; answers how many.
+    /// `POST /publish?topic=T`.
     pub fn publish(&self, req: &Request) -> Result<String, HttpError> {
         let topic = topic(req)?;
-        let waiting = self.lock()?.remove(&topic).unwrap_or_default();
-        let message: Message = Arc::new(req.body().to_vec());
-        let reached = waiting
-            .into_iter()
-            .filter(|(_, tx)| tx.send(message.clone()).is_ok())
-            .count();
+        let data: Arc<[u8]> = Arc::from(req.body());
+        let reached = self
+            .process()?
+            .call(
+                |reply| TopicMsg::Publish { topic, data, reply },
+                CALL_TIMEOUT,
+            )
+            .map_err(|_| unavailable())?;
         Ok(format!("{reached}\n"))
     }
 
-    fn lock(&self) -> Result<may::sync::MutexGuard<'_, Waiters>, HttpError> {
-        self.waiters
-            .lock()
-            .map_err(|_| HttpError::new(Status::SERVICE_UNAVAILABLE, "topic table unavailable"))
+    /// `GET /events?topic=T`: Server-Sent Events.
+    pub fn events(&self, req: &Request) -> Result<Response, HttpError> {
+        let topic = topic(req)?;
+        let after = match req.header("last-event-id") {
+            Some(id) => Some(
+                id.trim()
+                    .parse::<u64>()
+                    .map_err(|_| HttpError::bad_request("Last-Event-ID must be a number"))?,
+            ),
+            None => None,
+        };
+        let process = self.process()?;
+        let (tx, rx) = mpsc::channel();
+        let (id, backlog) = subscribe(&process, &topic, true, after, tx)?;
+        let heartbeat = self.heartbeat;
+        let stream = move |out: &mut dyn BodyWrite| {
+            let _unsubscribe = Unsubscribe {
+                process: process.clone(),
+                topic,
+                id,
+            };
+            out.write_all(b": subscribed\n\n")?;
+            for event in &backlog {
+                write_event(out, event)?;
+            }
+            loop {
+                match rx.recv_timeout(heartbeat) {
+                    Ok(event) => write_event(out, &event)?,
+                    // A heartbeat keeps proxies from timing out and finds departed clients.
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        out.write_all(b": heartbeat\n\n")?
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            }
+        };
+        Ok(Response::stream("text/event-stream", stream).with_header("Cache-Control", "no-cache"))
     }
+
+    /// Crashes the topic process (its supervisor restarts it).
+    pub fn crash(&self) -> Result<&'static str, HttpError> {
+        self.process()?
+            .send(TopicMsg::Crash)
+            .map_err(|_| unavailable())?;
+        Ok("crashing the topic process\n")
+    }
+}
+
+/// Unsubscribes an SSE stream when it ends, however it ends.
+struct Unsubscribe {
+    process: corral_actors::Addr<TopicMsg>,
+    topic: String,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        let topic = std::mem::take(&mut self.topic);
+        let _ = self
+            .process
+            .send(TopicMsg::Unsubscribe { topic, id: self.id });
+    }
+}
+
+fn subscribe(
+    process: &corral_actors::Addr<TopicMsg>,
+    topic: &str,
+    kind_stream: bool,
+    after: Option<u64>,
+    tx: mpsc::Sender<Event>,
+) -> Result<(u64, Vec<Event>), HttpError> {
+    process
+        .call(
+            |reply| TopicMsg::Subscribe {
+                topic: topic.to_string(),
+                kind_stream,
+                after,
+                tx,
+                reply,
+            },
+            CALL_TIMEOUT,
+        )
+        .map_err(|_| unavailable())
+}
+
+fn write_event(out: &mut dyn BodyWrite, event: &Event) -> io::Result<()> {
+    let mut text = format!("id: {}\n", event.id).into_bytes();
+    for line in event.data.split(|&b| b == b'\n') {
+        text.extend_from_slice(b"data: ");
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    text.push(b'\n');
+    out.write_all(&text)
+}
+
+fn unavailable() -> HttpError {
+    HttpError::new(
+        Status::SERVICE_UNAVAILABLE,
+        "pub/sub is restarting, try again",
+    )
 }
 
 fn topic(req: &Request) -> Result<String, HttpError> {
@@ -86,5 +298,75 @@ fn topic(req: &Request) -> Result<String, HttpError> {
         _ => Err(HttpError::bad_request(
             "query `topic` is required (1 to 256 bytes)",
         )),
+    }
+}
+
+/// The topic process: all pub/sub state lives here, owned by one coroutine.
+fn run_topics(mut ctx: Ctx<TopicMsg>) {
+    let mut topics: HashMap<String, Topic> = HashMap::new();
+    let mut next_subscriber = 0u64;
+    loop {
+        match ctx.receive() {
+            TopicMsg::Subscribe {
+                topic,
+                kind_stream,
+                after,
+                tx,
+                reply,
+            } => {
+                let entry = topics.entry(topic).or_default();
+                next_subscriber += 1;
+                let kind = if kind_stream {
+                    Kind::Stream
+                } else {
+                    Kind::Once
+                };
+                entry.subscribers.push(Subscriber {
+                    id: next_subscriber,
+                    kind,
+                    tx,
+                });
+                let backlog = after.map_or_else(Vec::new, |after| {
+                    entry
+                        .backlog
+                        .iter()
+                        .filter(|e| e.id > after)
+                        .cloned()
+                        .collect()
+                });
+                let _ = reply.send((next_subscriber, backlog));
+            }
+            TopicMsg::Unsubscribe { topic, id } => {
+                if let Some(entry) = topics.get_mut(&topic) {
+                    entry.subscribers.retain(|s| s.id != id);
+                    if entry.subscribers.is_empty() && entry.backlog.is_empty() {
+                        topics.remove(&topic);
+                    }
+                }
+            }
+            TopicMsg::Publish { topic, data, reply } => {
+                let entry = topics.entry(topic).or_default();
+                entry.next_event += 1;
+                let event = Event {
+                    id: entry.next_event,
+                    data,
+                };
+                if entry.backlog.len() == BACKLOG {
+                    entry.backlog.pop_front();
+                }
+                entry.backlog.push_back(event.clone());
+                let mut reached = 0;
+                entry.subscribers.retain(|s| {
+                    let delivered = s.tx.send(event.clone()).is_ok();
+                    reached += usize::from(delivered);
+                    delivered && s.kind == Kind::Stream
+                });
+                let _ = reply.send(reached);
+            }
+            TopicMsg::Subscribers(reply) => {
+                let _ = reply.send(topics.values().map(|t| t.subscribers.len()).sum());
+            }
+            TopicMsg::Crash => panic!("topic process crashed on request"),
+        }
     }
 }

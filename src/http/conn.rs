@@ -7,6 +7,7 @@
 //! requests, so a keep-alive request allocates nothing in the server.
 
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -376,6 +377,7 @@ impl<'s> Conn<'s> {
             route: pattern,
             scheduler: self.scheduler,
             server: self.shared,
+            socket: self.stream.inner().as_fd(),
         };
         let req = Request::new(buf, &self.head, params, body, origin);
         let watch = Stopwatch::start();

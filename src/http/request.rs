@@ -1,6 +1,7 @@
 //! What a handler sees: a borrowed view of one parsed request.
 
 use std::borrow::Cow;
+use std::os::fd::BorrowedFd;
 use std::str::FromStr;
 
 use super::parse::{Head, Version};
@@ -17,6 +18,7 @@ pub struct Request<'a> {
     route: Option<&'a str>,
     scheduler: usize,
     server: &'a Shared,
+    socket: BorrowedFd<'a>,
 }
 
 /// Where a request came from on the server side.
@@ -24,6 +26,7 @@ pub(crate) struct Origin<'a> {
     pub route: Option<&'a str>,
     pub scheduler: usize,
     pub server: &'a Shared,
+    pub socket: BorrowedFd<'a>,
 }
 
 impl<'a> Request<'a> {
@@ -42,11 +45,29 @@ impl<'a> Request<'a> {
             route: origin.route,
             scheduler: origin.scheduler,
             server: origin.server,
+            socket: origin.socket,
         }
     }
 
-    /// The server's shared state (stats, cost table) for built-in handlers like `/metrics`.
-    pub(crate) fn server(&self) -> &'a Shared {
+    /// Has the client closed its side (or reset) the connection? A non-blocking peek: for
+    /// handlers that wait long (a long-poll) to notice a departed client and stop waiting.
+    /// Bytes the client sent ahead (a pipelined request) do not count as closed.
+    pub fn peer_closed(&self) -> bool {
+        use rustix::net::{RecvFlags, recv};
+        let mut probe = [0u8; 1];
+        match recv(
+            self.socket,
+            &mut probe,
+            RecvFlags::PEEK | RecvFlags::DONTWAIT,
+        ) {
+            Ok((0, _)) => true,
+            Ok(_) => false,
+            Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
+        }
+    }
+
+    /// The server's shared state (stats, cost table), e.g. for `corral::metrics::render`.
+    pub fn server(&self) -> &'a Shared {
         self.server
     }
 

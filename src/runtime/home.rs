@@ -15,8 +15,9 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Steal};
 use may::coroutine::Coroutine;
@@ -25,17 +26,20 @@ use rustix::event::{EventfdFlags, eventfd};
 
 use crate::placement::fd::onto_residue;
 
-/// Tries before giving up on a hop (each normally succeeds first time; a retry covers an
-/// unpark that landed before our park).
-const HOP_ATTEMPTS: usize = 4;
+/// Rings before giving up on a hop (normally one; another when an unpark landed before our
+/// park).
+const HOP_ATTEMPTS: usize = 64;
 
 thread_local! {
     /// The scheduler this thread is (`usize::MAX` on threads that are not may workers).
     static SCHEDULER: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+/// A coroutine waiting to be let in, and the flag it raises once it runs on its scheduler.
+type Arrival = (Coroutine, Arc<AtomicBool>);
+
 struct Home {
-    arrivals: Injector<Coroutine>,
+    arrivals: Injector<Arrival>,
     /// The write side of the doorkeeper's eventfd (a dup of it).
     bell: File,
 }
@@ -87,20 +91,30 @@ fn doorkeeper(k: usize, mut door: CoIo<File>, ready: mpsc::Sender<()>) {
     SCHEDULER.with(|s| s.set(k));
     let _ = ready.send(());
     let mut count = [0u8; 8];
+    // Arrivals not yet home: an unpark that reached a coroutine before it parked is lost
+    // (may runs it where it is), so each ring unparks every one still waiting.
+    let mut waiting: Vec<Arrival> = Vec::new();
     loop {
         if let Err(err) = door.read_exact(&mut count) {
             log::error!("doorkeeper {k}: {err}");
             return;
         }
-        // Running on k: every unpark below queues its coroutine on k.
         let Some(homes) = HOMES.get() else { continue };
         loop {
             match homes[k].arrivals.steal() {
-                Steal::Success(co) => co.unpark(),
+                Steal::Success(arrival) => waiting.push(arrival),
                 Steal::Empty => break,
                 Steal::Retry => continue,
             }
         }
+        // Running on k: every unpark below queues its coroutine on k.
+        waiting.retain(|(co, home)| {
+            let still_away = !home.load(Ordering::Acquire);
+            if still_away {
+                co.unpark();
+            }
+            still_away
+        });
         // Scheduler threads may also run coroutines spawned before this one; keep the mark.
         SCHEDULER.with(|s| s.set(k));
     }
@@ -114,16 +128,22 @@ pub fn go_home(k: usize) {
     let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
         return;
     };
+    let arrived = Arc::new(AtomicBool::new(false));
+    home.arrivals
+        .push((may::coroutine::current(), arrived.clone()));
     for _ in 0..HOP_ATTEMPTS {
-        home.arrivals.push(may::coroutine::current());
         if let Err(err) = (&home.bell).write_all(&1u64.to_ne_bytes()) {
             log::error!("cannot ring scheduler {k}'s doorkeeper: {err}");
-            return;
+            break;
         }
         may::coroutine::park();
+        // Normally the doorkeeper's unpark queued us on k. If it came before we parked (the
+        // bell can wake k's thread at once), park returned here: ring again.
         if current_scheduler() == Some(k) {
+            arrived.store(true, Ordering::Release);
             return;
         }
     }
+    arrived.store(true, Ordering::Release);
     log::warn!("a connection of scheduler {k} could not get back to it");
 }

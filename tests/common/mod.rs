@@ -312,3 +312,18 @@ pub fn sum_of(samples: &[(String, f64)], name: &str) -> f64 {
         .map(|(_, v)| v)
         .sum()
 }
+
+impl Client {
+    /// Reads raw bytes until `needle` has arrived (e.g. an SSE event inside a chunked body);
+    /// returns everything read so far and keeps it buffered.
+    pub fn read_until(&mut self, needle: &[u8]) -> String {
+        while !self.buf.windows(needle.len()).any(|w| w == needle) {
+            assert!(
+                self.fill() > 0,
+                "closed before {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}

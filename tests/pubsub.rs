@@ -1,0 +1,122 @@
+//! Long-poll and SSE pub/sub on the topic process, over real sockets.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, eventually, parse_prometheus, sample};
+
+fn subscribers(srv: &TestServer) -> f64 {
+    let r = srv.client().get("/metrics");
+    sample(&parse_prometheus(r.text()), "corral_topic_subscribers")
+}
+
+fn publish(srv: &TestServer, topic: &str, body: &str) -> String {
+    let mut c = srv.client();
+    c.send(
+        format!(
+            "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.reply().text().trim().to_string()
+}
+
+#[test]
+fn a_thousand_concurrent_long_polls_all_receive_one_publish() {
+    let srv = TestServer::demo(|_| {});
+    let mut waiters: Vec<Client> = (0..1000).map(|_| srv.client()).collect();
+    for w in &mut waiters {
+        w.send(b"GET /poll?topic=crowd HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    eventually(Duration::from_secs(10), "1000 subscribers", || {
+        subscribers(&srv) == 1000.0
+    });
+    assert_eq!(publish(&srv, "crowd", "news"), "1000");
+    for w in &mut waiters {
+        let r = w.reply();
+        assert_eq!((r.status, r.text()), (200, "news"));
+    }
+    assert_eq!(subscribers(&srv), 0.0);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_wait_is_unsubscribed_within_a_second() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll?topic=gone HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(Duration::from_secs(5), "the waiter subscribes", || {
+        subscribers(&srv) == 1.0
+    });
+    drop(c);
+    let hung_up = Instant::now();
+    eventually(Duration::from_secs(2), "the waiter is gone", || {
+        subscribers(&srv) == 0.0
+    });
+    assert!(
+        hung_up.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        hung_up.elapsed()
+    );
+    // No waiter left on the connection count either.
+    let m = parse_prometheus(srv.client().get("/metrics").text());
+    assert_eq!(common::sum_of(&m, "corral_scheduler_connections"), 1.0);
+}
+
+#[test]
+fn sse_delivers_events_in_order_with_heartbeats_and_resumes_from_last_event_id() {
+    let srv = TestServer::demo(|c| c.demo.sse_heartbeat_ms = 100);
+    let mut c = srv.client();
+    c.send(b"GET /events?topic=feed HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.head();
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    c.read_until(b": subscribed");
+    for body in ["one", "two\nlines", "three"] {
+        assert_eq!(publish(&srv, "feed", body), "1");
+    }
+    let text = c.read_until(b"data: three\n\n");
+    let one = text.find("id: 1\ndata: one\n\n").expect("event 1");
+    let two = text
+        .find("id: 2\ndata: two\ndata: lines\n\n")
+        .expect("event 2");
+    let three = text.find("id: 3\ndata: three\n\n").expect("event 3");
+    assert!(one < two && two < three, "{text}");
+    c.read_until(b": heartbeat\n\n");
+
+    let mut resumed = srv.client();
+    resumed.send(b"GET /events?topic=feed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 1\r\n\r\n");
+    let text = resumed.read_until(b"data: three\n\n");
+    assert!(!text.contains("data: one"), "{text}");
+    assert!(text.find("id: 2\n").expect("2") < text.find("id: 3\n").expect("3"));
+}
+
+#[test]
+fn a_crash_of_the_topic_process_gives_waiters_503_and_new_subscribers_work() {
+    let srv = TestServer::demo(|_| {});
+    let mut waiters: Vec<Client> = (0..3).map(|_| srv.client()).collect();
+    for w in &mut waiters {
+        w.send(b"GET /poll?topic=fragile HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    eventually(Duration::from_secs(5), "3 subscribers", || {
+        subscribers(&srv) == 3.0
+    });
+    let mut c = srv.client();
+    c.send(b"POST /topics/crash HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(c.reply().status, 200);
+    for w in &mut waiters {
+        assert_eq!(w.reply().status, 503);
+    }
+    // The supervisor restarted the process: a new waiter is served.
+    let addr = srv.addr;
+    let waiter = std::thread::spawn(move || Client::connect(addr).get("/poll?topic=fragile"));
+    eventually(Duration::from_secs(5), "the new waiter subscribes", || {
+        subscribers(&srv) == 1.0
+    });
+    assert_eq!(publish(&srv, "fragile", "back"), "1");
+    let r = waiter.join().expect("waiter");
+    assert_eq!((r.status, r.text()), (200, "back"));
+    let m = parse_prometheus(srv.client().get("/metrics").text());
+    assert_eq!(sample(&m, "corral_topic_restarts_total"), 1.0);
+}
