@@ -1,5 +1,6 @@
 //! The built-in applications: `demo` (the showcase routes) and `echo` (HTTP Garden echo).
 
+pub mod chat;
 pub mod demo;
 pub mod echo;
 pub mod pubsub;

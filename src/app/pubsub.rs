@@ -146,7 +146,12 @@ impl Topics {
 
     /// `GET /poll?topic=T`.
     pub fn poll(&self, req: &Request) -> Result<Response, HttpError> {
-        let topic = topic(req)?;
+        self.poll_on(req, &topic(req)?)
+    }
+
+    /// Long-polls `topic` for this request.
+    pub fn poll_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
+        let topic = topic.to_string();
         let process = self.process()?;
         let (tx, rx) = mpsc::channel();
         let (id, _) = subscribe(&process, &topic, false, None, tx)?;
@@ -177,8 +182,13 @@ impl Topics {
 
     /// `POST /publish?topic=T`.
     pub fn publish(&self, req: &Request) -> Result<String, HttpError> {
-        let topic = topic(req)?;
-        let data: Arc<[u8]> = Arc::from(req.body());
+        self.publish_to(&topic(req)?, req.body())
+    }
+
+    /// Publishes `data` on `topic`; answers how many subscribers it reached.
+    pub fn publish_to(&self, topic: &str, data: &[u8]) -> Result<String, HttpError> {
+        let topic = topic.to_string();
+        let data: Arc<[u8]> = Arc::from(data);
         let reached = self
             .process()?
             .call(
@@ -191,7 +201,12 @@ impl Topics {
 
     /// `GET /events?topic=T`: Server-Sent Events.
     pub fn events(&self, req: &Request) -> Result<Response, HttpError> {
-        let topic = topic(req)?;
+        self.events_on(req, &topic(req)?)
+    }
+
+    /// A Server-Sent Events stream of `topic` for this request.
+    pub fn events_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
+        let topic = topic.to_string();
         let after = match req.header("last-event-id") {
             Some(id) => Some(
                 id.trim()
