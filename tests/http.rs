@@ -350,3 +350,22 @@ fn long_poll_times_out_with_204() {
     assert_eq!(r.status, 204);
     assert!(r.body.is_empty());
 }
+
+#[test]
+fn a_connection_idle_past_the_buffer_release_still_serves_its_next_requests() {
+    let srv = TestServer::demo(|c| c.timeouts.idle_timeout_ms = 5000);
+    let mut c = srv.client();
+    assert_eq!(c.get("/plaintext").status, 200);
+    // Past the 1 s after which an idle connection gives its buffers back and waits on a peek.
+    assert!(
+        c.quiet_for(Duration::from_millis(1300)),
+        "closed while idle"
+    );
+    let r = c.get("/json");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, r#"{"message":"Hello, World!"}"#)
+    );
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nagain");
+    assert_eq!(c.reply().text(), "again");
+}

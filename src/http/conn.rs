@@ -31,6 +31,8 @@ const READ_BUF_INITIAL: usize = 4096;
 /// A read buffer larger than this is given back when the connection goes idle, so a past
 /// upload does not pin memory on a keep-alive connection.
 const READ_BUF_KEEP: usize = 16 * 1024;
+/// A keep-alive connection idle this long gives its buffers back until its next request.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// After an error response, how long and how much unread input we drain before closing.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
@@ -222,6 +224,13 @@ impl<'s> Conn<'s> {
     fn next_head(&mut self) -> Result<bool, ConnError> {
         let timeouts = &self.shared.config.timeouts;
         let mut deadline = None;
+        if self.served > 0 && self.rbuf.is_empty() {
+            if !self.wait_while_idle()? {
+                return Ok(false);
+            }
+            // Bytes are waiting: the header timeout runs from here.
+            deadline = Some(Instant::now() + timeouts.header());
+        }
         loop {
             if !self.rbuf.is_empty() {
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
@@ -232,8 +241,7 @@ impl<'s> Conn<'s> {
             let timeout = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
                 // A fresh connection owes us a request within the header timeout.
-                None if self.served == 0 => timeouts.header(),
-                None => timeouts.idle(),
+                None => timeouts.header(),
             };
             match self.fill(timeout, self.limits.max_head_bytes) {
                 Ok(0) if self.rbuf.is_empty() => return Ok(false),
@@ -246,6 +254,42 @@ impl<'s> Conn<'s> {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// A keep-alive connection between requests. `Ok(false)`: closed or idle too long.
+    ///
+    /// The first `IDLE_RELEASE` is spent in an ordinary read (busy clients come back sooner).
+    /// After that the connection gives its buffers back and waits on a one-byte peek into
+    /// the stack for the rest of the idle timeout: an idle connection holds no heap buffers.
+    fn wait_while_idle(&mut self) -> Result<bool, ConnError> {
+        let idle = self.shared.config.timeouts.idle();
+        let grace = IDLE_RELEASE.min(idle);
+        match self.fill(grace, self.limits.max_head_bytes) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(err) if is_timeout(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+        self.release_buffers();
+        let rest = idle.saturating_sub(grace);
+        if rest.is_zero() {
+            return Ok(false);
+        }
+        self.set_read_timeout(rest)?;
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe) {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(err) if is_timeout(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn release_buffers(&mut self) {
+        self.rbuf = ReadBuf::default();
+        self.wbuf = Vec::new();
+        self.body = Vec::new();
+        self.head.headers = Vec::new();
     }
 
     /// Body, handler, response. Returns whether the connection stays open.
@@ -538,14 +582,20 @@ impl<'s> Conn<'s> {
         if timeout.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
+        self.set_read_timeout(timeout)?;
+        let n = self.rbuf.fill(&mut self.stream, max_total)?;
+        cost::note_resume();
+        Ok(n)
+    }
+
+    /// Sets the socket's read timeout, skipping the syscall when it is unchanged.
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         let timeout = at_least_a_millisecond(timeout);
         if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(Some(timeout))?;
             self.read_timeout = Some(timeout);
         }
-        let n = self.rbuf.fill(&mut self.stream, max_total)?;
-        cost::note_resume();
-        Ok(n)
+        Ok(())
     }
 
     fn leave_fresh(&mut self) {
