@@ -6,13 +6,28 @@
 //! Run with: `cargo bench --bench churn -- --addr 127.0.0.1:8080 --duration 10s`
 //! (all flags: `cargo bench --bench churn -- --help`).
 //!
-//! Every client is a may coroutine that loops until the deadline: connect, send
-//! `--requests-per-conn` requests one at a time (each waits for its response; the route is
-//! `/cpu?us=N` with probability `--cpu-share`, from a seeded xorshift), then close. A request
-//! is timed from just before its write to the last byte of its response, so time spent
-//! waiting for this process's own worker is included: run it on its own core when you can.
-//! Requests that *start* after the warm-up are measured; throughput counts those that also
-//! finish by the deadline. Errors are counted over the whole run, warm-up included.
+//! **Closed loop** (the default): every client is a may coroutine that loops until the
+//! deadline: connect, send `--requests-per-conn` requests one at a time (each waits for its
+//! response; the route is `/cpu?us=N` with probability `--cpu-share`, from a seeded
+//! xorshift), then close. A request is timed from just before its write to the last byte of
+//! its response, so time spent waiting for this process's own worker is included: run it on
+//! its own core when you can. The offered load is whatever the server can take, so a
+//! saturated server shows queue depth, not its policy.
+//!
+//! **Open loop** (`--rate R`): each client follows its own Poisson schedule of request start
+//! times, `R / --clients` per second (exponential gaps drawn from a seeded xorshift, a stream
+//! apart from the route choice, so the route sequence is the closed loop's). It sleeps until
+//! a request is due, opens a connection at the first request of each `--requests-per-conn`
+//! and keeps it between the others (idle while it waits), and never skips: a client behind
+//! its schedule sends at once. A request is timed from its *scheduled* start, so connect
+//! time (first request on a connection), the client's own lateness and a stalled server all
+//! count (no coordinated omission). The send lag (actual start − scheduled start) is
+//! reported apart, to tell the client falling behind from the server being slow. A request
+//! that fails counts as an error and is not retried; a failed connect uses up its request.
+//!
+//! Requests that *start* (closed loop) or are *due* (open loop) after the warm-up are
+//! measured; throughput counts those that also finish by the deadline. Errors are counted
+//! over the whole run, warm-up included.
 //!
 //! Output: a human summary, then one line `RESULT key=value ...` for scripts. The exit status
 //! is 0 whatever the server did (errors are reported), 2 on bad arguments.
@@ -73,7 +88,12 @@ struct Args {
     /// may worker threads of this load generator.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
-    /// Seed of the route choice; each client derives its own stream from it.
+    /// Open loop: total requests/s over all clients, each on a Poisson schedule of
+    /// rate/clients; latency counts from the scheduled start. Default: closed loop.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Seed of the route choice and the arrival schedule; each client derives its own
+    /// streams from it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Comma-separated 127.x.x.x addresses to bind client sockets to, in turn, to spread
@@ -99,6 +119,15 @@ fn parse_source(text: &str) -> Result<Ipv4Addr, String> {
         return Err(format!("{ip} is not a 127.x.x.x address"));
     }
     Ok(ip)
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "'{text}' is not a positive number of requests per second"
+        )),
+    }
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -161,6 +190,9 @@ struct Plan {
     targets: [Target; 2],
     io_timeout: Duration,
     seed: u64,
+    /// Open loop: mean gap between one client's scheduled starts, ns. `None`: closed loop.
+    mean_gap_ns: Option<f64>,
+    start: Instant,
     measure_from: Instant,
     deadline: Instant,
 }
@@ -187,6 +219,8 @@ impl Plan {
             ],
             io_timeout: args.timeout,
             seed: args.seed,
+            mean_gap_ns: args.rate.map(|rate| f64::from(args.clients) * 1e9 / rate),
+            start,
             measure_from,
             deadline: measure_from + args.duration,
         }
@@ -194,6 +228,11 @@ impl Plan {
 
     fn measured(&self, started: Instant) -> bool {
         started >= self.measure_from
+    }
+
+    /// Seed of a client's route choice.
+    fn route_seed(&self, client: u32) -> u64 {
+        self.seed ^ u64::from(client).wrapping_mul(0x1000_0000_01B3)
     }
 
     /// The source address of a client's `n`th connection, if `--sources` were given.
@@ -226,6 +265,51 @@ impl XorShift {
     fn chance(&mut self, p: f64) -> bool {
         ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
+
+    /// Uniform in (0, 1]: never 0, so its logarithm is finite.
+    fn unit_open(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Added to a client's route seed to give its arrival stream.
+const ARRIVAL_STREAM: u64 = 0x6A09_E667_F3BC_C909;
+
+/// One open-loop client's request start times: a Poisson process (exponential gaps).
+struct Schedule {
+    rng: XorShift,
+    mean_gap_ns: f64,
+    /// When the next request is due.
+    next: Instant,
+}
+
+impl Schedule {
+    /// The first request is one gap after `start`: clients start spread out, not together.
+    fn new(seed: u64, mean_gap_ns: f64, start: Instant) -> Schedule {
+        let mut schedule = Schedule {
+            rng: XorShift::new(seed.wrapping_add(ARRIVAL_STREAM)),
+            mean_gap_ns,
+            next: start,
+        };
+        schedule.advance();
+        schedule
+    }
+
+    fn advance(&mut self) {
+        let gap_ns = -self.rng.unit_open().ln() * self.mean_gap_ns;
+        self.next += Duration::from_nanos(gap_ns as u64);
+    }
+
+    /// Uses up the rest of the schedule; returns how many of its requests fell due in the
+    /// measured window (they were never sent: the client was still behind at the deadline).
+    fn drain(&mut self, plan: &Plan) -> u64 {
+        let mut missed = 0;
+        while self.next < plan.deadline {
+            missed += u64::from(plan.measured(self.next));
+            self.advance();
+        }
+        missed
+    }
 }
 
 // ---- what the clients record ----------------------------------------------------------------
@@ -247,10 +331,19 @@ impl Errors {
 
 struct Stats {
     by_route: [Histogram<u64>; 2],
+    /// Cheap requests by turn on their connection: the first (sent right after the connect,
+    /// so right after the server placed the connection) and the later ones.
+    cheap_by_turn: [Histogram<u64>; 2],
     all: Histogram<u64>,
     connect: Histogram<u64>,
+    /// Open loop: how late each measured request was sent (actual − scheduled start).
+    lag: Histogram<u64>,
     /// Measured requests that also finished by the deadline: the throughput count.
     in_time: u64,
+    /// Measured requests sent (whatever came of them).
+    sent: u64,
+    /// Open loop: measured requests due before the deadline but never sent.
+    unsent: u64,
     connections: u64,
     errors: Errors,
 }
@@ -264,9 +357,13 @@ impl Stats {
     fn new() -> Stats {
         Stats {
             by_route: [histogram(), histogram()],
+            cheap_by_turn: [histogram(), histogram()],
             all: histogram(),
             connect: histogram(),
+            lag: histogram(),
             in_time: 0,
+            sent: 0,
+            unsent: 0,
             connections: 0,
             errors: Errors::default(),
         }
@@ -290,7 +387,8 @@ impl Shared {
         update(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    fn request_done(&self, route: Route, started: Instant, finished: Instant) {
+    /// Request number `turn` (0 = first) on its connection, timed from `started`.
+    fn request_done(&self, route: Route, turn: u32, started: Instant, finished: Instant) {
         if !self.plan.measured(started) {
             return;
         }
@@ -298,9 +396,33 @@ impl Shared {
         let in_time = finished <= self.plan.deadline;
         self.record(|s| {
             s.by_route[route as usize].saturating_record(us);
+            if route == Route::Cheap {
+                s.cheap_by_turn[usize::from(turn > 0)].saturating_record(us);
+            }
             s.all.saturating_record(us);
             s.in_time += u64::from(in_time);
         });
+    }
+
+    /// A request due (open loop) or started (closed loop) at `origin` is sent at `sent`.
+    fn sending(&self, origin: Instant, sent: Instant) {
+        if !self.plan.measured(origin) {
+            return;
+        }
+        let open = self.plan.mean_gap_ns.is_some();
+        self.record(|s| {
+            s.sent += 1;
+            if open {
+                s.lag
+                    .saturating_record(micros(sent.saturating_duration_since(origin)));
+            }
+        });
+    }
+
+    fn unsent(&self, count: u64) {
+        if count > 0 {
+            self.record(|s| s.unsent += count);
+        }
     }
 
     fn connected(&self, started: Instant, finished: Instant) {
@@ -353,7 +475,7 @@ type Stream = CoIo<std::net::TcpStream>;
 
 fn client(id: u32, shared: &Shared) {
     let plan = &shared.plan;
-    let mut rng = XorShift::new(plan.seed ^ u64::from(id).wrapping_mul(0x1000_0000_01B3));
+    let mut rng = XorShift::new(plan.route_seed(id));
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut n = 0u64;
     while Instant::now() < plan.deadline {
@@ -375,19 +497,130 @@ fn client(id: u32, shared: &Shared) {
 /// Up to `requests_per_conn` requests, one at a time; the stream is closed when dropped.
 fn run_connection(stream: &mut Stream, shared: &Shared, rng: &mut XorShift, buf: &mut Vec<u8>) {
     let plan = &shared.plan;
-    for _ in 0..plan.requests_per_conn {
+    for turn in 0..plan.requests_per_conn {
         let started = Instant::now();
         if started >= plan.deadline {
             return;
         }
-        let route = if rng.chance(plan.cpu_share) {
-            Route::Cpu
-        } else {
-            Route::Cheap
-        };
+        let route = pick_route(rng, plan.cpu_share);
+        shared.sending(started, started);
         match exchange(stream, &plan.targets[route as usize], buf) {
             Ok(reply) => {
-                shared.request_done(route, started, Instant::now());
+                shared.request_done(route, turn, started, Instant::now());
+                if reply.close {
+                    return;
+                }
+            }
+            Err(failure) => {
+                shared.failed(&failure);
+                if !matches!(failure, Failure::Status { close: false }) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn pick_route(rng: &mut XorShift, cpu_share: f64) -> Route {
+    if rng.chance(cpu_share) {
+        Route::Cpu
+    } else {
+        Route::Cheap
+    }
+}
+
+/// Parks until `due`; the time it woke, or `None` if the deadline came first.
+///
+/// may resumes a coroutine whose sleep expired on its timer thread. Left there, the client
+/// went on to connect, write and read from that thread while the worker polled the same
+/// sockets, and now and then a response that had arrived (there in the socket's receive
+/// queue) went unnoticed until the read timed out 5 s later — a handful per 10 s run at a
+/// few thousand req/s. may's per-socket timeout handle is a plain `RefCell`, shared by the
+/// thread that waits and the one that polls; we did not dig further.
+/// So after a sleep the coroutine yields, which from a non-worker thread queues it on a
+/// worker.
+fn wait_until(due: Instant, deadline: Instant) -> Option<Instant> {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        if now >= due {
+            return Some(now);
+        }
+        may::coroutine::sleep(due - now);
+        may::coroutine::yield_now();
+    }
+}
+
+/// Open loop: a fresh connection for every `requests_per_conn` scheduled requests, opened
+/// when the first of them is due.
+fn open_client(id: u32, shared: &Shared, mean_gap_ns: f64) {
+    let plan = &shared.plan;
+    let mut rng = XorShift::new(plan.route_seed(id));
+    let mut schedule = Schedule::new(plan.route_seed(id), mean_gap_ns, plan.start);
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut n = 0u64;
+    while schedule.next < plan.deadline {
+        let due = schedule.next;
+        let Some(began) = wait_until(due, plan.deadline) else {
+            break;
+        };
+        match connect(plan.addr, plan.source(id, n), plan.io_timeout) {
+            Ok(mut stream) => {
+                shared.connected(began, Instant::now());
+                run_open_connection(
+                    &mut stream,
+                    shared,
+                    &mut rng,
+                    &mut schedule,
+                    &mut buf,
+                    began,
+                );
+            }
+            Err(_) => {
+                shared.sending(due, began);
+                shared.failed(&Failure::Connect);
+                schedule.advance();
+                may::coroutine::sleep(CONNECT_BACKOFF);
+            }
+        }
+        n += 1;
+    }
+    shared.unsent(schedule.drain(plan));
+}
+
+/// Up to `requests_per_conn` requests, each sent when due (at once if late) and timed from
+/// when it was due. The first is due already: the client began connecting for it at
+/// `began`, which stands as its send time for the lag (connect time is a figure of its own).
+fn run_open_connection(
+    stream: &mut Stream,
+    shared: &Shared,
+    rng: &mut XorShift,
+    schedule: &mut Schedule,
+    buf: &mut Vec<u8>,
+    began: Instant,
+) {
+    let plan = &shared.plan;
+    let mut first = Some(began);
+    for turn in 0..plan.requests_per_conn {
+        let due = schedule.next;
+        if due >= plan.deadline {
+            return;
+        }
+        let sent = match first.take() {
+            Some(began) => began,
+            None => match wait_until(due, plan.deadline) {
+                Some(now) => now,
+                None => return,
+            },
+        };
+        let route = pick_route(rng, plan.cpu_share);
+        shared.sending(due, sent);
+        schedule.advance();
+        match exchange(stream, &plan.targets[route as usize], buf) {
+            Ok(reply) => {
+                shared.request_done(route, turn, due, Instant::now());
                 if reply.close {
                     return;
                 }
@@ -549,7 +782,10 @@ fn main() -> ExitCode {
     for id in 0..args.clients {
         let shared = shared.clone();
         may::go!(move || {
-            client(id, &shared);
+            match shared.plan.mean_gap_ns {
+                None => client(id, &shared),
+                Some(mean_gap_ns) => open_client(id, &shared, mean_gap_ns),
+            }
             shared.finished.fetch_add(1, Ordering::Release);
         });
     }
@@ -601,12 +837,28 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
         "  throughput {rps:.1} req/s ({} requests in time, {} connections opened)",
         stats.in_time, stats.connections
     );
+    let sent_rps = stats.sent as f64 / secs;
+    let [l50, l99, _, lmax] = quantiles(&stats.lag);
+    match args.rate {
+        None => println!("  closed loop: sent {sent_rps:.1} req/s"),
+        Some(rate) => println!(
+            "  open loop: target {rate:.1} req/s (Poisson, {:.2} req/s per client); \
+             scheduled {:.1} req/s, sent {sent_rps:.1} req/s, unsent at the deadline {}; \
+             send lag p50 {l50} µs, p99 {l99} µs, max {lmax} µs",
+            rate / f64::from(args.clients),
+            (stats.sent + stats.unsent) as f64 / secs,
+            stats.unsent,
+        ),
+    }
     println!(
         "  {:<16} {:>9} {:>9} {:>9} {:>9} {:>9}   (µs)",
         "", "count", "p50", "p99", "p99.9", "max"
     );
+    let [cheap_first, cheap_later] = &stats.cheap_by_turn;
     let rows = [
         ("/plaintext", cheap),
+        ("  1st on conn", cheap_first),
+        ("  later on conn", cheap_later),
         (cpu_path.as_str(), cpu),
         ("all", &stats.all),
         ("connect", &stats.connect),
@@ -633,11 +885,15 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
     let [a50, a99, a999, _] = quantiles(&stats.all);
     let [_, x99, _, _] = quantiles(cpu);
     let [_, k99, _, _] = quantiles(&stats.connect);
+    let [_, f99, _, _] = quantiles(cheap_first);
+    let [_, n99, _, _] = quantiles(cheap_later);
     println!(
         "RESULT rps={rps:.1} requests={} connections={} cheap_p50_us={c50} cheap_p99_us={c99} \
          cheap_p999_us={c999} all_p50_us={a50} all_p99_us={a99} all_p999_us={a999} \
          cpu_p99_us={x99} connect_p99_us={k99} errors={} connect_errors={} timeouts={} \
-         io_errors={} bad_status={} malformed={} unfinished={unfinished}",
+         io_errors={} bad_status={} malformed={} unfinished={unfinished} rate={} \
+         sent_rps={sent_rps:.1} unsent={} lag_p50_us={l50} lag_p99_us={l99} lag_max_us={lmax} \
+         cheap_first_p99_us={f99} cheap_later_p99_us={n99}",
         stats.in_time,
         stats.connections,
         e.total(),
@@ -646,5 +902,7 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
         e.io,
         e.status,
         e.malformed,
+        args.rate.unwrap_or(0.0),
+        stats.unsent,
     );
 }

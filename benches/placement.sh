@@ -5,6 +5,10 @@
 # GET /plaintext answers 200 "Hello, World!", loads it with the churn generator
 # (benches/churn.rs: CLIENTS clients, each opening a fresh connection for REQUESTS_PER_CONN
 # requests; CPU_SHARE of them GET /cpu?us=CPU_US, the rest GET /plaintext), then stops it.
+# Without RATE the clients are a closed loop: each sends as fast as answers come, so on a
+# saturated box every latency is queue depth whatever the policy. With RATE (req/s over all
+# clients) they are an open loop: Poisson arrivals, latency from the scheduled start; pick
+# RATE below saturation (find it with a closed-loop run: REPEATS=1 POLICIES=round_robin).
 # Each round runs every policy once; the order rotates by one per round so slow drift (heat,
 # TIME_WAIT build-up, neighbours) does not always hit the same policy.
 # At the end: every run's figures, each policy's medians over the rounds, and the ratios of
@@ -15,7 +19,16 @@
 # figures are pessimistic (and the scheduler on core 1 is the slower one, which load-aware
 # policies can notice and blind ones cannot); the comparison between policies is what counts.
 #
+# Measured runs hold the benchmark lock (flock on /tmp/corral-bench.lock) from the first
+# server start to the last stop, so two benchmarks on this box never overlap; the build
+# does not take it. Each run also reports the CPU time other processes used meanwhile
+# (other_cpu_s: all CPUs' busy time from /proc/stat less this script's children's; within
+# ±0.5 s of 0 on a quiet box), since a build or test nearby takes no lock: a run over
+# MAX_OTHER_CPU is redone after a pause, up to RETRIES times. Both binaries are copied into
+# OUT before the runs, so a rebuild in target/ meanwhile cannot change them halfway.
+#
 # Usage:   benches/placement.sh
+#          RATE=4000 benches/placement.sh                                    # open loop
 #          REPEATS=1 DURATION=5s WARMUP=1s benches/placement.sh             # quick check
 #          POLICIES="cost round_robin" CONFIG=cap.toml benches/placement.sh  # e.g. a cap set
 #          POLICIES=none benches/placement.sh    # a Corral without --placement: its default
@@ -25,6 +38,7 @@
 #                      ["cost round_robin fd_hash least_connections"]
 #   REPEATS            rounds [3]
 #   DURATION, WARMUP   measured time and warm-up of each run: N, Ns or Nm [10s, 2s]
+#   RATE               open loop: total requests/s over all clients [none: closed loop]
 #   CLIENTS            concurrent clients [256]
 #   REQUESTS_PER_CONN  requests per fresh connection [4]
 #   CPU_SHARE          share of requests that go to /cpu [0.10]
@@ -37,6 +51,10 @@
 #   CLIENT_CPU         CPU the load generator is pinned to [1]
 #   READY_TIMEOUT      seconds to wait for a server's first 200 [10]
 #   OUT                where results and logs go [target/bench/placement-<timestamp>]
+#   LOCK               the benchmark lock file [/tmp/corral-bench.lock]
+#   MAX_OTHER_CPU      CPU-seconds others may use during a run before it is redone [1.0]
+#   RETRIES            redos of a disturbed run; the last try is kept either way [2]
+#   RETRY_PAUSE_S      seconds to wait before a redo [20]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,6 +64,7 @@ POLICIES=${POLICIES:-cost round_robin fd_hash least_connections}
 REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+RATE=${RATE:-}
 CLIENTS=${CLIENTS:-256}
 REQUESTS_PER_CONN=${REQUESTS_PER_CONN:-4}
 CPU_SHARE=${CPU_SHARE:-0.10}
@@ -58,6 +77,10 @@ SERVER_CPUS=${SERVER_CPUS:-0,1}
 CLIENT_CPU=${CLIENT_CPU:-1}
 READY_TIMEOUT=${READY_TIMEOUT:-10}
 OUT=${OUT:-target/bench/placement-$(date +%Y%m%d-%H%M%S)}
+LOCK=${LOCK:-/tmp/corral-bench.lock}
+MAX_OTHER_CPU=${MAX_OTHER_CPU:-1.0}
+RETRIES=${RETRIES:-2}
+RETRY_PAUSE_S=${RETRY_PAUSE_S:-20}
 
 readonly CORRAL_BIN=${CARGO_TARGET_DIR:-target}/release/corral
 readonly EXPECTED_BODY='Hello, World!'
@@ -82,6 +105,12 @@ is_count "$READY_TIMEOUT" || die "READY_TIMEOUT must be a positive integer, got 
 [[ -z $SOURCES || $SOURCES =~ ^127\.[0-9.]+(,127\.[0-9.]+)*$ ]] ||
     die "SOURCES must be a comma list of 127.x.x.x addresses, got '$SOURCES'"
 [[ -z $CONFIG || -r $CONFIG ]] || die "CONFIG '$CONFIG' is not a readable file"
+[[ $MAX_OTHER_CPU =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+    die "MAX_OTHER_CPU must be a number of CPU-seconds, got '$MAX_OTHER_CPU'"
+[[ $RETRIES =~ ^[0-9]+$ ]] || die "RETRIES must be a whole number, got '$RETRIES'"
+is_count "$RETRY_PAUSE_S" || die "RETRY_PAUSE_S must be a positive integer, got '$RETRY_PAUSE_S'"
+[[ -z $RATE || $RATE =~ ^[0-9]+(\.[0-9]+)?$ && ! $RATE =~ ^0+(\.0+)?$ ]] ||
+    die "RATE must be a positive number of requests per second, got '$RATE'"
 
 seconds() { # name value [allow zero]: N, Ns or Nm -> seconds
     [[ $2 =~ ^([0-9]+)([sm]?)$ ]] || die "$1 must look like 10, 10s or 1m, got '$2'"
@@ -103,7 +132,7 @@ done
 ((${#policies[@]} > 0)) || die "POLICIES is empty"
 wants() { [[ " ${policies[*]} " == *" $1 "* ]]; }
 
-for tool in cargo curl taskset timeout ss python3; do
+for tool in cargo curl taskset timeout ss python3 flock getconf; do
     command -v "$tool" >/dev/null || die "'$tool' not found"
 done
 
@@ -154,11 +183,11 @@ free_port() {
 }
 
 start_server() { # policy port log
-    local cmd=("$CORRAL_BIN" --listen "$HOST:$2" --workers "$WORKERS")
+    local cmd=("$corral_bin" --listen "$HOST:$2" --workers "$WORKERS")
     [[ $1 == none ]] || cmd+=(--placement "$1")
     [[ -z $CONFIG ]] || cmd+=(--config "$CONFIG")
     echo "${cmd[*]}" >"$3"
-    taskset -c "$SERVER_CPUS" "${cmd[@]}" >>"$3" 2>&1 &
+    taskset -c "$SERVER_CPUS" "${cmd[@]}" >>"$3" 2>&1 9>&- &
     server_pid=$!
 }
 
@@ -192,6 +221,9 @@ wait_ready() { # policy url log
 echo "== cargo build --release   (corral)"
 cargo build --release || die "building Corral failed"
 [[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
+commit=$(git describe --always --dirty 2>/dev/null || echo '?')
+corral_bin=$OUT/corral
+cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $OUT"
 
 echo "== cargo bench --bench churn --no-run   (load generator)"
 cargo bench --bench churn --no-run --message-format=json >"$OUT/churn-build.json" ||
@@ -208,9 +240,11 @@ for line in open(sys.argv[1]):
         print(msg["executable"])
 ' "$OUT/churn-build.json" | tail -n 1)
 [[ -n $churn_bin && -x $churn_bin ]] || die "found no churn executable in $OUT/churn-build.json"
+cp "$churn_bin" "$OUT/churn" || die "cannot copy $churn_bin to $OUT"
+churn_bin=$OUT/churn
 
 for p in "${policies[@]}"; do
-    [[ $p == none ]] || grep -q -- '--placement' <<<"$("$CORRAL_BIN" --help)" ||
+    [[ $p == none ]] || grep -q -- '--placement' <<<"$("$corral_bin" --help)" ||
         die "this Corral has no --placement flag yet; POLICIES=none runs it with its default policy"
 done
 
@@ -220,20 +254,29 @@ churn_args=(--clients "$CLIENTS" --requests-per-conn "$REQUESTS_PER_CONN" --cpu-
     --cpu-us "$CPU_US" --duration "$DURATION" --warmup "$WARMUP" --timeout "${IO_TIMEOUT_S}s"
     --workers 1 --seed "$SEED")
 [[ -z $SOURCES ]] || churn_args+=(--sources "$SOURCES")
+[[ -z $RATE ]] || churn_args+=(--rate "$RATE")
 # churn exits by itself after warm-up + duration + timeout + 1 s; this is the outer bound.
 run_bound_s=$((warmup_s + duration_s + IO_TIMEOUT_S + 30))
 
 echo
 echo "== ${#policies[@]} policies x $REPEATS round(s): $CLIENTS clients, $REQUESTS_PER_CONN requests" \
     "per connection, ${CPU_SHARE} of them /cpu?us=$CPU_US; warm-up $WARMUP, measured $DURATION"
+if [[ -n $RATE ]]; then
+    echo "   open loop: $RATE req/s over all clients, Poisson arrivals, latency from the scheduled start"
+else
+    echo "   closed loop: every client sends as soon as its previous answer is in"
+fi
 echo "   Corral: $WORKERS workers on CPUs $SERVER_CPUS${CONFIG:+, --config $CONFIG};" \
     "load generator: 1 worker on CPU $CLIENT_CPU"
-echo "   commit $(git describe --always --dirty 2>/dev/null || echo '?'); output in $OUT"
+echo "   commit $commit (binaries copied into OUT); output in $OUT"
 echo
 
-results=$OUT/results.tsv # one line per run: policy round, then the RESULT values of FIELDS
+results=$OUT/results.tsv # one line per run: policy round, then COLUMNS
 : >"$results"
-readonly FIELDS="rps cheap_p50_us cheap_p99_us cheap_p999_us all_p50_us all_p99_us all_p999_us cpu_p99_us errors"
+# From churn's RESULT line; then other_cpu_s, measured here.
+readonly FIELDS="rps cheap_p50_us cheap_p99_us cheap_p999_us all_p50_us all_p99_us all_p999_us
+    cpu_p99_us errors lag_p99_us cheap_first_p99_us cheap_later_p99_us"
+readonly COLUMNS="$FIELDS other_cpu_s"
 
 field() { # key line: the value of key=value in a RESULT line
     local word
@@ -243,36 +286,92 @@ field() { # key line: the value of key=value in a RESULT line
     die "no '$1=' in: $2"
 }
 
+# ---- CPU used by others during a run: a build or test nearby takes no lock ------------------
+
+CLK_TCK=$(getconf CLK_TCK) || die "getconf CLK_TCK failed"
+readonly CLK_TCK
+
+busy_s() { # busy time of all CPUs so far (/proc/stat: all but idle and iowait), seconds
+    local _cpu user nice system _idle _iowait irq softirq steal _rest
+    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
+    local ticks=$((user + nice + system + irq + softirq + steal))
+    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f\n", t / hz }'
+}
+
+children_s() { # REPLY = user + system time of this shell's reaped children so far, seconds
+    # The builtin must run in this shell, not in a $(...) subshell with children of its own;
+    # its second line is the children's.
+    times >"$OUT/.times"
+    REPLY=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] }
+                           printf "%.3f\n", s }' "$OUT/.times")
+}
+
+# ---- the measured runs, under the benchmark lock -------------------------------------------
+
+# One run: server start, load, server stop. Sets `result` (churn's RESULT line) and
+# `other_cpu` (CPU-seconds used by processes not ours meanwhile).
+measure() { # policy round
+    local policy=$1 round=$2 port log churn_out status=0 ours0 busy0 ours1 busy1
+    port=$(free_port)
+    log="$OUT/$policy-round$round.log"
+    churn_out="$OUT/$policy-round$round.churn"
+
+    children_s
+    ours0=$REPLY busy0=$(busy_s)
+    start_server "$policy" "$port" "$log"
+    wait_ready "$policy" "http://$HOST:$port/plaintext" "$log"
+    timeout --kill-after=5s "${run_bound_s}s" \
+        taskset -c "$CLIENT_CPU" "$churn_bin" --addr "$HOST:$port" "${churn_args[@]}" \
+        >"$churn_out" 2>&1 9>&- || status=$?
+    # Per-scheduler requests and connections, for a look at how the policy spread them.
+    curl -s --max-time 2 -o "$OUT/$policy-round$round.metrics" "http://$HOST:$port/metrics" ||
+        true
+    stop_server
+    busy1=$(busy_s)
+    children_s
+    ours1=$REPLY
+    ((status == 0)) || die "churn against $policy failed (exit status $status); see $churn_out"
+    other_cpu=$(awk -v b="$busy1" -v a="$busy0" -v o="$ours1" -v n="$ours0" \
+        'BEGIN { printf "%.2f\n", (b - a) - (o - n) }')
+    result=$(grep '^RESULT ' "$churn_out" | tail -n 1) || die "no RESULT line in $churn_out"
+    sleep 1 # let the closed connections' FINs settle before the next server starts
+}
+
+
+exec 9>"$LOCK" || die "cannot open the benchmark lock $LOCK"
+if ! flock -n 9; then
+    echo "== waiting for the benchmark lock $LOCK (another benchmark holds it)"
+    flock 9 || die "cannot take the benchmark lock $LOCK"
+fi
+echo "== holding the benchmark lock $LOCK"
+
 for ((round = 1; round <= REPEATS; round++)); do
     order=()
     for ((i = 0; i < ${#policies[@]}; i++)); do
         order+=("${policies[(i + round - 1) % ${#policies[@]}]}")
     done
     for policy in "${order[@]}"; do
-        port=$(free_port)
-        log="$OUT/$policy-round$round.log"
-        churn_out="$OUT/$policy-round$round.churn"
-
-        start_server "$policy" "$port" "$log"
-        wait_ready "$policy" "http://$HOST:$port/plaintext" "$log"
-
-        status=0
-        timeout --kill-after=5s "${run_bound_s}s" \
-            taskset -c "$CLIENT_CPU" "$churn_bin" --addr "$HOST:$port" "${churn_args[@]}" \
-            >"$churn_out" 2>&1 || status=$?
-        stop_server
-        ((status == 0)) || die "churn against $policy failed (exit status $status); see $churn_out"
-
-        result=$(grep '^RESULT ' "$churn_out" | tail -n 1) || die "no RESULT line in $churn_out"
+        for ((attempt = 1; ; attempt++)); do
+            measure "$policy" "$round"
+            awk -v o="$other_cpu" -v m="$MAX_OTHER_CPU" 'BEGIN { exit !(o > m) }' || break
+            if ((attempt > RETRIES)); then
+                echo "   (disturbed: other processes used ${other_cpu} CPU-s; kept after $attempt tries)"
+                break
+            fi
+            echo "   (disturbed: other processes used ${other_cpu} CPU-s; again in ${RETRY_PAUSE_S}s)"
+            sleep "$RETRY_PAUSE_S"
+        done
         row="$policy $round"
         for key in $FIELDS; do row+=" $(field "$key" "$result")"; done
-        echo "$row" >>"$results"
-        printf 'round %-3s %-18s rps %9s   cheap p99 %8s µs   all p99 %8s µs   errors %s\n' \
+        echo "$row $other_cpu" >>"$results"
+        printf 'round %-3s %-18s rps %9s   cheap p99 %8s µs   all p99 %8s µs   send lag p99 %7s µs' \
             "$round" "$policy" "$(field rps "$result")" "$(field cheap_p99_us "$result")" \
-            "$(field all_p99_us "$result")" "$(field errors "$result")"
-        sleep 1 # let the closed connections' FINs settle before the next server starts
+            "$(field all_p99_us "$result")" "$(field lag_p99_us "$result")"
+        printf '   errors %s   other CPU %s s\n' "$(field errors "$result")" "$other_cpu"
     done
 done
+
+exec 9>&- # releases the benchmark lock
 
 # ---- summary -------------------------------------------------------------------------------
 
@@ -286,7 +385,7 @@ median() { # numbers as arguments; the mean of the middle two when the count is 
 declare -A med=() # "policy key" -> median over the rounds
 for policy in "${policies[@]}"; do
     col=3
-    for key in $FIELDS; do
+    for key in $COLUMNS; do
         # shellcheck disable=SC2046 # one number per round, split on purpose
         med["$policy $key"]=$(median $(awk -v p="$policy" -v c="$col" '$1 == p { print $c }' "$results"))
         col=$((col + 1))
@@ -295,12 +394,13 @@ done
 
 echo
 echo "== medians over $REPEATS round(s); latencies in µs"
-readonly TABLE='%-18s %9s %10s %10s %11s %10s %10s %10s %10s %7s\n'
+readonly TABLE='%-18s %9s %9s %9s %11s %9s %9s %9s %9s %6s %8s %9s %9s %9s\n'
 # shellcheck disable=SC2059 # the format is the constant above
-printf "$TABLE" policy rps cheap_p50 cheap_p99 cheap_p99.9 all_p50 all_p99 all_p99.9 cpu_p99 errors
+printf "$TABLE" policy rps cheap_p50 cheap_p99 cheap_p99.9 all_p50 all_p99 all_p99.9 cpu_p99 \
+    errors lag_p99 1st_p99 later_p99 other_cpu
 for policy in "${policies[@]}"; do
     row=("$policy")
-    for key in $FIELDS; do row+=("${med["$policy $key"]}"); done
+    for key in $COLUMNS; do row+=("${med["$policy $key"]}"); done
     # shellcheck disable=SC2059
     printf "$TABLE" "${row[@]}"
 done
@@ -334,4 +434,9 @@ if wants cost; then
     done
 fi
 echo
-echo "per-run figures: $results (columns: policy round $FIELDS); churn output and server logs: $OUT"
+echo "lag_p99: churn's send lag (open loop: actual - scheduled start); 1st_p99 / later_p99: cheap" \
+    "p99 of a connection's first request / of its later ones; other_cpu: CPU-seconds other" \
+    "processes used during the run (on a quiet box within ±0.5 s of 0)"
+# shellcheck disable=SC2086 # COLUMNS spans lines; word splitting puts it on one
+echo "per-run figures: $results (columns: policy round" $COLUMNS"); churn output, /metrics" \
+    "and server logs: $OUT"
