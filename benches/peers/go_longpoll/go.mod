@@ -1,0 +1,3 @@
+module corral.bench/go_longpoll
+
+go 1.19
