@@ -48,6 +48,9 @@
 #   OUT            where results and logs go [target/bench/longpoll-<timestamp>]
 set -euo pipefail
 
+SCRIPT_NAME=longpoll.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # before the cd: the path may be relative
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly HOST=127.0.0.1 # loopback only; not configurable on purpose
@@ -71,28 +74,16 @@ readonly THREADS=2            # Corral --workers and Go's GOMAXPROCS
 readonly POLL_TIMEOUT_MS=120000
 readonly TOPIC=fanout
 readonly EXPECTED_BODY='Hello, World!'
-
-die() {
-    echo "longpoll.sh: error: $*" >&2
-    exit 1
-}
+readonly STOP_GRACE_S=10     # stop_server waits this long: 19k connections to close
 
 # ---- settings ------------------------------------------------------------------------------
 
-is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$REPEATS" || die "REPEATS must be a positive integer, got '$REPEATS'"
 is_count "$READY_TIMEOUT" || die "READY_TIMEOUT must be a positive integer, got '$READY_TIMEOUT'"
 is_count "$LOCK_WAIT" || die "LOCK_WAIT must be a positive integer, got '$LOCK_WAIT'"
 
-seconds() { # name value: N, Ns or Nm -> seconds
-    [[ $2 =~ ^([0-9]+)([sm]?)$ ]] || die "$1 must look like 10, 10s or 1m, got '$2'"
-    local n=$((10#${BASH_REMATCH[1]}))
-    [[ ${BASH_REMATCH[2]} == m ]] && n=$((n * 60))
-    echo "$n"
-}
 deadline_s=$(seconds DEADLINE "$DEADLINE")
-((deadline_s > 0)) || die "DEADLINE must be greater than 0"
-seconds SETTLE "$SETTLE" >/dev/null
+seconds SETTLE "$SETTLE" zero >/dev/null
 
 servers=()
 for s in $SERVERS; do
@@ -150,49 +141,9 @@ take_lock() {
 
 release_lock() { flock -u 9; }
 
-# ---- process handling: we only ever signal the one server PID we started --------------------
+# ---- process handling: we only ever signal the one server PID we started (lib.sh) -----------
 
-server_pid=
-
-running() { # alive and not a zombie waiting to be reaped
-    local stat
-    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $stat != Z* ]]
-}
-
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    local pid=$server_pid
-    server_pid=
-    if running "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in {1..100}; do # up to 10 s for a graceful exit (19k connections to close)
-            running "$pid" || break
-            sleep 0.1
-        done
-        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-trap stop_server EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A port nobody uses, below the ephemeral range so the client's own ports cannot collide.
-free_port() {
-    local low port
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    ((low > 11000)) || low=32768
-    for _ in {1..100}; do
-        port=$((10000 + RANDOM % (low - 10000)))
-        if [[ -z $(ss -Htan "sport = :$port") ]]; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "found no free TCP port on $HOST"
-}
+init_server_handling
 
 # Both exec into the server, so $! is the server's own PID (the client reads its RSS).
 # `9>&-`: the server must not inherit the lock.
@@ -215,31 +166,6 @@ start_server() { # name port log
     server_pid=$!
 }
 
-# Poll until GET /plaintext gives 200 with the expected body; bounded by READY_TIMEOUT.
-wait_ready() { # name url log
-    local name=$1 url=$2 log=$3 body=$OUT/ready-body code=000 status
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! running "$server_pid"; then
-            status=0
-            wait "$server_pid" || status=$?
-            server_pid=
-            echo "--- last lines of $log:" >&2
-            tail -n 20 "$log" >&2 || true
-            die "$name exited during startup (exit status $status)"
-        fi
-        code=$(curl -s -o "$body" -w '%{http_code}' --max-time 1 "$url") || code=000
-        if [[ $code == 200 ]]; then
-            [[ $(<"$body") == "$EXPECTED_BODY" ]] ||
-                die "$name answered $url with body '$(head -c 80 "$body")', want '$EXPECTED_BODY'"
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$name did not answer 200 on $url within ${READY_TIMEOUT}s" \
-        "(last HTTP status: $code; 000 = no connection; server log: $log)"
-}
-
 # ---- build ---------------------------------------------------------------------------------
 
 if wants corral; then
@@ -256,17 +182,7 @@ fi
 echo "== cargo bench --bench fanout --no-run   (client)"
 cargo bench --bench fanout --no-run --message-format=json >"$OUT/fanout-build.json" ||
     die "building the fan-out client failed"
-fanout_bin=$(python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "fanout" \
-            and msg.get("executable"):
-        print(msg["executable"])
-' "$OUT/fanout-build.json" | tail -n 1)
+fanout_bin=$(bench_executable fanout "$OUT/fanout-build.json")
 [[ -n $fanout_bin && -x $fanout_bin ]] || die "found no fanout executable in $OUT/fanout-build.json"
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -284,20 +200,8 @@ FIELDS="rss_before_kb rss_after_kb rss_per_conn_bytes fanout_p50_ms fanout_p99_m
 FIELDS+=" received errors held publish_ms setup_s listen_overflows syn_retrans complete"
 readonly FIELDS
 
-field() { # key line: the value of key=value in a RESULT line ("na" if absent)
-    local word
-    for word in $2; do
-        [[ $word == "$1="* ]] && { echo "${word#*=}"; return 0; }
-    done
-    echo na
-}
-
 for ((round = 1; round <= REPEATS; round++)); do
-    order=("${servers[@]}")
-    if ((round % 2 == 0)); then # every other round, the other server goes first
-        order=()
-        for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done
-    fi
+    set_round_order "$round" "${servers[@]}"
     for mode in "${modes[@]}"; do
         for n in "${ns[@]}"; do
             for server in "${order[@]}"; do
@@ -330,16 +234,16 @@ for ((round = 1; round <= REPEATS; round++)); do
                 ((status == 0)) || outcome="client-failed($status)"
                 result=$(grep '^RESULT ' "$client_out" | tail -n 1) || result=
                 [[ -n $result ]] || outcome="no-RESULT"
-                [[ $outcome != ok || $(field complete "$result") == 1 ]] || outcome=incomplete
+                [[ $outcome != ok || $(field complete "$result" na) == 1 ]] || outcome=incomplete
                 row="$server $mode $n $round $outcome"
-                for key in $FIELDS; do row+=" $(field "$key" "$result")"; done
+                for key in $FIELDS; do row+=" $(field "$key" "$result" na)"; done
                 echo "$row" >>"$results"
                 printf 'round %-2s %-6s %-4s N=%-6s RSS %7s -> %7s KiB  %6s B/conn  fan-out max %9s ms  received %6s  errors %s  (setup %s s, listen overflows %s)%s\n' \
-                    "$round" "$server" "$mode" "$n" "$(field rss_before_kb "$result")" \
-                    "$(field rss_after_kb "$result")" "$(field rss_per_conn_bytes "$result")" \
-                    "$(field fanout_max_ms "$result")" "$(field received "$result")" \
-                    "$(field errors "$result")" "$(field setup_s "$result")" \
-                    "$(field listen_overflows "$result")" \
+                    "$round" "$server" "$mode" "$n" "$(field rss_before_kb "$result" na)" \
+                    "$(field rss_after_kb "$result" na)" "$(field rss_per_conn_bytes "$result" na)" \
+                    "$(field fanout_max_ms "$result" na)" "$(field received "$result" na)" \
+                    "$(field errors "$result" na)" "$(field setup_s "$result" na)" \
+                    "$(field listen_overflows "$result" na)" \
                     "$([[ $outcome == ok ]] || echo "   $outcome: see $client_out, $log")"
                 sleep 1 # let the closed connections' FINs settle before the next server starts
             done

@@ -58,6 +58,9 @@
 #   RETRY_PAUSE_S      seconds to wait before a redo [20]
 set -euo pipefail
 
+SCRIPT_NAME=placement.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # before the cd: the path may be relative
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly HOST=127.0.0.1 # loopback only; not configurable on purpose
@@ -87,14 +90,8 @@ readonly CORRAL_BIN=${CARGO_TARGET_DIR:-target}/release/corral
 readonly EXPECTED_BODY='Hello, World!'
 readonly IO_TIMEOUT_S=5 # churn --timeout: the longest wait for one read or write
 
-die() {
-    echo "placement.sh: error: $*" >&2
-    exit 1
-}
-
 # ---- settings ------------------------------------------------------------------------------
 
-is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$REPEATS" || die "REPEATS must be a positive integer, got '$REPEATS'"
 is_count "$CLIENTS" || die "CLIENTS must be a positive integer, got '$CLIENTS'"
 is_count "$REQUESTS_PER_CONN" || die "REQUESTS_PER_CONN must be a positive integer, got '$REQUESTS_PER_CONN'"
@@ -113,13 +110,6 @@ is_count "$RETRY_PAUSE_S" || die "RETRY_PAUSE_S must be a positive integer, got 
 [[ -z $RATE || $RATE =~ ^[0-9]+(\.[0-9]+)?$ && ! $RATE =~ ^0+(\.0+)?$ ]] ||
     die "RATE must be a positive number of requests per second, got '$RATE'"
 
-seconds() { # name value [allow zero]: N, Ns or Nm -> seconds
-    [[ $2 =~ ^([0-9]+)([sm]?)$ ]] || die "$1 must look like 10, 10s or 1m, got '$2'"
-    local n=$((10#${BASH_REMATCH[1]}))
-    [[ ${BASH_REMATCH[2]} == m ]] && n=$((n * 60))
-    ((n > 0)) || [[ ${3:-} == zero ]] || die "$1 must be greater than 0"
-    echo "$n"
-}
 duration_s=$(seconds DURATION "$DURATION")
 warmup_s=$(seconds WARMUP "$WARMUP" zero)
 
@@ -139,49 +129,9 @@ done
 
 mkdir -p "$OUT"
 
-# ---- process handling: we only ever signal the one server PID we started --------------------
+# ---- process handling: we only ever signal the one server PID we started (lib.sh) -----------
 
-server_pid=
-
-running() { # alive and not a zombie waiting to be reaped
-    local stat
-    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $stat != Z* ]]
-}
-
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    local pid=$server_pid
-    server_pid=
-    if running "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in {1..50}; do # up to 5 s for a graceful exit
-            running "$pid" || break
-            sleep 0.1
-        done
-        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-trap stop_server EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A port nobody uses, below the ephemeral range so the clients' own ports cannot collide.
-free_port() {
-    local low port
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    ((low > 11000)) || low=32768
-    for _ in {1..100}; do
-        port=$((10000 + RANDOM % (low - 10000)))
-        if [[ -z $(ss -Htan "sport = :$port") ]]; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "found no free TCP port on $HOST"
-}
+init_server_handling
 
 start_server() { # policy port log
     local cmd=("$corral_bin" --listen "$HOST:$2" --workers "$WORKERS")
@@ -190,31 +140,6 @@ start_server() { # policy port log
     echo "${cmd[*]}" >"$3"
     taskset -c "$SERVER_CPUS" "${cmd[@]}" >>"$3" 2>&1 9>&- &
     server_pid=$!
-}
-
-# Poll until GET /plaintext gives 200 with the expected body; bounded by READY_TIMEOUT.
-wait_ready() { # policy url log
-    local policy=$1 url=$2 log=$3 body=$OUT/ready-body code=000 status
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! running "$server_pid"; then
-            status=0
-            wait "$server_pid" || status=$?
-            server_pid=
-            echo "--- last lines of $log:" >&2
-            tail -n 20 "$log" >&2 || true
-            die "Corral ($policy) exited during startup (exit status $status)"
-        fi
-        code=$(curl -s -o "$body" -w '%{http_code}' --max-time 1 "$url") || code=000
-        if [[ $code == 200 ]]; then
-            [[ $(<"$body") == "$EXPECTED_BODY" ]] ||
-                die "Corral answered $url with body '$(head -c 80 "$body")', want '$EXPECTED_BODY'"
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "Corral ($policy) did not answer 200 on $url within ${READY_TIMEOUT}s" \
-        "(last HTTP status: $code; 000 = no connection; server log: $log)"
 }
 
 # ---- build ---------------------------------------------------------------------------------
@@ -229,17 +154,7 @@ cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $OUT"
 echo "== cargo bench --bench churn --no-run   (load generator)"
 cargo bench --bench churn --no-run --message-format=json >"$OUT/churn-build.json" ||
     die "building the churn load generator failed"
-churn_bin=$(python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "churn" \
-            and msg.get("executable"):
-        print(msg["executable"])
-' "$OUT/churn-build.json" | tail -n 1)
+churn_bin=$(bench_executable churn "$OUT/churn-build.json")
 [[ -n $churn_bin && -x $churn_bin ]] || die "found no churn executable in $OUT/churn-build.json"
 cp "$churn_bin" "$OUT/churn" || die "cannot copy $churn_bin to $OUT"
 churn_bin=$OUT/churn
@@ -279,14 +194,6 @@ readonly FIELDS="rps cheap_p50_us cheap_p99_us cheap_p999_us all_p50_us all_p99_
     cpu_p99_us errors lag_p99_us cheap_first_p99_us cheap_later_p99_us"
 readonly COLUMNS="$FIELDS other_cpu_s"
 
-field() { # key line: the value of key=value in a RESULT line
-    local word
-    for word in $2; do
-        [[ $word == "$1="* ]] && { echo "${word#*=}"; return 0; }
-    done
-    die "no '$1=' in: $2"
-}
-
 # ---- CPU used by others during a run: a build or test nearby takes no lock ------------------
 
 CLK_TCK=$(getconf CLK_TCK) || die "getconf CLK_TCK failed"
@@ -320,7 +227,7 @@ measure() { # policy round
     children_s
     ours0=$REPLY busy0=$(busy_s)
     start_server "$policy" "$port" "$log"
-    wait_ready "$policy" "http://$HOST:$port/plaintext" "$log"
+    wait_ready "Corral ($policy)" "http://$HOST:$port/plaintext" "$log" "" Corral
     timeout --kill-after=5s "${run_bound_s}s" \
         taskset -c "$CLIENT_CPU" "$churn_bin" --addr "$HOST:$port" "${churn_args[@]}" \
         >"$churn_out" 2>&1 9>&- || status=$?
@@ -376,19 +283,12 @@ exec 9>&- # releases the benchmark lock
 
 # ---- summary -------------------------------------------------------------------------------
 
-median() { # numbers as arguments; the mean of the middle two when the count is even
-    printf '%s\n' "$@" | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (NR % 2) printf "%.10g\n", v[(NR + 1) / 2]
-              else printf "%.10g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 declare -A med=() # "policy key" -> median over the rounds
 for policy in "${policies[@]}"; do
     col=3
     for key in $COLUMNS; do
         # shellcheck disable=SC2046 # one number per round, split on purpose
-        med["$policy $key"]=$(median $(awk -v p="$policy" -v c="$col" '$1 == p { print $c }' "$results"))
+        med["$policy $key"]=$(median %.10g $(awk -v p="$policy" -v c="$col" '$1 == p { print $c }' "$results"))
         col=$((col + 1))
     done
 done

@@ -25,6 +25,9 @@
 # features never unify into Corral's build; see ARCHITECTURE §2 "Feature unification".
 set -euo pipefail
 
+SCRIPT_NAME=plaintext.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # before the cd: the path may be relative
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly HOST=127.0.0.1 # loopback only; not configurable on purpose
@@ -43,11 +46,6 @@ readonly PEER_BIN=$PEER_DIR/target/release/may_minihttp_hello
 readonly CORRAL_BIN=${CARGO_TARGET_DIR:-target}/release/corral
 readonly EXPECTED_BODY='Hello, World!'
 
-die() {
-    echo "plaintext.sh: error: $*" >&2
-    exit 1
-}
-
 label() {
     case $1 in
         corral) echo corral ;;
@@ -57,7 +55,6 @@ label() {
 
 # ---- settings ------------------------------------------------------------------------------
 
-is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$REPEATS" || die "REPEATS must be a positive integer, got '$REPEATS'"
 is_count "$CONNECTIONS" || die "CONNECTIONS must be a positive integer, got '$CONNECTIONS'"
 is_count "$THREADS" || die "THREADS must be a positive integer, got '$THREADS'"
@@ -90,49 +87,9 @@ done
 
 mkdir -p "$OUT"
 
-# ---- process handling: we only ever signal the one server PID we started --------------------
+# ---- process handling: we only ever signal the one server PID we started (lib.sh) -----------
 
-server_pid=
-
-running() { # alive and not a zombie waiting to be reaped
-    local stat
-    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $stat != Z* ]]
-}
-
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    local pid=$server_pid
-    server_pid=
-    if running "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in {1..50}; do # up to 5 s for a graceful exit
-            running "$pid" || break
-            sleep 0.1
-        done
-        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-trap stop_server EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A port nobody uses, below the ephemeral range so wrk's own client ports cannot collide.
-free_port() {
-    local low port
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    ((low > 11000)) || low=32768
-    for _ in {1..100}; do
-        port=$((10000 + RANDOM % (low - 10000)))
-        if [[ -z $(ss -Htan "sport = :$port") ]]; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "found no free TCP port on $HOST"
-}
+init_server_handling
 
 start_server() { # name port log
     local cmd
@@ -150,31 +107,6 @@ hint() {
             "to measure only the peer: SERVERS=peer $0" ;;
         peer) echo "the peer takes 'ADDR WORKERS'; see $PEER_DIR/src/main.rs" ;;
     esac
-}
-
-# Poll until GET /plaintext gives 200 with the expected body; bounded by READY_TIMEOUT.
-wait_ready() { # name url log
-    local name=$1 url=$2 log=$3 body=$OUT/ready-body code=000 status
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! running "$server_pid"; then
-            status=0
-            wait "$server_pid" || status=$?
-            server_pid=
-            echo "--- last lines of $log:" >&2
-            tail -n 20 "$log" >&2 || true
-            die "$(label "$name") exited during startup (exit status $status): $(hint "$name")"
-        fi
-        code=$(curl -s -o "$body" -w '%{http_code}' --max-time 1 "$url") || code=000
-        if [[ $code == 200 ]]; then
-            [[ $(<"$body") == "$EXPECTED_BODY" ]] ||
-                die "$(label "$name") answered $url with body '$(head -c 80 "$body")', want '$EXPECTED_BODY'"
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$(label "$name") did not answer 200 on $url within ${READY_TIMEOUT}s" \
-        "(last HTTP status: $code; 000 = no connection; server log: $log): $(hint "$name")"
 }
 
 # ---- build ---------------------------------------------------------------------------------
@@ -209,11 +141,7 @@ declare -A rps_of=()  # name -> space-separated req/s of each run
 summary=()
 
 for ((round = 1; round <= REPEATS; round++)); do
-    order=("${servers[@]}")
-    if ((round % 2 == 0)); then # every other round, the other server goes first
-        order=()
-        for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done
-    fi
+    set_round_order "$round" "${servers[@]}"
     for name in "${order[@]}"; do
         port=$(free_port)
         url="http://$HOST:$port/plaintext"
@@ -221,7 +149,7 @@ for ((round = 1; round <= REPEATS; round++)); do
         wrk_out="$OUT/$name-round$round.wrk"
 
         start_server "$name" "$port" "$log"
-        wait_ready "$name" "$url" "$log"
+        wait_ready "$(label "$name")" "$url" "$log" ": $(hint "$name")"
 
         status=0
         timeout --kill-after=5s "$((duration_s + 30))s" \
@@ -245,20 +173,13 @@ done
 
 # ---- summary -------------------------------------------------------------------------------
 
-median() { # numbers as arguments; the mean of the middle two when the count is even
-    printf '%s\n' "$@" | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]
-              else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo
 echo "== results (req/s)"
 printf '%s\n' "${summary[@]}"
 declare -A median_of=()
 for name in "${servers[@]}"; do
     # shellcheck disable=SC2086 # the runs are a space-separated list on purpose
-    median_of[$name]=$(median ${rps_of[$name]})
+    median_of[$name]=$(median %.2f ${rps_of[$name]})
     printf 'median    %-13s %12s req/s\n' "$(label "$name")" "${median_of[$name]}"
 done
 if wants corral && wants peer; then
