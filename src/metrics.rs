@@ -72,11 +72,7 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "corral_scheduler_expected_load_seconds",
             "gauge",
             "Expected occupancy of in-flight requests and queued connections.",
-            &|k| {
-                let queued =
-                    stats.queued(k) as u64 * shared.config.placement.default_cost_us * 1000;
-                (stats.expected_ns(k) + queued) as f64 / 1e9
-            },
+            &|k| shared.expected_load_ns(k) as f64 / 1e9,
         ),
         (
             "corral_scheduler_queue_length",

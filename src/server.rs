@@ -53,14 +53,20 @@ impl Shared {
 
     /// What placement sees of each scheduler right now.
     pub fn load_snapshots(&self, out: &mut [LoadSnapshot]) {
-        let queued_cost = self.config.placement.default_cost_us * 1000;
         for (k, slot) in out.iter_mut().enumerate() {
             *slot = LoadSnapshot {
-                expected_load_ns: self.stats.expected_ns(k)
-                    + self.stats.queued(k) as u64 * queued_cost,
+                expected_load_ns: self.expected_load_ns(k),
                 connections: self.stats.connections(k),
             };
         }
+    }
+
+    /// Pauley's load figure for scheduler k: the expected cost of its in-flight requests,
+    /// plus, for each connection placed on it whose first request has not been parsed yet
+    /// (queued, or started but not yet read), the mean cost of the current request mix.
+    pub fn expected_load_ns(&self, k: usize) -> u64 {
+        let unknown = (self.stats.queued(k) + self.stats.fresh_on(k)) as u64;
+        self.stats.expected_ns(k) + unknown * self.costs.mean_ns()
     }
 
     pub fn is_draining(&self) -> bool {

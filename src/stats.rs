@@ -95,6 +95,11 @@ impl Stats {
             .fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Started connections whose first request has not been parsed yet.
+    pub fn fresh_on(&self, scheduler: usize) -> usize {
+        self.schedulers[scheduler].fresh.load(Ordering::Relaxed)
+    }
+
     /// Requests in flight plus fresh connections: what the admission cap counts.
     pub fn active_on(&self, scheduler: usize) -> usize {
         let s = &self.schedulers[scheduler];

@@ -105,6 +105,9 @@ pub struct CostTable {
     shards: Box<[Shard]>,
     /// Published expected occupancy per slot, ns; `u64::MAX` = no sample yet.
     merged_ns: Box<[AtomicU64]>,
+    /// Request-weighted mean cost of the recent mix, ns (`u64::MAX` = no sample yet): the
+    /// expected cost of a connection whose first request is not known yet.
+    mean_ns: AtomicU64,
     default_ns: u64,
 }
 
@@ -119,6 +122,7 @@ impl CostTable {
                 })
                 .collect(),
             merged_ns: (0..slots).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            mean_ns: AtomicU64::new(u64::MAX),
             default_ns: default_cost.as_nanos() as u64,
         }
     }
@@ -136,6 +140,14 @@ impl CostTable {
     /// What a request of this slot is expected to occupy its scheduler for, ns.
     pub fn expected_ns(&self, slot: usize) -> u64 {
         match self.merged_ns[slot].load(Ordering::Relaxed) {
+            u64::MAX => self.default_ns,
+            ns => ns,
+        }
+    }
+
+    /// What a request of unknown route is expected to cost: the recent mix's mean, ns.
+    pub fn mean_ns(&self) -> u64 {
+        match self.mean_ns.load(Ordering::Relaxed) {
             u64::MAX => self.default_ns,
             ns => ns,
         }
@@ -161,6 +173,7 @@ impl CostTable {
     pub fn merge(&self, seen: &mut Vec<u64>) {
         let slots = self.slots();
         seen.resize(self.shards.len() * slots, 0);
+        let (mut mix_weight, mut mix_sum) = (0u64, 0f64);
         for r in 0..slots {
             let (mut weight, mut sum) = (0u64, 0f64);
             for (k, shard) in self.shards.iter().enumerate() {
@@ -176,7 +189,14 @@ impl CostTable {
             if weight > 0 {
                 let merged = (sum / weight as f64).round() as u64;
                 self.merged_ns[r].store(merged.min(u64::MAX - 1), Ordering::Relaxed);
+                mix_weight += weight;
+                mix_sum += sum;
             }
+        }
+        if mix_weight > 0 {
+            let mean = (mix_sum / mix_weight as f64).round() as u64;
+            self.mean_ns
+                .store(mean.min(u64::MAX - 1), Ordering::Relaxed);
         }
     }
 
@@ -255,6 +275,20 @@ mod tests {
         // No fresh samples: the published figure stays.
         t.merge(&mut seen);
         assert_eq!(t.expected_ns(0), merged);
+    }
+
+    #[test]
+    fn the_mean_cost_follows_the_request_mix() {
+        let t = CostTable::new(1, 2, us(50));
+        assert_eq!(t.mean_ns(), 50_000, "the default before any sample");
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            t.record(0, 0, us(10), us(10));
+        }
+        t.record(0, 1, us(2000), us(2000));
+        t.merge(&mut seen);
+        // 90% at 10 µs and 10% at 2 ms.
+        assert_eq!(t.mean_ns(), 209_000);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! 1. **Accept** (`accept.rs`): the acceptor, a plain OS thread so that a scheduler stuck in
 //!    a CPU-heavy handler never delays accepting, takes a socket from the listener.
 //! 2. **Choose** (`policy.rs`): a pure function of per-scheduler load snapshots picks k. Under
-//!    `cost`, load = Σ expected cost of in-flight requests + queued connections × default
-//!    cost; a new connection's first route is unknown, so current load decides.
+//!    `cost`, load = Σ expected cost of in-flight requests + (queued + not-yet-read
+//!    connections) × the mean cost of the request mix: a connection's first route is
+//!    unknown until it is read, and counting such connections stops a burst of accepts from
+//!    herding onto the scheduler that looked idle.
 //! 3. **Admit** (`queue.rs`): if k is under its admission cap (or there is none) the
 //!    connection starts now; otherwise it waits in k's queue as a plain socket, registered
 //!    with no epoll, where k — or an idle scheduler stealing it — will start it.
