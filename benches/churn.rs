@@ -36,6 +36,10 @@
 //! `--timeout` plus one second to finish, then the process exits regardless.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/duration.rs"]
+mod duration;
+use duration::parse_duration;
+
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -134,23 +138,6 @@ fn parse_share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
         _ => Err(format!("'{text}' is not a number from 0 to 1")),
-    }
-}
-
-/// `10s`, `500ms`, `2m`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 10s, 500ms or 1m"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{text}': unit must be ms, s or m")),
     }
 }
 

@@ -46,6 +46,10 @@
 //! and exits; coroutines still waiting are abandoned with the process.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/duration.rs"]
+mod duration;
+use duration::parse_duration;
+
 use std::fmt::Display;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -169,23 +173,6 @@ fn parse_topic(text: &str) -> Result<String, String> {
         return Err(format!("'{text}': 1 to 256 of A-Z a-z 0-9 - _ . ~, please"));
     }
     Ok(text.to_string())
-}
-
-/// `10s`, `500ms`, `2m`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 10s, 500ms or 1m"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{text}': unit must be ms, s or m")),
-    }
 }
 
 fn validate(args: &Args) -> Result<(), String> {
