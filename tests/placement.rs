@@ -10,6 +10,15 @@ use common::{Client, TestServer, eventually, parse_prometheus, sample, sum_of};
 use corral::config::Policy;
 use corral::{Config, Request};
 
+/// These tests measure where work lands and how long it waits, and all servers in this
+/// process share the same two may workers: run them one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn whoami(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
 }
@@ -35,6 +44,7 @@ fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
 
 #[test]
 fn cost_estimate_converges_for_a_route_of_known_cost() {
+    let _serial = serial();
     let srv = server(|_| {});
     let mut c = srv.client();
     for _ in 0..20 {
@@ -88,6 +98,7 @@ fn cheap_latencies_while_one_scheduler_is_busy(policy: Policy) -> Vec<Duration> 
 
 #[test]
 fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
+    let _serial = serial();
     let cost = cheap_latencies_while_one_scheduler_is_busy(Policy::Cost);
     let slowest = cost.iter().max().expect("20 samples");
     assert!(
@@ -108,6 +119,7 @@ fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
 
 #[test]
 fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
+    let _serial = serial();
     let srv = server(|c| {
         c.placement.policy = Policy::RoundRobin;
         c.placement.max_active_requests = 1;
@@ -144,6 +156,7 @@ fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
 
 #[test]
 fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
+    let _serial = serial();
     let srv = server(|_| {});
     let name = corral::placement::supervisor::listener_name(srv.addr.port());
     let addr = srv.addr;
@@ -171,6 +184,7 @@ fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
 
 #[test]
 fn metrics_parse_and_match_what_was_sent() {
+    let _serial = serial();
     let srv = server(|_| {});
     let mut c = srv.client();
     for _ in 0..7 {
