@@ -38,7 +38,10 @@
 
 #[path = "common/duration.rs"]
 mod duration;
+#[path = "common/response.rs"]
+mod response;
 use duration::parse_duration;
+use response::Head;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -669,13 +672,6 @@ struct Reply {
 }
 
 /// The head of a response: enough to find its end and judge it.
-struct Head {
-    status: u16,
-    head_len: usize,
-    body_len: usize,
-    close: bool,
-}
-
 /// Sends one request and reads its whole response into `buf`.
 fn exchange(stream: &mut Stream, target: &Target, buf: &mut Vec<u8>) -> Result<Reply, Failure> {
     stream.write_all(&target.request)?;
@@ -686,7 +682,7 @@ fn exchange(stream: &mut Stream, target: &Target, buf: &mut Vec<u8>) -> Result<R
         }
         read_more(stream, buf)?;
     };
-    let end = head.head_len + head.body_len;
+    let end = head.head_len + head.body_bytes().map_err(|_| Failure::Malformed)?;
     while buf.len() < end {
         read_more(stream, buf)?;
     }
@@ -714,40 +710,8 @@ fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<(), Failure> {
     }
 }
 
-/// `Ok(None)` while the head is incomplete. Only Content-Length framing is accepted: the
-/// routes under test answer with short fixed bodies.
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Failure::Malformed),
-    };
-    let status = response.code.ok_or(Failure::Malformed)?;
-    let mut body_len = None;
-    let mut close = response.version == Some(0);
-    for header in response.headers.iter() {
-        let value = std::str::from_utf8(header.value).map_err(|_| Failure::Malformed)?;
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let len: usize = value.trim().parse().map_err(|_| Failure::Malformed)?;
-            if body_len.replace(len).is_some_and(|earlier| earlier != len) {
-                return Err(Failure::Malformed);
-            }
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Failure::Malformed);
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            close |= value
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("close"));
-        }
-    }
-    Ok(Some(Head {
-        status,
-        head_len,
-        body_len: body_len.ok_or(Failure::Malformed)?,
-        close,
-    }))
+    response::parse_head(buf).map_err(|response::Malformed| Failure::Malformed)
 }
 
 // ---- run and report ---------------------------------------------------------------------------

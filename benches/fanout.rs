@@ -48,7 +48,10 @@
 
 #[path = "common/duration.rs"]
 mod duration;
+#[path = "common/response.rs"]
+mod response;
 use duration::parse_duration;
+use response::Head;
 
 use std::fmt::Display;
 use std::io::{self, Read, Write};
@@ -382,7 +385,7 @@ fn read_response<S: Read>(stream: &mut S, expected: &[u8]) -> Result<(), Failure
         }
         read_more(stream, &mut buf)?;
     };
-    let end = head.head_len + head.body_len;
+    let end = head.head_len + head.body_bytes().map_err(|_| Failure::Malformed)?;
     while buf.len() < end {
         read_more(stream, &mut buf)?;
     }
@@ -409,46 +412,8 @@ fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<(), Failure> 
     }
 }
 
-struct Head {
-    status: u16,
-    head_len: usize,
-    body_len: usize,
-}
-
-/// `Ok(None)` while incomplete. Content-Length framing only (204 and 304 have no body).
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
-    let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Failure::Malformed),
-    };
-    let status = response.code.ok_or(Failure::Malformed)?;
-    let mut body_len = None;
-    for header in response.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let len = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or(Failure::Malformed)?;
-            if body_len.replace(len).is_some_and(|earlier| earlier != len) {
-                return Err(Failure::Malformed);
-            }
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Failure::Malformed);
-        }
-    }
-    let body_len = match (status, body_len) {
-        (204 | 304, _) => 0,
-        (_, Some(len)) => len,
-        (_, None) => return Err(Failure::Malformed),
-    };
-    Ok(Some(Head {
-        status,
-        head_len,
-        body_len,
-    }))
+    response::parse_head(buf).map_err(|response::Malformed| Failure::Malformed)
 }
 
 // ---- the main thread's own requests (blocking std sockets: it is not a may worker) -----------
@@ -476,7 +441,11 @@ fn read_body(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
         }
         read_more(stream, &mut buf).map_err(|_| "closed or timed out".to_string())?;
     };
-    while buf.len() < head.head_len + head.body_len {
+    let end = head.head_len
+        + head
+            .body_bytes()
+            .map_err(|_| "response without Content-Length".to_string())?;
+    while buf.len() < end {
         read_more(stream, &mut buf).map_err(|_| "closed or timed out".to_string())?;
     }
     if head.status != 200 {
