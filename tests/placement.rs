@@ -31,6 +31,20 @@ fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer::start(config, router)
 }
 
+/// Starts a 300 ms `/cpu` request on a fresh connection and returns once it is in flight;
+/// the handle yields its status.
+fn start_hog(srv: &TestServer) -> std::thread::JoinHandle<u16> {
+    let addr = srv.addr;
+    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    let stats = srv.server().stats();
+    eventually(
+        Duration::from_secs(2),
+        "the /cpu request is in flight",
+        || stats.inflight() == 1,
+    );
+    hog
+}
+
 fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
     let r = srv.client().get("/metrics");
     assert_eq!(r.status, 200);
@@ -75,14 +89,7 @@ fn cost_estimate_converges_for_a_route_of_known_cost() {
 /// Starts a 300 ms /cpu request, then times 20 fresh connections doing /plaintext.
 fn cheap_latencies_while_one_scheduler_is_busy(policy: Policy) -> Vec<Duration> {
     let srv = server(|c| c.placement.policy = policy);
-    let addr = srv.addr;
-    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
-    let stats = srv.server().stats();
-    eventually(
-        Duration::from_secs(2),
-        "the /cpu request is in flight",
-        || stats.inflight() == 1,
-    );
+    let hog = start_hog(&srv);
     let started = Instant::now();
     let latencies = (0..20)
         .map(|_| {
@@ -124,15 +131,9 @@ fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
         c.placement.policy = Policy::RoundRobin;
         c.placement.max_active_requests = 1;
     });
-    let addr = srv.addr;
     // Connection A, placed on scheduler 0, keeps it at its cap for 300 ms.
-    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    let hog = start_hog(&srv);
     let stats = srv.server().stats();
-    eventually(
-        Duration::from_secs(2),
-        "the /cpu request is in flight",
-        || stats.inflight() == 1,
-    );
     // Connection B goes to scheduler 1 and finishes its request: 1 is idle again.
     let mut b = srv.client();
     let b_answer = b.get("/whoami").text().to_string();
