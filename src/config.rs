@@ -98,6 +98,7 @@ pub struct Timeouts {
     pub body_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub write_timeout_ms: u64,
+    pub hibernate_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +317,10 @@ impl Timeouts {
     }
     pub fn write(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+    /// Zero: never hibernate.
+    pub fn hibernate_after(&self) -> Duration {
+        Duration::from_millis(self.hibernate_after_ms)
     }
 }
 

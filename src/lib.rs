@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod config;
+pub mod hibernate;
 pub mod http;
 pub mod metrics;
 pub mod placement;

@@ -55,7 +55,8 @@ type SchedulerMetric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(usize) -> f64)
 
 fn schedulers(out: &mut String, shared: &Shared) {
     let stats = &shared.stats;
-    let per_scheduler: [SchedulerMetric; 6] = [
+    let wards = &shared.wards;
+    let per_scheduler: [SchedulerMetric; 8] = [
         (
             "corral_scheduler_connections",
             "gauge",
@@ -91,6 +92,18 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "counter",
             "Requests served.",
             &|k| stats.requests(k) as f64,
+        ),
+        (
+            "corral_scheduler_hibernating_idle",
+            "gauge",
+            "Idle keep-alive connections hibernating in the scheduler's ward (no coroutine).",
+            &|k| wards.hibernating(k).0 as f64,
+        ),
+        (
+            "corral_scheduler_hibernating_waiting",
+            "gauge",
+            "Requests waiting hibernated in the scheduler's ward (Response::hibernate).",
+            &|k| wards.hibernating(k).1 as f64,
         ),
     ];
     for (name, kind, help, value) in per_scheduler {

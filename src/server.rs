@@ -8,6 +8,7 @@ use corral_actors::{StartError, SupRef};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
+use crate::hibernate::Wards;
 use crate::placement::accept::ACCEPT_WAKE;
 use crate::placement::cost::CostTable;
 use crate::placement::policy::LoadSnapshot;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub stats: Stats,
     pub costs: CostTable,
     pub queues: Queues,
+    /// Where hibernated connections wait, one ward per scheduler.
+    pub(crate) wards: Wards,
     pub workers: usize,
     draining: AtomicBool,
     /// Acceptor threads alive (a retiring one may overlap its successor briefly).
@@ -89,6 +92,8 @@ pub enum ServerError {
     },
     #[error("cannot start the supervision tree: {0}")]
     Supervisor(#[from] StartError),
+    #[error("cannot start the hibernation wards: {0}")]
+    Wards(std::io::Error),
 }
 
 fn list(errors: &[RouteError]) -> String {
@@ -135,12 +140,15 @@ impl Server {
             stats: Stats::new(workers),
             costs,
             queues: Queues::new(workers, config_cap),
+            wards: Wards::new(workers).map_err(ServerError::Wards)?,
             workers,
             draining: AtomicBool::new(false),
             acceptors: AtomicUsize::new(0),
             supervisor: OnceLock::new(),
         });
-        let tree = supervisor::start(&shared, Arc::new(listener), local_addr.port())?;
+        Wards::start(&shared).map_err(ServerError::Wards)?;
+        let tree = supervisor::start(&shared, Arc::new(listener), local_addr.port())
+            .inspect_err(|_| shared.wards.stop())?;
         let _ = shared.supervisor.set(tree);
         Ok(Server {
             shared,
@@ -193,6 +201,8 @@ impl Server {
         while self.shared.acceptors.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(DRAIN_POLL);
         }
+        // Hibernated connections: idle ones close, waiting ones get their answer now.
+        self.shared.wards.stop();
     }
 }
 

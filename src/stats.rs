@@ -51,6 +51,14 @@ impl Drop for ConnectionGuard<'_> {
     }
 }
 
+impl ConnectionGuard<'_> {
+    /// The connection outlives its coroutine (it hibernated): keep it counted. Whoever
+    /// closes it later calls `Stats::connection_closed`.
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Stats {
     pub fn new(schedulers: usize) -> Self {
         Stats {
@@ -86,6 +94,13 @@ impl Stats {
     /// Inside the connection's coroutine: the guard uncounts it when the connection ends.
     pub fn adopt_connection(&self, scheduler: usize) -> ConnectionGuard<'_> {
         ConnectionGuard(&self.schedulers[scheduler])
+    }
+
+    /// A hibernated connection (one without a coroutine) was closed.
+    pub fn connection_closed(&self, scheduler: usize) {
+        self.schedulers[scheduler]
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The connection parsed its first request (or ended before): no longer fresh.

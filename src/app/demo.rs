@@ -22,7 +22,7 @@ pub fn router(config: &Config) -> Router {
         Duration::from_millis(config.demo.sse_heartbeat_ms),
     ));
     let statics = StaticDir::new(config.demo.static_dir.clone());
-    let [poll, publish, events, crash, metrics] = [(); 5].map(|_| topics.clone());
+    let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -32,6 +32,9 @@ pub fn router(config: &Config) -> Router {
         .get("/cpu", cpu)
         .get("/stream", stream)
         .get("/poll", move |req: &Request| poll.poll(req))
+        .get("/poll/blocking", move |req: &Request| {
+            poll_blocking.poll_blocking(req)
+        })
         .post("/publish", move |req: &Request| publish.publish(req))
         .get("/events", move |req: &Request| events.events(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
@@ -47,7 +50,8 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /work?us=N            waits N microseconds (coroutine sleep), then ok
   GET  /cpu?us=N             burns N microseconds of CPU, then ok
   GET  /stream?n=N&ms=M      N chunks, M milliseconds apart (a streamed response)
-  GET  /poll?topic=T         long-poll: waits for a publish on T (204 on timeout)
+  GET  /poll?topic=T         long-poll: waits hibernated for a publish on T (204 on timeout)
+  GET  /poll/blocking?topic=T the same, written as blocking code on its coroutine
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts

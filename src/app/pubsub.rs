@@ -1,9 +1,13 @@
 //! Pub/sub for the demo: a topic registry *process* under its own supervisor, and handlers
-//! that wait for it in plain sequential code.
+//! that wait for it.
 //!
-//! - `GET /poll?topic=T` subscribes once and blocks until a publish, its timeout (204), the
-//!   client hanging up (noticed within `PEER_CHECK`, then unsubscribed), or the topic process
-//!   dying (503: its channels close, so no waiter hangs).
+//! - `GET /poll?topic=T` subscribes once and hibernates ([`Response::hibernate`]): no
+//!   coroutine is held while it waits. It is answered on a publish, at its timeout (204),
+//!   or when the topic process dies (503: the process's wakers drop, so no waiter hangs); a
+//!   client that hangs up is unsubscribed as soon as its socket reports it.
+//! - `GET /poll/blocking?topic=T` is the same in plain sequential code: it blocks in
+//!   `recv_timeout` on its coroutine, checking every `PEER_CHECK` that the client is still
+//!   there. Simplest to write; costs a coroutine stack per waiter.
 //! - `POST /publish?topic=T` hands the body to every waiter and answers how many it reached.
 //! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
 //!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
@@ -18,8 +22,9 @@ use std::time::{Duration, Instant};
 use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
 use may::sync::mpsc;
 
+use crate::hibernate::{Wake, Waker};
 use crate::http::request::Request;
-use crate::http::response::{BodyWrite, HttpError, Response};
+use crate::http::response::{BodyWrite, HttpError, IntoResponse, Response};
 use crate::http::status::Status;
 
 /// The longest topic name we accept, bytes.
@@ -49,7 +54,15 @@ enum Kind {
 struct Subscriber {
     id: u64,
     kind: Kind,
-    tx: mpsc::Sender<Event>,
+    target: Target,
+}
+
+/// How a subscriber is reached.
+pub enum Target {
+    /// A coroutine blocked on the receiving end.
+    Channel(mpsc::Sender<Event>),
+    /// A hibernated long-poll (always `Kind::Once`).
+    Waker(Waker<Event>),
 }
 
 #[derive(Default)]
@@ -66,7 +79,7 @@ pub enum TopicMsg {
         kind_stream: bool,
         /// For SSE resumption: also return the backlog after this event id.
         after: Option<u64>,
-        tx: mpsc::Sender<Event>,
+        target: Target,
         reply: ReplyTo<(u64, Vec<Event>)>,
     },
     Unsubscribe {
@@ -146,15 +159,42 @@ impl Topics {
 
     /// `GET /poll?topic=T`.
     pub fn poll(&self, req: &Request) -> Result<Response, HttpError> {
-        self.poll_on(req, &topic(req)?)
+        self.poll_on(&topic(req)?)
     }
 
-    /// Long-polls `topic` for this request.
-    pub fn poll_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
+    /// Long-polls `topic`, hibernated while it waits.
+    pub fn poll_on(&self, topic: &str) -> Result<Response, HttpError> {
+        let topic = topic.to_string();
+        let process = self.process()?;
+        let subscribe = move |waker: Waker<Event>| {
+            let target = Target::Waker(waker);
+            let (id, _) = subscribe(&process, &topic, false, None, target)
+                .map_err(IntoResponse::into_response)?;
+            Ok(move || {
+                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+            })
+        };
+        let resume = |wake: Wake<Event>| match wake {
+            Wake::Message(event) => {
+                Response::bytes("application/octet-stream", event.data.to_vec())
+            }
+            Wake::TimedOut => Response::new(Status::NO_CONTENT),
+            Wake::Gone => unavailable().into_response(),
+        };
+        Ok(Response::hibernate(self.poll_timeout, subscribe, resume))
+    }
+
+    /// `GET /poll/blocking?topic=T`.
+    pub fn poll_blocking(&self, req: &Request) -> Result<Response, HttpError> {
+        self.poll_blocking_on(req, &topic(req)?)
+    }
+
+    /// Long-polls `topic` in plain blocking code on the connection's coroutine.
+    pub fn poll_blocking_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
         let topic = topic.to_string();
         let process = self.process()?;
         let (tx, rx) = mpsc::channel();
-        let (id, _) = subscribe(&process, &topic, false, None, tx)?;
+        let (id, _) = subscribe(&process, &topic, false, None, Target::Channel(tx))?;
         let deadline = Instant::now() + self.poll_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,7 +257,7 @@ impl Topics {
         };
         let process = self.process()?;
         let (tx, rx) = mpsc::channel();
-        let (id, backlog) = subscribe(&process, &topic, true, after, tx)?;
+        let (id, backlog) = subscribe(&process, &topic, true, after, Target::Channel(tx))?;
         let heartbeat = self.heartbeat;
         let stream = move |out: &mut dyn BodyWrite| {
             let _unsubscribe = Unsubscribe {
@@ -273,7 +313,7 @@ fn subscribe(
     topic: &str,
     kind_stream: bool,
     after: Option<u64>,
-    tx: mpsc::Sender<Event>,
+    target: Target,
 ) -> Result<(u64, Vec<Event>), HttpError> {
     process
         .call(
@@ -281,7 +321,7 @@ fn subscribe(
                 topic: topic.to_string(),
                 kind_stream,
                 after,
-                tx,
+                target,
                 reply,
             },
             CALL_TIMEOUT,
@@ -326,7 +366,7 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 topic,
                 kind_stream,
                 after,
-                tx,
+                target,
                 reply,
             } => {
                 let entry = topics.entry(topic).or_default();
@@ -339,7 +379,7 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 entry.subscribers.push(Subscriber {
                     id: next_subscriber,
                     kind,
-                    tx,
+                    target,
                 });
                 let backlog = after.map_or_else(Vec::new, |after| {
                     entry
@@ -371,11 +411,21 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 }
                 entry.backlog.push_back(event.clone());
                 let mut reached = 0;
-                entry.subscribers.retain(|s| {
-                    let delivered = s.tx.send(event.clone()).is_ok();
-                    reached += usize::from(delivered);
-                    delivered && s.kind == Kind::Stream
-                });
+                for subscriber in std::mem::take(&mut entry.subscribers) {
+                    match subscriber.target {
+                        Target::Waker(waker) => {
+                            waker.wake(event.clone());
+                            reached += 1;
+                        }
+                        Target::Channel(ref tx) => {
+                            let delivered = tx.send(event.clone()).is_ok();
+                            reached += usize::from(delivered);
+                            if delivered && subscriber.kind == Kind::Stream {
+                                entry.subscribers.push(subscriber);
+                            }
+                        }
+                    }
+                }
                 let _ = reply.send(reached);
             }
             TopicMsg::Subscribers(reply) => {

@@ -7,7 +7,7 @@
 //! requests, so a keep-alive request allocates nothing in the server.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +17,11 @@ use may::net::TcpStream;
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::encode::{self, BodyFraming, ConnectionHeader};
 use super::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
+use super::reply::{ReplyShape, encode_reply};
 use super::request::{Origin, Request};
-use super::response::{Body, BodyWrite, Response};
+use super::response::{BodyWrite, Response, StreamFn};
 use super::status::Status;
+use crate::hibernate::{Arrival, Deferred, Parked};
 use crate::placement::cost::{self, Stopwatch};
 use crate::placement::queue;
 use crate::router::{Found, Params};
@@ -31,7 +33,8 @@ const READ_BUF_INITIAL: usize = 4096;
 /// A read buffer larger than this is given back when the connection goes idle, so a past
 /// upload does not pin memory on a keep-alive connection.
 const READ_BUF_KEEP: usize = 16 * 1024;
-/// A keep-alive connection idle this long gives its buffers back until its next request.
+/// With hibernation off: a keep-alive connection idle this long gives its buffers back
+/// until its next request.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// After an error response, how long and how much unread input we drain before closing.
 const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -134,6 +137,100 @@ impl ReadBuf {
     }
 }
 
+/// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
+/// connection from its ward.
+#[derive(Default)]
+pub(crate) struct Resume {
+    /// Requests already served on the connection (0: a fresh connection).
+    served: u64,
+    /// Bytes the client sent that are not consumed yet (pipelined requests).
+    leftover: Vec<u8>,
+    /// The rest of an answer the ward could not finish writing.
+    first: Option<First>,
+}
+
+impl Resume {
+    pub(crate) fn fresh() -> Resume {
+        Resume::default()
+    }
+
+    /// An idle connection whose client sent something.
+    pub(crate) fn idle(served: u64) -> Resume {
+        Resume {
+            served: served.max(1),
+            ..Resume::default()
+        }
+    }
+
+    /// A waited-on request was answered; more requests are already buffered.
+    pub(crate) fn pipelined(served: u64, leftover: Vec<u8>) -> Resume {
+        Resume {
+            leftover,
+            ..Resume::idle(served)
+        }
+    }
+
+    /// A waited-on request's answer, which the ward could not send at once, goes first.
+    pub(crate) fn after_wait(served: u64, leftover: Vec<u8>, first: First) -> Resume {
+        Resume {
+            first: Some(first),
+            ..Resume::pipelined(served, leftover)
+        }
+    }
+}
+
+/// An answer the ward started and a coroutine finishes.
+pub(crate) enum First {
+    /// The unsent rest of an encoded response.
+    Bytes { bytes: Vec<u8>, keep_alive: bool },
+    /// An encoded head, then a streamed body.
+    Stream {
+        head: Vec<u8>,
+        stream: StreamFn,
+        chunked: bool,
+        keep_alive: bool,
+    },
+}
+
+/// How a connection's coroutine ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Closed,
+    /// The socket lives on in its scheduler's ward.
+    Hibernated,
+}
+
+/// Why `Conn::run` returned without an error.
+enum Step {
+    Closed,
+    /// Idle past `hibernate_after`: hand the socket to the ward until `deadline`.
+    Hibernate {
+        deadline: Instant,
+    },
+    /// The handler deferred its answer ([`Response::hibernate`]).
+    Wait {
+        deferred: Deferred,
+        shape: ReplyShape,
+    },
+}
+
+/// What `next_head` found.
+enum Next {
+    Head,
+    Closed,
+    Hibernate { deadline: Instant },
+}
+
+/// What became of one request's connection.
+enum After {
+    KeepAlive,
+    Close,
+    Wait {
+        deferred: Deferred,
+        shape: ReplyShape,
+    },
+}
+
 struct Conn<'s> {
     stream: TcpStream,
     shared: &'s Arc<Shared>,
@@ -149,6 +246,7 @@ struct Conn<'s> {
     served: u64,
     /// Placed but no request parsed yet (counted against the admission cap).
     fresh: bool,
+    first: Option<First>,
 }
 
 /// What the handler produced, and what it cost its scheduler.
@@ -159,27 +257,77 @@ struct Dispatched {
     occupancy: Duration,
 }
 
-/// Serves one connection until it closes. Runs inside the connection's coroutine.
-pub(crate) fn serve(stream: TcpStream, shared: &Arc<Shared>, scheduler: usize) {
-    let mut conn = Conn::new(stream, shared, scheduler);
-    match conn.run() {
-        Ok(()) | Err(ConnError::Truncated) => {}
-        Err(ConnError::Reject(status)) => conn.reject(status),
-        Err(ConnError::Io(err)) => log::debug!("connection closed: {err}"),
+/// Serves one connection until it closes or hibernates. Runs inside the connection's
+/// coroutine.
+pub(crate) fn serve(
+    stream: TcpStream,
+    shared: &Arc<Shared>,
+    scheduler: usize,
+    resume: Resume,
+) -> Ending {
+    let mut conn = Conn::new(stream, shared, scheduler, resume);
+    loop {
+        let step = conn.run();
+        conn.leave_fresh();
+        match step {
+            Ok(Step::Closed) | Err(ConnError::Truncated) => return Ending::Closed,
+            Err(ConnError::Reject(status)) => {
+                conn.reject(status);
+                return Ending::Closed;
+            }
+            Err(ConnError::Io(err)) => {
+                log::debug!("connection closed: {err}");
+                return Ending::Closed;
+            }
+            Ok(Step::Hibernate { deadline }) => {
+                return conn.hibernate(deadline, Parked::Idle);
+            }
+            Ok(Step::Wait { deferred, shape }) => {
+                let seat = shared.wards.seat(scheduler);
+                let id = seat.id();
+                let deadline = Instant::now() + deferred.timeout;
+                match (deferred.start)(seat) {
+                    Ok(pending) => {
+                        let leftover = conn.rbuf.filled().to_vec();
+                        let parked = Parked::Waiting {
+                            id,
+                            pending,
+                            shape,
+                            leftover,
+                        };
+                        return conn.hibernate(deadline, parked);
+                    }
+                    // Could not subscribe: answer now and carry on.
+                    Err(response) => match conn.answer_now(response, shape) {
+                        Ok(true) => {}
+                        Ok(false) => return Ending::Closed,
+                        Err(err) => {
+                            log::debug!("connection closed: {err}");
+                            return Ending::Closed;
+                        }
+                    },
+                }
+            }
+        }
     }
 }
 
 impl<'s> Conn<'s> {
-    fn new(stream: TcpStream, shared: &'s Arc<Shared>, scheduler: usize) -> Self {
+    fn new(stream: TcpStream, shared: &'s Arc<Shared>, scheduler: usize, resume: Resume) -> Self {
         let limits = &shared.config.limits;
         if let Err(err) = stream.set_write_timeout(Some(shared.config.timeouts.write())) {
             log::debug!("set_write_timeout: {err}");
+        }
+        let mut rbuf = ReadBuf::default();
+        if !resume.leftover.is_empty() {
+            rbuf.end = resume.leftover.len();
+            rbuf.data = resume.leftover;
         }
         Conn {
             stream,
             shared,
             scheduler,
-            rbuf: ReadBuf::default(),
+            rbuf,
             wbuf: Vec::new(),
             body: Vec::new(),
             head: Head::default(),
@@ -190,25 +338,43 @@ impl<'s> Conn<'s> {
                 max_body_bytes: limits.max_body_bytes,
             },
             read_timeout: None,
-            served: 0,
-            fresh: true,
+            served: resume.served,
+            // A resumed connection was counted as started long ago.
+            fresh: resume.served == 0,
+            first: resume.first,
         }
     }
 
-    fn run(&mut self) -> Result<(), ConnError> {
+    fn run(&mut self) -> Result<Step, ConnError> {
+        if let Some(first) = self.first.take()
+            && !self.finish_first(first)?
+        {
+            return Ok(Step::Closed);
+        }
         loop {
-            if !self.next_head()? {
-                return Ok(());
+            match self.next_head()? {
+                Next::Head => {}
+                Next::Closed => return Ok(Step::Closed),
+                Next::Hibernate { deadline } => return Ok(Step::Hibernate { deadline }),
             }
             self.leave_fresh();
             let shared = self.shared;
             let inflight = shared.stats.start_request(self.scheduler);
-            let keep_alive = self.serve_request()?;
+            let after = self.serve_request()?;
             drop(inflight);
             queue::on_request_done(shared, self.scheduler);
             self.served += 1;
-            if !keep_alive {
-                return self.flush().map_err(ConnError::from);
+            match after {
+                After::KeepAlive => {}
+                After::Close => {
+                    self.flush()?;
+                    return Ok(Step::Closed);
+                }
+                After::Wait { deferred, shape } => {
+                    // Earlier pipelined answers go out before the connection sleeps.
+                    self.flush()?;
+                    return Ok(Step::Wait { deferred, shape });
+                }
             }
             let more_buffered = self.has_complete_head();
             if !more_buffered || self.wbuf.len() >= WRITE_BUF_FLUSH {
@@ -220,13 +386,15 @@ impl<'s> Conn<'s> {
         }
     }
 
-    /// Reads until a complete head is parsed. `Ok(false)`: the peer closed or stayed idle.
-    fn next_head(&mut self) -> Result<bool, ConnError> {
+    /// Reads until a complete head is parsed, or the peer closes, or it is time to hibernate.
+    fn next_head(&mut self) -> Result<Next, ConnError> {
         let timeouts = &self.shared.config.timeouts;
         let mut deadline = None;
         if self.served > 0 && self.rbuf.is_empty() {
-            if !self.wait_while_idle()? {
-                return Ok(false);
+            match self.wait_while_idle()? {
+                Idle::Input => {}
+                Idle::Over => return Ok(Next::Closed),
+                Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
             }
             // Bytes are waiting: the header timeout runs from here.
             deadline = Some(Instant::now() + timeouts.header());
@@ -234,7 +402,7 @@ impl<'s> Conn<'s> {
         loop {
             if !self.rbuf.is_empty() {
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
-                    return Ok(true);
+                    return Ok(Next::Head);
                 }
                 deadline.get_or_insert_with(|| Instant::now() + timeouts.header());
             }
@@ -244,44 +412,88 @@ impl<'s> Conn<'s> {
                 None => timeouts.header(),
             };
             match self.fill(timeout, self.limits.max_head_bytes) {
-                Ok(0) if self.rbuf.is_empty() => return Ok(false),
+                Ok(0) if self.rbuf.is_empty() => return Ok(Next::Closed),
                 Ok(0) => return Err(ConnError::Truncated),
                 Ok(_) => {}
                 Err(err) if is_timeout(&err) && deadline.is_some() => {
                     return Err(ConnError::Reject(Status::REQUEST_TIMEOUT));
                 }
-                Err(err) if is_timeout(&err) => return Ok(false),
+                Err(err) if is_timeout(&err) => return Ok(Next::Closed),
                 Err(err) => return Err(err.into()),
             }
         }
     }
 
-    /// A keep-alive connection between requests. `Ok(false)`: closed or idle too long.
+    /// A keep-alive connection between requests.
     ///
-    /// The first `IDLE_RELEASE` is spent in an ordinary read (busy clients come back sooner).
-    /// After that the connection gives its buffers back and waits on a one-byte peek into
-    /// the stack for the rest of the idle timeout: an idle connection holds no heap buffers.
-    fn wait_while_idle(&mut self) -> Result<bool, ConnError> {
-        let idle = self.shared.config.timeouts.idle();
-        let grace = IDLE_RELEASE.min(idle);
+    /// The first stretch (`timeouts.hibernate_after_ms`) is spent in an ordinary read: busy
+    /// clients come back sooner. After that the connection hibernates: its coroutine ends
+    /// and the bare socket waits in the scheduler's ward for the rest of the idle timeout.
+    /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
+    /// one-byte peek into the stack instead.
+    fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
+        let idle_since = Instant::now();
+        let timeouts = &self.shared.config.timeouts;
+        let idle = timeouts.idle();
+        let hibernate_after = timeouts.hibernate_after();
+        let grace = if hibernate_after.is_zero() {
+            IDLE_RELEASE
+        } else {
+            hibernate_after
+        }
+        .min(idle);
         match self.fill(grace, self.limits.max_head_bytes) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
+            Ok(0) => return Ok(Idle::Over),
+            Ok(_) => return Ok(Idle::Input),
             Err(err) if is_timeout(&err) => {}
             Err(err) => return Err(err.into()),
         }
-        self.release_buffers();
         let rest = idle.saturating_sub(grace);
         if rest.is_zero() {
-            return Ok(false);
+            return Ok(Idle::Over);
         }
+        if !hibernate_after.is_zero() {
+            return Ok(Idle::Hibernate {
+                deadline: idle_since + idle,
+            });
+        }
+        self.release_buffers();
         self.set_read_timeout(rest)?;
         let mut probe = [0u8; 1];
         match self.stream.peek(&mut probe) {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(err) if is_timeout(&err) => Ok(false),
+            Ok(0) => Ok(Idle::Over),
+            Ok(_) => Ok(Idle::Input),
+            Err(err) if is_timeout(&err) => Ok(Idle::Over),
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Ends the coroutine's hold on the connection: the socket goes to the scheduler's ward.
+    fn hibernate(self, deadline: Instant, parked: Parked) -> Ending {
+        let Conn {
+            stream,
+            shared,
+            scheduler,
+            served,
+            ..
+        } = self;
+        // Dropping may's stream deregisters it from may's epoll; the descriptor stays open.
+        // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
+        #[allow(unsafe_code)]
+        let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+        let arrival = Arrival {
+            fd,
+            deadline,
+            parked,
+            served,
+        };
+        match shared.wards.park(scheduler, arrival) {
+            Ok(()) => Ending::Hibernated,
+            // The server is stopping: a wait is answered at once, an idle socket closed.
+            Err(refused) => {
+                shared.wards.refused(refused);
+                Ending::Closed
+            }
         }
     }
 
@@ -292,25 +504,80 @@ impl<'s> Conn<'s> {
         self.head.headers = Vec::new();
     }
 
-    /// Body, handler, response. Returns whether the connection stays open.
-    fn serve_request(&mut self) -> Result<bool, ConnError> {
+    /// Body, handler, response.
+    fn serve_request(&mut self) -> Result<After, ConnError> {
         let started = Instant::now();
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
                 self.queue(refusal.with_close(), started)?;
-                return Ok(false);
+                return Ok(After::Close);
             }
             self.send_continue()?;
         }
         let body_in_buf = self.read_body()?;
-        let done = self.dispatch(body_in_buf);
-        // Queue before consuming: the access log and HEAD check read the head in place.
-        let keep_alive = self.queue(done.response, started);
+        let mut done = self.dispatch(body_in_buf);
+        let after = match done.response.deferred.take() {
+            Some(deferred) => Ok(After::Wait {
+                deferred,
+                shape: self.reply_shape(),
+            }),
+            // Queue before consuming: the access log and HEAD check read the head in place.
+            None => match self.queue(done.response, started) {
+                Ok(true) => Ok(After::KeepAlive),
+                Ok(false) => Ok(After::Close),
+                Err(err) => Err(err),
+            },
+        };
         let costs = &self.shared.costs;
         costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
         self.rbuf.consume(self.head.len + body_in_buf);
-        keep_alive
+        after
+    }
+
+    fn reply_shape(&self) -> ReplyShape {
+        let version = self.head.version;
+        ReplyShape {
+            is_head: self.head.method.get(self.rbuf.filled()) == b"HEAD",
+            version,
+            client_keeps_alive: !self.head.close
+                && (version == Version::Http11 || self.head.keep_alive),
+        }
+    }
+
+    /// Sends a response for a request whose head is gone (a wait that could not start).
+    /// Returns whether to keep the connection.
+    fn answer_now(&mut self, response: Response, shape: ReplyShape) -> io::Result<bool> {
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        if let Some((stream, chunked)) = encoded.stream {
+            self.stream_body(stream, chunked)
+                .map_err(io::Error::other)?;
+        }
+        self.flush()?;
+        Ok(encoded.keep_alive)
+    }
+
+    /// Sends what the ward could not. Returns whether to keep the connection.
+    fn finish_first(&mut self, first: First) -> Result<bool, ConnError> {
+        match first {
+            First::Bytes { bytes, keep_alive } => {
+                self.wbuf = bytes;
+                self.flush()?;
+                Ok(keep_alive)
+            }
+            First::Stream {
+                head,
+                stream,
+                chunked,
+                keep_alive,
+            } => {
+                self.wbuf = head;
+                self.stream_body(stream, chunked)?;
+                self.flush()?;
+                Ok(keep_alive)
+            }
+        }
     }
 
     /// For `Expect: 100-continue`: the response we would give without reading the body.
@@ -446,48 +713,20 @@ impl<'s> Conn<'s> {
     }
 
     /// Encodes `response` (streaming it if it is a stream). Returns whether to keep alive.
-    fn queue(&mut self, mut response: Response, started: Instant) -> Result<bool, ConnError> {
-        let is_head = self.head.method.get(self.rbuf.filled()) == b"HEAD";
-        let version = self.head.version;
-        let keep_alive = !response.close
-            && !self.head.close
-            && !self.shared.is_draining()
-            && (version == Version::Http11 || self.head.keep_alive);
-        let body = std::mem::replace(&mut response.body, Body::Empty);
-        let framing = match (body.len(), version) {
-            (Some(n), _) => BodyFraming::Length(n as u64),
-            (None, Version::Http11) => BodyFraming::Chunked,
-            (None, Version::Http10) => BodyFraming::UntilClose,
-        };
-        let keep_alive = keep_alive && framing != BodyFraming::UntilClose;
-        let connection = match (keep_alive, version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, Version::Http10) => ConnectionHeader::KeepAlive,
-            (true, Version::Http11) => ConnectionHeader::Omit,
-        };
-        encode::encode_head(&mut self.wbuf, &response, framing, connection);
-        let mut sent = 0;
-        if !is_head && response.status.allows_body() {
-            sent = body.len().unwrap_or(0) as u64;
-            match body {
-                Body::Empty => {}
-                Body::Static(bytes) => self.wbuf.extend_from_slice(bytes),
-                Body::Bytes(bytes) => self.wbuf.extend_from_slice(&bytes),
-                Body::Stream(stream) => {
-                    sent = self.stream_body(stream, framing == BodyFraming::Chunked)?;
-                }
-            }
+    fn queue(&mut self, response: Response, started: Instant) -> Result<bool, ConnError> {
+        let shape = self.reply_shape();
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        let mut sent = encoded.sent;
+        if let Some((stream, chunked)) = encoded.stream {
+            sent = self.stream_body(stream, chunked)?;
         }
-        self.log_access(&response, sent, started);
-        Ok(keep_alive)
+        self.log_access(encoded.status, sent, started);
+        Ok(encoded.keep_alive)
     }
 
     /// Sends the head, then runs the handler's stream closure writing straight to the socket.
-    fn stream_body(
-        &mut self,
-        stream: super::response::StreamFn,
-        chunked: bool,
-    ) -> Result<u64, ConnError> {
+    fn stream_body(&mut self, stream: StreamFn, chunked: bool) -> Result<u64, ConnError> {
         self.flush()?;
         let mut writer = StreamWriter {
             stream: &mut self.stream,
@@ -516,7 +755,7 @@ impl<'s> Conn<'s> {
         }
     }
 
-    fn log_access(&self, response: &Response, sent: u64, started: Instant) {
+    fn log_access(&self, status: Status, sent: u64, started: Instant) {
         if !log::log_enabled!(target: "corral::access", log::Level::Info) {
             return;
         }
@@ -526,7 +765,7 @@ impl<'s> Conn<'s> {
             "{} {} {} {}B {}us s{}",
             self.head.method.str(buf),
             self.head.target.str(buf),
-            response.status.code(),
+            status.code(),
             sent,
             started.elapsed().as_micros(),
             self.scheduler
@@ -613,10 +852,14 @@ impl<'s> Conn<'s> {
     }
 }
 
-impl Drop for Conn<'_> {
-    fn drop(&mut self) {
-        self.leave_fresh();
-    }
+/// What a keep-alive connection's wait between requests came to.
+enum Idle {
+    Input,
+    /// The peer closed, or the idle timeout passed.
+    Over,
+    Hibernate {
+        deadline: Instant,
+    },
 }
 
 fn method_not_allowed(allow: &str) -> Response {

@@ -5,6 +5,7 @@ pub(crate) mod conn;
 pub mod date;
 pub mod encode;
 pub mod parse;
+pub(crate) mod reply;
 pub mod request;
 pub mod response;
 pub mod status;

@@ -61,6 +61,8 @@ pub struct Response {
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
+    /// Set by [`Response::hibernate`]: the real response comes later.
+    pub(crate) deferred: Option<crate::hibernate::Deferred>,
 }
 
 impl Response {
@@ -71,6 +73,7 @@ impl Response {
             headers: Vec::new(),
             body: Body::Empty,
             close: false,
+            deferred: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::fd::onto_residue;
-use crate::http::conn;
+use crate::http::conn::{self, Ending, Resume};
 use crate::server::Shared;
 
 /// Moves the socket onto a descriptor ≡ k (mod workers), registers it with may (so with
@@ -20,6 +20,36 @@ pub fn start_connection(
     socket.set_nodelay(true)?;
     let workers = shared.workers;
     let fd = onto_residue(OwnedFd::from(socket), k, workers);
+    // The descriptor number is the placement (may: fd % workers); normally equal to k.
+    let scheduler = fd_scheduler(&fd, workers);
+    shared.stats.connection_placed(scheduler);
+    match spawn(shared, fd, scheduler, Resume::fresh()) {
+        Ok(()) => Ok(scheduler),
+        Err(err) => {
+            shared.stats.connection_failed(scheduler);
+            Err(err)
+        }
+    }
+}
+
+/// Gives a hibernated connection (already on a descriptor ≡ k, still counted as open) a
+/// coroutine again. On failure the socket is closed and uncounted.
+pub(crate) fn resume_connection(
+    shared: &Arc<Shared>,
+    fd: OwnedFd,
+    k: usize,
+    resume: Resume,
+) -> io::Result<()> {
+    debug_assert_eq!(fd_scheduler(&fd, shared.workers), k);
+    spawn(shared, fd, k, resume).inspect_err(|_| shared.stats.connection_closed(k))
+}
+
+fn fd_scheduler(fd: &OwnedFd, workers: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd() as usize % workers
+}
+
+fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) -> io::Result<()> {
     let raw = fd.into_raw_fd();
     // may's from_raw_fd panics if epoll registration fails; keep the caller alive.
     let stream = catch_unwind(AssertUnwindSafe(|| {
@@ -31,9 +61,6 @@ pub fn start_connection(
         }
     }))
     .map_err(|_| io::Error::other("may could not register the socket with epoll"))?;
-    // The descriptor number is the placement (may: fd % workers); normally equal to k.
-    let scheduler = raw as usize % workers;
-    shared.stats.connection_placed(scheduler);
     let owner = shared.clone();
     let builder = may::coroutine::Builder::new()
         .id(scheduler)
@@ -44,15 +71,11 @@ pub fn start_connection(
     #[allow(unsafe_code)]
     let spawned = unsafe {
         builder.spawn(move || {
-            let _open = owner.stats.adopt_connection(scheduler);
-            conn::serve(stream, &owner, scheduler);
+            let open = owner.stats.adopt_connection(scheduler);
+            if let Ending::Hibernated = conn::serve(stream, &owner, scheduler, resume) {
+                open.keep();
+            }
         })
     };
-    match spawned {
-        Ok(_) => Ok(scheduler),
-        Err(err) => {
-            shared.stats.connection_failed(scheduler);
-            Err(err)
-        }
-    }
+    spawned.map(drop)
 }

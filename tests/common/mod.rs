@@ -41,6 +41,16 @@ impl TestServer {
     pub fn server(&self) -> &Server {
         self.server.as_ref().unwrap()
     }
+
+    /// Graceful shutdown now (rather than at drop); returns whether it drained in time.
+    pub fn shutdown(mut self, drain: Duration) -> bool {
+        self.server.take().unwrap().shutdown(drain)
+    }
+
+    /// The server's /metrics, parsed.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        parse_prometheus(self.client().get("/metrics").text())
+    }
 }
 
 impl Drop for TestServer {

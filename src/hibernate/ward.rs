@@ -1,0 +1,670 @@
+//! The ward: one per scheduler, a coroutine that keeps that scheduler's hibernated sockets.
+//!
+//! Each ward owns an epoll set of its own holding the hibernated sockets, an eventfd (the
+//! bell: new arrivals and fired wakers) and a timerfd (the nearest deadline). may cannot
+//! wait on a socket nobody reads, but an epoll set is itself readable when one of its
+//! members is ready, so the ward registers its epoll descriptor with may (numbered ≡ k, so
+//! may wakes it on scheduler k, ARCHITECTURE §2) and sleeps in `wait_io` on it. Inner
+//! registrations are level-triggered and drained to empty before each wait, so may's
+//! edge-triggered outer registration loses no wakeup.
+//!
+//! Everything in the ward is owned by its coroutine; other threads only reach it through
+//! the door: a short-held mutex'd inbox and the bell.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use may::io::{CoIo, WaitIo};
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
+use rustix::event::{EventfdFlags, eventfd};
+use rustix::net::SendFlags;
+use rustix::time::{
+    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+    timerfd_settime,
+};
+
+use super::{Outcome, Pending, Seat};
+use crate::http::conn::{First, Resume};
+use crate::http::reply::{ReplyShape, encode_reply};
+use crate::http::response::Response;
+use crate::http::status::Status;
+use crate::placement::fd::onto_residue;
+use crate::placement::spawn::resume_connection;
+use crate::server::Shared;
+
+/// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
+const BELL: u64 = 0;
+const TIMER: u64 = 1;
+const FIRST_ID: u64 = 2;
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+/// Answers written before the ward yields, so a big fan-out does not starve the scheduler's
+/// other coroutines (the publisher among them).
+const ANSWERS_PER_YIELD: usize = 512;
+
+/// A socket handed to the ward.
+pub(crate) struct Arrival {
+    pub fd: OwnedFd,
+    pub deadline: Instant,
+    pub parked: Parked,
+    /// Requests served on the connection so far.
+    pub served: u64,
+}
+
+pub(crate) enum Parked {
+    /// A keep-alive connection between requests: wakes on input.
+    Idle,
+    /// A request waiting for its waker: wakes on it, on its deadline or on a hang-up.
+    Waiting {
+        id: u64,
+        pending: Box<dyn Pending>,
+        shape: ReplyShape,
+        /// Bytes the client sent after the request (pipelined), for the next coroutine.
+        leftover: Vec<u8>,
+    },
+}
+
+/// The part of a ward other threads touch.
+pub(crate) struct Door {
+    inbox: Mutex<Inbox>,
+    /// Set while a bell ring is outstanding, so a fan-out rings once, not once per waker.
+    rung: AtomicBool,
+    bell: File,
+    next_id: AtomicU64,
+    idle: AtomicUsize,
+    waiting: AtomicUsize,
+    /// What the ward coroutine takes when it starts.
+    parts: Mutex<Option<WardParts>>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    arrivals: Vec<Arrival>,
+    ready: Vec<u64>,
+    stopped: bool,
+}
+
+struct WardParts {
+    epoll: OwnedFd,
+    bell: File,
+    timer: OwnedFd,
+}
+
+impl Door {
+    fn new(k: usize, workers: usize) -> io::Result<Door> {
+        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+        let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        )?;
+        epoll::add(&epoll, &bell, EventData::new_u64(BELL), EventFlags::IN)?;
+        epoll::add(&epoll, &timer, EventData::new_u64(TIMER), EventFlags::IN)?;
+        let ringer = File::from(bell.try_clone()?);
+        // The descriptor may waits on is what places the ward on scheduler k.
+        let epoll = onto_residue(epoll, k, workers);
+        Ok(Door {
+            inbox: Mutex::new(Inbox::default()),
+            rung: AtomicBool::new(false),
+            bell: ringer,
+            next_id: AtomicU64::new(FIRST_ID),
+            idle: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            parts: Mutex::new(Some(WardParts {
+                epoll,
+                bell: File::from(bell),
+                timer,
+            })),
+        })
+    }
+
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            // A full eventfd counter (never, at one ring per drain) would only mean a wakeup
+            // is already pending.
+            let _ = (&self.bell).write(&1u64.to_ne_bytes());
+        }
+    }
+
+    /// A waker fired: the ward looks at wait `id` on its next turn.
+    pub(super) fn ready(&self, id: u64) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            if inbox.stopped {
+                return;
+            }
+            inbox.ready.push(id);
+        }
+        self.ring();
+    }
+
+    fn admit(&self, arrival: Arrival) -> Result<(), Arrival> {
+        match self.inbox.lock() {
+            Ok(mut inbox) if !inbox.stopped => inbox.arrivals.push(arrival),
+            _ => return Err(arrival),
+        }
+        self.ring();
+        Ok(())
+    }
+
+    fn stop(&self) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            inbox.stopped = true;
+        }
+        self.ring();
+    }
+}
+
+/// The wards of one server, one per scheduler.
+pub(crate) struct Wards {
+    doors: Box<[Arc<Door>]>,
+}
+
+impl Wards {
+    pub fn new(workers: usize) -> io::Result<Wards> {
+        let doors = (0..workers)
+            .map(|k| Door::new(k, workers).map(Arc::new))
+            .collect::<io::Result<_>>()?;
+        Ok(Wards { doors })
+    }
+
+    /// Starts the ward coroutines (once the server's shared state exists).
+    pub fn start(shared: &Arc<Shared>) -> io::Result<()> {
+        for (k, door) in shared.wards.doors.iter().enumerate() {
+            let parts = door.parts.lock().ok().and_then(|mut p| p.take());
+            let Some(parts) = parts else {
+                return Err(io::Error::other("ward already started"));
+            };
+            let ward = Ward::new(k, shared.clone(), door.clone(), parts)?;
+            let builder = may::coroutine::Builder::new()
+                .name(format!("corral-ward-{k}"))
+                .id(k);
+            // SAFETY: the ward holds no thread-locals across yields; its deepest frames are
+            // a resume function and an encode, far within the configured stack.
+            #[allow(unsafe_code)]
+            let spawned = unsafe { builder.spawn(move || ward.run()) };
+            spawned?;
+        }
+        Ok(())
+    }
+
+    /// A place for a new wait on scheduler k.
+    pub(crate) fn seat(&self, k: usize) -> Seat {
+        let door = self.doors[k].clone();
+        let id = door.next_id.fetch_add(1, Ordering::Relaxed);
+        Seat { door, id }
+    }
+
+    /// Hands a socket to scheduler k's ward. Refused (given back) once the server stops.
+    pub(crate) fn park(&self, k: usize, arrival: Arrival) -> Result<(), Arrival> {
+        self.doors[k].admit(arrival)
+    }
+
+    /// Closes idle sockets, answers waiting ones (`TimedOut`, `Connection: close`), ends
+    /// the wards.
+    pub fn stop(&self) {
+        for door in self.doors.iter() {
+            door.stop();
+        }
+    }
+
+    /// A socket `park` gave back because the server is stopping. The caller's coroutine
+    /// still counts the connection, so this only answers a wait (best effort, no
+    /// keep-alive) and closes.
+    pub(crate) fn refused(&self, arrival: Arrival) {
+        if let Parked::Waiting { pending, shape, .. } = arrival.parked
+            && let Ok(Some(response)) =
+                catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
+        {
+            let mut out = Vec::new();
+            let encoded = encode_reply(&mut out, response.with_close(), shape, true);
+            if encoded.stream.is_none() {
+                let _ = send_now(&arrival.fd, &out);
+            }
+        }
+    }
+
+    /// Hibernating connections on scheduler k: (idle, waiting).
+    pub fn hibernating(&self, k: usize) -> (usize, usize) {
+        let door = &self.doors[k];
+        (
+            door.idle.load(Ordering::Relaxed),
+            door.waiting.load(Ordering::Relaxed),
+        )
+    }
+}
+
+struct Entry {
+    fd: OwnedFd,
+    deadline: Instant,
+    parked: Parked,
+    served: u64,
+}
+
+struct Ward {
+    k: usize,
+    shared: Arc<Shared>,
+    door: Arc<Door>,
+    epoll: OwnedFd,
+    /// The same epoll set, registered with may: `wait_io` on it is the ward's only wait.
+    waiter: CoIo<File>,
+    bell: File,
+    timer: OwnedFd,
+    entries: HashMap<u64, Entry>,
+    /// Deadlines, earliest first; an entry removed early leaves a stale one behind.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    armed: Option<Instant>,
+    next_idle_id: u64,
+    idle: usize,
+    waiting: usize,
+    answered: usize,
+    scratch: Vec<u8>,
+}
+
+enum Flow {
+    Go,
+    Stop,
+}
+
+impl Ward {
+    fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> io::Result<Ward> {
+        let epoll = parts.epoll.try_clone()?;
+        let waiter = CoIo::new(File::from(parts.epoll)).map_err(io::Error::from)?;
+        Ok(Ward {
+            k,
+            shared,
+            door,
+            epoll,
+            waiter,
+            bell: parts.bell,
+            timer: parts.timer,
+            entries: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            armed: None,
+            // Idle entries get ids from the top half, waits from the door's counter.
+            next_idle_id: 1 << 63,
+            idle: 0,
+            waiting: 0,
+            answered: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn run(mut self) {
+        // Not a field: epoll events hold raw pointers, and the ward moves into its coroutine.
+        let mut events = Vec::with_capacity(EVENTS);
+        loop {
+            match self.turn(&mut events) {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Stop) => break,
+                Err(err) => {
+                    // Only epoll/timerfd failing gets here: nothing the ward can repair.
+                    log::error!("ward {}: {err}; closing its connections", self.k);
+                    break;
+                }
+            }
+            self.publish_counts();
+            self.waiter.wait_io();
+        }
+        self.close_everything();
+        self.publish_counts();
+    }
+
+    /// Handles everything ready now, then re-arms the timer.
+    fn turn(&mut self, events: &mut Vec<Event>) -> io::Result<Flow> {
+        loop {
+            events.clear();
+            epoll::wait(
+                &self.epoll,
+                spare_capacity(events),
+                Some(&Timespec::default()),
+            )?;
+            let full = events.len() == EVENTS;
+            for event in events.iter() {
+                let (token, flags) = (event.data.u64(), event.flags);
+                match token {
+                    BELL => {
+                        if let Flow::Stop = self.answer_bell() {
+                            return Ok(Flow::Stop);
+                        }
+                    }
+                    TIMER => self.expire(),
+                    id => self.socket_event(id, flags),
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.arm_timer()?;
+        Ok(Flow::Go)
+    }
+
+    fn answer_bell(&mut self) -> Flow {
+        let mut count = [0u8; 8];
+        let _ = self.bell.read(&mut count);
+        // Reset before taking the inbox: a waker that pushes after the take rings again.
+        self.door.rung.store(false, Ordering::Release);
+        let (arrivals, ready, stopped) = match self.door.inbox.lock() {
+            Ok(mut inbox) => (
+                std::mem::take(&mut inbox.arrivals),
+                std::mem::take(&mut inbox.ready),
+                inbox.stopped,
+            ),
+            Err(_) => (Vec::new(), Vec::new(), true),
+        };
+        for arrival in arrivals {
+            self.admit(arrival);
+        }
+        for id in ready {
+            let is_ready = matches!(
+                self.entries.get(&id),
+                Some(Entry { parked: Parked::Waiting { pending, .. }, .. }) if pending.is_ready()
+            );
+            if is_ready && let Some(entry) = self.remove(id) {
+                self.answer(entry, Outcome::Woken);
+            }
+        }
+        if stopped { Flow::Stop } else { Flow::Go }
+    }
+
+    fn admit(&mut self, arrival: Arrival) {
+        let Arrival {
+            fd,
+            deadline,
+            parked,
+            served,
+        } = arrival;
+        let (id, interest) = match &parked {
+            Parked::Idle => {
+                self.next_idle_id += 1;
+                (self.next_idle_id, EventFlags::IN | EventFlags::RDHUP)
+            }
+            // Not IN: pipelined input must wait for the answer; a hang-up must not.
+            Parked::Waiting { id, .. } => (*id, EventFlags::RDHUP),
+        };
+        if let Err(err) = epoll::add(&self.epoll, &fd, EventData::new_u64(id), interest) {
+            log::warn!("ward {}: cannot watch a socket: {err}", self.k);
+            let entry = Entry {
+                fd,
+                deadline,
+                parked,
+                served,
+            };
+            return self.finish_without_watch(entry);
+        }
+        let entry = Entry {
+            fd,
+            deadline,
+            parked,
+            served,
+        };
+        // The waker may have fired before the socket got here.
+        let ready_now =
+            matches!(&entry.parked, Parked::Waiting { pending, .. } if pending.is_ready());
+        self.insert(id, entry);
+        if ready_now && let Some(entry) = self.remove(id) {
+            self.answer(entry, Outcome::Woken);
+        }
+    }
+
+    /// A socket the ward could not watch: answer a wait at once, close an idle one.
+    fn finish_without_watch(&mut self, entry: Entry) {
+        match entry.parked {
+            Parked::Idle => self.close(entry.fd),
+            Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+        }
+    }
+
+    fn socket_event(&mut self, id: u64, flags: EventFlags) {
+        let Some(entry) = self.remove(id) else { return };
+        let _ = epoll::delete(&self.epoll, &entry.fd);
+        match entry.parked {
+            // Input (or a FIN): a coroutine takes the connection back.
+            Parked::Idle => self.spawn(entry.fd, Resume::idle(entry.served)),
+            Parked::Waiting { .. } => {
+                debug_assert!(
+                    flags.intersects(EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR)
+                );
+                self.answer(entry, Outcome::PeerGone);
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.timer, &mut count);
+        self.armed = None;
+        let now = Instant::now();
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let due = self.entries.get(&id).is_some_and(|e| e.deadline == at);
+            if !due {
+                continue;
+            }
+            if let Some(entry) = self.remove(id) {
+                match entry.parked {
+                    Parked::Idle => self.close(entry.fd),
+                    Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+                }
+            }
+        }
+    }
+
+    /// Finishes a wait: runs its resume function and writes the response, without a
+    /// coroutine when it fits the socket buffer. The socket is no longer in `entries`.
+    fn answer(&mut self, entry: Entry, outcome: Outcome) {
+        let Entry {
+            fd, parked, served, ..
+        } = entry;
+        let Parked::Waiting {
+            pending,
+            shape,
+            leftover,
+            ..
+        } = parked
+        else {
+            return self.close(fd);
+        };
+        let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
+            Ok(Some(response)) => response,
+            Ok(None) => return self.close(fd),
+            Err(_) => {
+                self.shared.stats.record_panic(self.k);
+                log::error!("a hibernated request's resume function panicked");
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        };
+        self.answered += 1;
+        if self.answered.is_multiple_of(ANSWERS_PER_YIELD) {
+            may::coroutine::yield_now();
+        }
+        self.scratch.clear();
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.scratch, response, shape, draining);
+        let keep_alive = encoded.keep_alive;
+        if let Some((stream, chunked)) = encoded.stream {
+            let _ = epoll::delete(&self.epoll, &fd);
+            let head = std::mem::take(&mut self.scratch);
+            let first = First::Stream {
+                head,
+                stream,
+                chunked,
+                keep_alive,
+            };
+            return self.spawn(fd, Resume::after_wait(served, leftover, first));
+        }
+        match send_now(&fd, &self.scratch) {
+            Err(err) => {
+                log::debug!("ward {}: answer not sent: {err}", self.k);
+                self.close(fd);
+            }
+            Ok(sent) if sent < self.scratch.len() => {
+                let _ = epoll::delete(&self.epoll, &fd);
+                let first = First::Bytes {
+                    bytes: self.scratch[sent..].to_vec(),
+                    keep_alive,
+                };
+                self.spawn(fd, Resume::after_wait(served, leftover, first));
+            }
+            Ok(_) if !keep_alive => self.close(fd),
+            Ok(_) if !leftover.is_empty() => {
+                let _ = epoll::delete(&self.epoll, &fd);
+                self.spawn(fd, Resume::pipelined(served, leftover));
+            }
+            // Answered: the connection stays here, now idle.
+            Ok(_) => self.rewatch_idle(fd, served),
+        }
+    }
+
+    fn rewatch_idle(&mut self, fd: OwnedFd, served: u64) {
+        self.next_idle_id += 1;
+        let id = self.next_idle_id;
+        let interest = EventFlags::IN | EventFlags::RDHUP;
+        if let Err(err) = epoll::modify(&self.epoll, &fd, EventData::new_u64(id), interest) {
+            log::debug!("ward {}: cannot watch an idle socket: {err}", self.k);
+            return self.close(fd);
+        }
+        let deadline = Instant::now() + self.shared.config.timeouts.idle();
+        self.insert(
+            id,
+            Entry {
+                fd,
+                deadline,
+                parked: Parked::Idle,
+                served,
+            },
+        );
+    }
+
+    fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
+        if let Err(err) = resume_connection(&self.shared, fd, self.k, resume) {
+            log::warn!("ward {}: cannot resume a connection: {err}", self.k);
+        }
+    }
+
+    fn close(&mut self, fd: OwnedFd) {
+        drop(fd);
+        self.shared.stats.connection_closed(self.k);
+    }
+
+    fn insert(&mut self, id: u64, entry: Entry) {
+        match entry.parked {
+            Parked::Idle => self.idle += 1,
+            Parked::Waiting { .. } => self.waiting += 1,
+        }
+        self.deadlines.push(Reverse((entry.deadline, id)));
+        self.entries.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        match entry.parked {
+            Parked::Idle => self.idle -= 1,
+            Parked::Waiting { .. } => self.waiting -= 1,
+        }
+        // Entries that leave early leave their deadlines behind; rebuild before they pile up.
+        if self.deadlines.len() > 2 * self.entries.len() + 1024 {
+            let live = &self.entries;
+            self.deadlines
+                .retain(|Reverse((at, id))| live.get(id).is_some_and(|e| e.deadline == *at));
+        }
+        Some(entry)
+    }
+
+    fn arm_timer(&mut self) -> io::Result<()> {
+        let next = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        if next == self.armed {
+            return Ok(());
+        }
+        let value = match next {
+            // Relative, and never zero: a zero value disarms.
+            Some(at) => timespec(
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_nanos(1)),
+            ),
+            None => Timespec::default(),
+        };
+        let spec = Itimerspec {
+            it_interval: Timespec::default(),
+            it_value: value,
+        };
+        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &spec)?;
+        self.armed = next;
+        Ok(())
+    }
+
+    fn publish_counts(&self) {
+        self.door.idle.store(self.idle, Ordering::Relaxed);
+        self.door.waiting.store(self.waiting, Ordering::Relaxed);
+    }
+
+    /// On stop: waits are answered (the drain makes it `Connection: close`), idle sockets
+    /// closed, and so are arrivals that raced the stop.
+    fn close_everything(&mut self) {
+        let arrivals = match self.door.inbox.lock() {
+            Ok(mut inbox) => {
+                inbox.stopped = true;
+                std::mem::take(&mut inbox.arrivals)
+            }
+            Err(_) => Vec::new(),
+        };
+        for Arrival {
+            fd,
+            deadline,
+            parked,
+            served,
+        } in arrivals
+        {
+            self.finish_without_watch(Entry {
+                fd,
+                deadline,
+                parked,
+                served,
+            });
+        }
+        let ids: Vec<u64> = self.entries.keys().copied().collect();
+        for id in ids {
+            if let Some(entry) = self.remove(id) {
+                let _ = epoll::delete(&self.epoll, &entry.fd);
+                self.finish_without_watch(entry);
+            }
+        }
+    }
+}
+
+/// One non-blocking send; `Ok(n)` may be short (0 when the buffer is full).
+fn send_now(fd: &OwnedFd, bytes: &[u8]) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match rustix::net::send(
+            fd.as_fd(),
+            &bytes[sent..],
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        ) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(sent)
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}

@@ -1,0 +1,188 @@
+//! Hibernation over real sockets: idle keep-alive connections and `Response::hibernate`
+//! waits give up their coroutines and wait in their scheduler's ward.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, eventually, sum_of};
+use corral::{Config, Request, Router};
+
+fn hibernating(srv: &TestServer, state: &str) -> f64 {
+    sum_of(
+        &srv.metrics(),
+        &format!("corral_scheduler_hibernating_{state}"),
+    )
+}
+
+fn publish(srv: &TestServer, topic: &str, body: &[u8]) -> String {
+    let mut c = srv.client();
+    let head = format!(
+        "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.send(head.as_bytes());
+    c.send(body);
+    c.reply().text().trim().to_string()
+}
+
+fn quick_hibernation(config: &mut Config) {
+    config.timeouts.hibernate_after_ms = 50;
+}
+
+fn whoami(req: &Request) -> String {
+    format!("{} {:?}", req.scheduler(), std::thread::current().id())
+}
+
+#[test]
+fn an_idle_connection_hibernates_and_its_next_request_wakes_it_on_its_scheduler() {
+    let mut config = Config::for_tests();
+    quick_hibernation(&mut config);
+    let router = Router::new()
+        .get("/whoami", whoami)
+        .get("/plaintext", |_: &Request| "Hello, World!")
+        .get("/metrics", corral::metrics::handler);
+    let srv = TestServer::start(config, router);
+    let mut c = srv.client();
+    let before = c.get("/whoami").text().to_string();
+    eventually(
+        Duration::from_secs(5),
+        "the idle connection hibernates",
+        || hibernating(&srv, "idle") >= 1.0,
+    );
+    // Metrics asked over fresh connections, which hibernate too: count ours out by waking it.
+    let idle_before = hibernating(&srv, "idle");
+    let after = c.get("/whoami").text().to_string();
+    assert_eq!(
+        before, after,
+        "the woken connection runs on its old scheduler"
+    );
+    assert!(hibernating(&srv, "idle") < idle_before + 1.0);
+    // Many round trips through hibernation keep serving.
+    for _ in 0..3 {
+        eventually(Duration::from_secs(5), "it hibernates again", || {
+            hibernating(&srv, "idle") >= 1.0
+        });
+        assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+    }
+}
+
+#[test]
+fn a_hibernated_idle_connection_is_closed_at_the_idle_timeout() {
+    let srv = TestServer::demo(|c| {
+        quick_hibernation(c);
+        c.timeouts.idle_timeout_ms = 400;
+    });
+    let mut c = srv.client();
+    assert_eq!(c.get("/plaintext").status, 200);
+    let idle_since = Instant::now();
+    assert!(
+        c.closed_by_server(),
+        "the server closes the idle connection"
+    );
+    let waited = idle_since.elapsed();
+    assert!(
+        (Duration::from_millis(350)..Duration::from_secs(2)).contains(&waited),
+        "closed after {waited:?}"
+    );
+    // And no longer counts it.
+    eventually(
+        Duration::from_secs(2),
+        "only the metrics connection is open",
+        || sum_of(&srv.metrics(), "corral_scheduler_connections") == 1.0,
+    );
+}
+
+#[test]
+fn waiting_long_polls_hold_no_coroutine_and_all_get_the_publish() {
+    let srv = TestServer::demo(|_| {});
+    let mut waiters: Vec<Client> = (0..200).map(|_| srv.client()).collect();
+    for w in &mut waiters {
+        w.send(b"GET /poll?topic=ward HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    eventually(Duration::from_secs(10), "200 hibernated waiters", || {
+        hibernating(&srv, "waiting") == 200.0
+    });
+    assert_eq!(publish(&srv, "ward", b"wake up"), "200");
+    for w in &mut waiters {
+        let r = w.reply();
+        assert_eq!((r.status, r.text()), (200, "wake up"));
+    }
+    assert_eq!(hibernating(&srv, "waiting"), 0.0);
+    // Answered connections stay open for their next request.
+    for w in &mut waiters[..10] {
+        assert_eq!(w.get("/plaintext").status, 200);
+    }
+}
+
+#[test]
+fn a_long_poll_times_out_with_204_and_keeps_its_connection() {
+    let srv = TestServer::demo(|c| c.demo.poll_timeout_ms = 200);
+    let mut c = srv.client();
+    let asked = Instant::now();
+    let r = c.get("/poll?topic=quiet");
+    assert_eq!(r.status, 204);
+    assert!(asked.elapsed() >= Duration::from_millis(190));
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+}
+
+#[test]
+fn a_request_pipelined_behind_a_long_poll_is_answered_after_it() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll?topic=pipe HTTP/1.1\r\nHost: t\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(Duration::from_secs(5), "the poll hibernates", || {
+        hibernating(&srv, "waiting") == 1.0
+    });
+    // The pipelined request waits its turn.
+    assert!(c.quiet_for(Duration::from_millis(100)));
+    assert_eq!(publish(&srv, "pipe", b"first"), "1");
+    assert_eq!(c.reply().text(), "first");
+    assert_eq!(c.reply().text(), "Hello, World!");
+}
+
+#[test]
+fn an_answer_larger_than_the_socket_buffer_is_finished_by_a_coroutine() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll?topic=big HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(Duration::from_secs(5), "the poll hibernates", || {
+        hibernating(&srv, "waiting") == 1.0
+    });
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    assert_eq!(publish(&srv, "big", &big), "1");
+    let r = c.reply();
+    assert_eq!(r.status, 200);
+    assert!(r.body == big, "the whole 4 MiB body arrives intact");
+    assert_eq!(c.get("/plaintext").status, 200);
+}
+
+#[test]
+fn shutdown_answers_hibernated_waits_and_closes() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll?topic=bye HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(Duration::from_secs(5), "the poll hibernates", || {
+        hibernating(&srv, "waiting") == 1.0
+    });
+    assert!(srv.shutdown(Duration::from_secs(2)));
+    let r = c.reply();
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn the_blocking_long_poll_still_works_on_its_coroutine() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll/blocking?topic=plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(
+        Duration::from_secs(5),
+        "the blocking poll subscribes",
+        || sum_of(&srv.metrics(), "corral_topic_subscribers") == 1.0,
+    );
+    assert_eq!(hibernating(&srv, "waiting"), 0.0, "it holds its coroutine");
+    assert_eq!(publish(&srv, "plain", b"hi"), "1");
+    assert_eq!(c.reply().text(), "hi");
+}
