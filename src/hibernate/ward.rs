@@ -49,6 +49,11 @@ const EVENTS: usize = 256;
 /// Answers written before the ward yields, so a big fan-out does not starve the scheduler's
 /// other coroutines (the publisher among them).
 const ANSWERS_PER_YIELD: usize = 512;
+/// After sockets arrive, the ward gives freed memory back to the OS once arrivals have
+/// been quiet this long (a trim walks the heap, so not on every arrival)...
+const TRIM_QUIET: Duration = Duration::from_millis(100);
+/// ...or at once after this many, when they never stop.
+const TRIM_AFTER: usize = 4096;
 
 /// A socket handed to the ward.
 pub(crate) struct Arrival {
@@ -265,6 +270,9 @@ struct Ward {
     idle: usize,
     waiting: usize,
     answered: usize,
+    /// Sockets that came to hibernate since the last heap trim, and when the next is due.
+    since_trim: usize,
+    trim_at: Option<Instant>,
     scratch: Vec<u8>,
 }
 
@@ -293,6 +301,8 @@ impl Ward {
             idle: 0,
             waiting: 0,
             answered: 0,
+            since_trim: 0,
+            trim_at: None,
             scratch: Vec::new(),
         })
     }
@@ -360,8 +370,15 @@ impl Ward {
             ),
             Err(_) => (Vec::new(), Vec::new(), true),
         };
+        if !arrivals.is_empty() {
+            self.since_trim += arrivals.len();
+            self.trim_at = Some(Instant::now() + TRIM_QUIET);
+        }
         for arrival in arrivals {
             self.admit(arrival);
+        }
+        if self.since_trim >= TRIM_AFTER {
+            self.trim();
         }
         for id in ready {
             let is_ready = matches!(
@@ -443,6 +460,9 @@ impl Ward {
         let _ = rustix::io::read(&self.timer, &mut count);
         self.armed = None;
         let now = Instant::now();
+        if self.trim_at.is_some_and(|at| at <= now) {
+            self.trim();
+        }
         while let Some(&Reverse((at, id))) = self.deadlines.peek() {
             if at > now {
                 break;
@@ -582,8 +602,18 @@ impl Ward {
         Some(entry)
     }
 
+    fn trim(&mut self) {
+        trim_heap();
+        self.since_trim = 0;
+        self.trim_at = None;
+    }
+
     fn arm_timer(&mut self) -> io::Result<()> {
-        let next = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let next_deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let next = match (next_deadline, self.trim_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if next == self.armed {
             return Ok(());
         }
@@ -640,6 +670,21 @@ impl Ward {
                 self.finish_without_watch(entry);
             }
         }
+    }
+}
+
+/// Gives freed heap pages back to the OS, as Erlang's hibernate garbage-collects: the
+/// buffers of connections that just hibernated are free, but allocators keep free memory,
+/// where it still counts as the process's RSS. Which allocator holds it is the binary's
+/// choice (the `corral` binary uses mimalloc, whose pages are per thread: the ward runs on
+/// the thread that freed them), so ask both; each call is harmless to the other.
+fn trim_heap() {
+    // SAFETY: both only release free memory and are thread-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_collect(false);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        libc::malloc_trim(0);
     }
 }
 
