@@ -186,3 +186,41 @@ fn the_blocking_long_poll_still_works_on_its_coroutine() {
     assert_eq!(publish(&srv, "plain", b"hi"), "1");
     assert_eq!(c.reply().text(), "hi");
 }
+
+#[test]
+fn a_request_sent_while_a_long_poll_waits_is_answered_after_it() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    c.send(b"GET /poll?topic=later HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually(Duration::from_secs(5), "the poll hibernates", || {
+        hibernating(&srv, "waiting") == 1.0
+    });
+    // This one reaches the socket only now, while the ward holds it.
+    c.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(c.quiet_for(Duration::from_millis(100)));
+    assert_eq!(publish(&srv, "later", b"first"), "1");
+    assert_eq!(c.reply().text(), "first");
+    assert_eq!(c.reply().text(), "Hello, World!");
+}
+
+#[test]
+fn a_client_closing_a_hibernated_idle_connection_is_uncounted() {
+    let srv = TestServer::demo(quick_hibernation);
+    let mut c = srv.client();
+    assert_eq!(c.get("/plaintext").status, 200);
+    eventually(Duration::from_secs(5), "the connection hibernates", || {
+        hibernating(&srv, "idle") >= 1.0
+    });
+    drop(c);
+    // Only the connection asking for the metrics is left (and those hibernating from
+    // earlier asks, which count as open too): compare open with hibernating.
+    eventually(
+        Duration::from_secs(2),
+        "the closed connection is gone",
+        || {
+            let m = srv.metrics();
+            sum_of(&m, "corral_scheduler_connections")
+                == 1.0 + sum_of(&m, "corral_scheduler_hibernating_idle")
+        },
+    );
+}

@@ -4,9 +4,11 @@
 //! bell: new arrivals and fired wakers) and a timerfd (the nearest deadline). may cannot
 //! wait on a socket nobody reads, but an epoll set is itself readable when one of its
 //! members is ready, so the ward registers its epoll descriptor with may (numbered ≡ k, so
-//! may wakes it on scheduler k, ARCHITECTURE §2) and sleeps in `wait_io` on it. Inner
-//! registrations are level-triggered and drained to empty before each wait, so may's
-//! edge-triggered outer registration loses no wakeup.
+//! may wakes it on scheduler k, ARCHITECTURE §2) and sleeps in `wait_io` on it. The inner
+//! set is drained to empty before each wait, so may's edge-triggered outer registration
+//! loses no wakeup. Sockets are registered once, edge-triggered for input and hang-up, and
+//! keep their registration from waiting to idle: answering a wait costs one `send`, no
+//! `epoll_ctl`.
 //!
 //! Everything in the ward is owned by its coroutine; other threads only reach it through
 //! the door: a short-held mutex'd inbox and the bell.
@@ -251,6 +253,10 @@ struct Entry {
     deadline: Instant,
     parked: Parked,
     served: u64,
+    /// Its epoll token, kept when a wait turns idle.
+    id: u64,
+    /// Input arrived while it waited (a pipelined request): no edge will announce it again.
+    input_pending: bool,
 }
 
 struct Ward {
@@ -399,30 +405,27 @@ impl Ward {
             parked,
             served,
         } = arrival;
-        let (id, interest) = match &parked {
+        let id = match &parked {
             Parked::Idle => {
                 self.next_idle_id += 1;
-                (self.next_idle_id, EventFlags::IN | EventFlags::RDHUP)
+                self.next_idle_id
             }
-            // Not IN: pipelined input must wait for the answer; a hang-up must not.
-            Parked::Waiting { id, .. } => (*id, EventFlags::RDHUP),
+            Parked::Waiting { id, .. } => *id,
         };
-        if let Err(err) = epoll::add(&self.epoll, &fd, EventData::new_u64(id), interest) {
-            log::warn!("ward {}: cannot watch a socket: {err}", self.k);
-            let entry = Entry {
-                fd,
-                deadline,
-                parked,
-                served,
-            };
-            return self.finish_without_watch(entry);
-        }
         let entry = Entry {
             fd,
             deadline,
             parked,
             served,
+            id,
+            input_pending: false,
         };
+        // Edge-triggered: ADD still reports input that is already there.
+        let interest = EventFlags::IN | EventFlags::RDHUP | EventFlags::ET;
+        if let Err(err) = epoll::add(&self.epoll, &entry.fd, EventData::new_u64(id), interest) {
+            log::warn!("ward {}: cannot watch a socket: {err}", self.k);
+            return self.finish_without_watch(entry);
+        }
         // The waker may have fired before the socket got here.
         let ready_now =
             matches!(&entry.parked, Parked::Waiting { pending, .. } if pending.is_ready());
@@ -433,7 +436,9 @@ impl Ward {
     }
 
     /// A socket the ward could not watch: answer a wait at once, close an idle one.
-    fn finish_without_watch(&mut self, entry: Entry) {
+    fn finish_without_watch(&mut self, mut entry: Entry) {
+        // Unwatched, it must not stay here after the answer: a coroutine takes it back.
+        entry.input_pending = true;
         match entry.parked {
             Parked::Idle => self.close(entry.fd),
             Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
@@ -441,17 +446,23 @@ impl Ward {
     }
 
     fn socket_event(&mut self, id: u64, flags: EventFlags) {
+        let hung_up = flags.intersects(EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR);
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if !hung_up && matches!(entry.parked, Parked::Waiting { .. }) {
+            // Pipelined input behind a wait: its turn comes after the answer.
+            entry.input_pending = true;
+            return;
+        }
         let Some(entry) = self.remove(id) else { return };
         let _ = epoll::delete(&self.epoll, &entry.fd);
         match entry.parked {
-            // Input (or a FIN): a coroutine takes the connection back.
+            // A bare FIN: close here rather than start a coroutine to read the end.
+            Parked::Idle if hung_up && at_eof(&entry.fd) => self.close(entry.fd),
+            // Input: a coroutine takes the connection back.
             Parked::Idle => self.spawn(entry.fd, Resume::idle(entry.served)),
-            Parked::Waiting { .. } => {
-                debug_assert!(
-                    flags.intersects(EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR)
-                );
-                self.answer(entry, Outcome::PeerGone);
-            }
+            Parked::Waiting { .. } => self.answer(entry, Outcome::PeerGone),
         }
     }
 
@@ -485,7 +496,12 @@ impl Ward {
     /// coroutine when it fits the socket buffer. The socket is no longer in `entries`.
     fn answer(&mut self, entry: Entry, outcome: Outcome) {
         let Entry {
-            fd, parked, served, ..
+            fd,
+            parked,
+            served,
+            id,
+            input_pending,
+            ..
         } = entry;
         let Parked::Waiting {
             pending,
@@ -538,33 +554,24 @@ impl Ward {
                 self.spawn(fd, Resume::after_wait(served, leftover, first));
             }
             Ok(_) if !keep_alive => self.close(fd),
-            Ok(_) if !leftover.is_empty() => {
+            Ok(_) if !leftover.is_empty() || input_pending => {
                 let _ = epoll::delete(&self.epoll, &fd);
                 self.spawn(fd, Resume::pipelined(served, leftover));
             }
-            // Answered: the connection stays here, now idle.
-            Ok(_) => self.rewatch_idle(fd, served),
+            // Answered: the connection stays here, now idle, under the same registration.
+            Ok(_) => {
+                let deadline = Instant::now() + self.shared.config.timeouts.idle();
+                let entry = Entry {
+                    fd,
+                    deadline,
+                    parked: Parked::Idle,
+                    served,
+                    id,
+                    input_pending: false,
+                };
+                self.insert(id, entry);
+            }
         }
-    }
-
-    fn rewatch_idle(&mut self, fd: OwnedFd, served: u64) {
-        self.next_idle_id += 1;
-        let id = self.next_idle_id;
-        let interest = EventFlags::IN | EventFlags::RDHUP;
-        if let Err(err) = epoll::modify(&self.epoll, &fd, EventData::new_u64(id), interest) {
-            log::debug!("ward {}: cannot watch an idle socket: {err}", self.k);
-            return self.close(fd);
-        }
-        let deadline = Instant::now() + self.shared.config.timeouts.idle();
-        self.insert(
-            id,
-            Entry {
-                fd,
-                deadline,
-                parked: Parked::Idle,
-                served,
-            },
-        );
     }
 
     fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
@@ -661,6 +668,8 @@ impl Ward {
                 deadline,
                 parked,
                 served,
+                id: 0,
+                input_pending: false,
             });
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
@@ -686,6 +695,13 @@ fn trim_heap() {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         libc::malloc_trim(0);
     }
+}
+
+/// Whether the peer's FIN is all that is left to read.
+fn at_eof(fd: &OwnedFd) -> bool {
+    let mut probe = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    matches!(rustix::net::recv(fd.as_fd(), &mut probe, flags), Ok((0, _)))
 }
 
 /// One non-blocking send; `Ok(n)` may be short (0 when the buffer is full).
