@@ -20,6 +20,7 @@
 //! A handler that prefers plain blocking code may still wait in its coroutine; hibernating
 //! is how a server holds tens of thousands of waiters in a few MiB.
 
+mod door;
 mod ward;
 
 use std::sync::{Arc, Mutex};
@@ -28,8 +29,8 @@ use std::time::Duration;
 use crate::http::response::Response;
 use crate::http::status::Status;
 
-use ward::Door;
-pub(crate) use ward::{Arrival, Parked, Wards};
+use door::Door;
+pub(crate) use door::{Arrival, Parked, Wards};
 
 /// How a hibernated wait ended, as its resume function sees it.
 #[derive(Debug)]

@@ -16,36 +16,32 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use may::io::{CoIo, WaitIo};
 use rustix::buffer::spare_capacity;
-use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
-use rustix::event::{EventfdFlags, eventfd};
+use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::net::SendFlags;
-use rustix::time::{
-    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
-    timerfd_settime,
-};
+use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
 
-use super::{Outcome, Pending, Seat};
+use super::Outcome;
+use super::door::{Arrival, Door, Parked, WardParts};
 use crate::http::conn::{First, Resume};
-use crate::http::reply::{ReplyShape, encode_reply};
+use crate::http::reply::encode_reply;
 use crate::http::response::Response;
 use crate::http::status::Status;
-use crate::placement::fd::onto_residue;
 use crate::placement::spawn::resume_connection;
 use crate::server::Shared;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
-const BELL: u64 = 0;
-const TIMER: u64 = 1;
-const FIRST_ID: u64 = 2;
+pub(super) const BELL: u64 = 0;
+pub(super) const TIMER: u64 = 1;
+pub(super) const FIRST_ID: u64 = 2;
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 256;
 /// Answers written before the ward yields, so a big fan-out does not starve the scheduler's
@@ -56,197 +52,6 @@ const ANSWERS_PER_YIELD: usize = 512;
 const TRIM_QUIET: Duration = Duration::from_millis(100);
 /// ...or at once after this many, when they never stop.
 const TRIM_AFTER: usize = 4096;
-
-/// A socket handed to the ward.
-pub(crate) struct Arrival {
-    pub fd: OwnedFd,
-    pub deadline: Instant,
-    pub parked: Parked,
-    /// Requests served on the connection so far.
-    pub served: u64,
-}
-
-pub(crate) enum Parked {
-    /// A keep-alive connection between requests: wakes on input.
-    Idle,
-    /// A request waiting for its waker: wakes on it, on its deadline or on a hang-up.
-    Waiting {
-        id: u64,
-        pending: Box<dyn Pending>,
-        shape: ReplyShape,
-        /// Bytes the client sent after the request (pipelined), for the next coroutine.
-        leftover: Vec<u8>,
-    },
-}
-
-/// The part of a ward other threads touch.
-pub(crate) struct Door {
-    inbox: Mutex<Inbox>,
-    /// Set while a bell ring is outstanding, so a fan-out rings once, not once per waker.
-    rung: AtomicBool,
-    bell: File,
-    next_id: AtomicU64,
-    idle: AtomicUsize,
-    waiting: AtomicUsize,
-    /// What the ward coroutine takes when it starts.
-    parts: Mutex<Option<WardParts>>,
-}
-
-#[derive(Default)]
-struct Inbox {
-    arrivals: Vec<Arrival>,
-    ready: Vec<u64>,
-    stopped: bool,
-}
-
-struct WardParts {
-    epoll: OwnedFd,
-    bell: File,
-    timer: OwnedFd,
-}
-
-impl Door {
-    fn new(k: usize, workers: usize) -> io::Result<Door> {
-        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
-        let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        let timer = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-        )?;
-        epoll::add(&epoll, &bell, EventData::new_u64(BELL), EventFlags::IN)?;
-        epoll::add(&epoll, &timer, EventData::new_u64(TIMER), EventFlags::IN)?;
-        let ringer = File::from(bell.try_clone()?);
-        // The descriptor may waits on is what places the ward on scheduler k.
-        let epoll = onto_residue(epoll, k, workers);
-        Ok(Door {
-            inbox: Mutex::new(Inbox::default()),
-            rung: AtomicBool::new(false),
-            bell: ringer,
-            next_id: AtomicU64::new(FIRST_ID),
-            idle: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            parts: Mutex::new(Some(WardParts {
-                epoll,
-                bell: File::from(bell),
-                timer,
-            })),
-        })
-    }
-
-    fn ring(&self) {
-        if !self.rung.swap(true, Ordering::AcqRel) {
-            // A full eventfd counter (never, at one ring per drain) would only mean a wakeup
-            // is already pending.
-            let _ = (&self.bell).write(&1u64.to_ne_bytes());
-        }
-    }
-
-    /// A waker fired: the ward looks at wait `id` on its next turn.
-    pub(super) fn ready(&self, id: u64) {
-        if let Ok(mut inbox) = self.inbox.lock() {
-            if inbox.stopped {
-                return;
-            }
-            inbox.ready.push(id);
-        }
-        self.ring();
-    }
-
-    fn admit(&self, arrival: Arrival) -> Result<(), Arrival> {
-        match self.inbox.lock() {
-            Ok(mut inbox) if !inbox.stopped => inbox.arrivals.push(arrival),
-            _ => return Err(arrival),
-        }
-        self.ring();
-        Ok(())
-    }
-
-    fn stop(&self) {
-        if let Ok(mut inbox) = self.inbox.lock() {
-            inbox.stopped = true;
-        }
-        self.ring();
-    }
-}
-
-/// The wards of one server, one per scheduler.
-pub(crate) struct Wards {
-    doors: Box<[Arc<Door>]>,
-}
-
-impl Wards {
-    pub fn new(workers: usize) -> io::Result<Wards> {
-        let doors = (0..workers)
-            .map(|k| Door::new(k, workers).map(Arc::new))
-            .collect::<io::Result<_>>()?;
-        Ok(Wards { doors })
-    }
-
-    /// Starts the ward coroutines (once the server's shared state exists).
-    pub fn start(shared: &Arc<Shared>) -> io::Result<()> {
-        for (k, door) in shared.wards.doors.iter().enumerate() {
-            let parts = door.parts.lock().ok().and_then(|mut p| p.take());
-            let Some(parts) = parts else {
-                return Err(io::Error::other("ward already started"));
-            };
-            let ward = Ward::new(k, shared.clone(), door.clone(), parts)?;
-            let builder = may::coroutine::Builder::new()
-                .name(format!("corral-ward-{k}"))
-                .id(k);
-            // SAFETY: the ward holds no thread-locals across yields; its deepest frames are
-            // a resume function and an encode, far within the configured stack.
-            #[allow(unsafe_code)]
-            let spawned = unsafe { builder.spawn(move || ward.run()) };
-            spawned?;
-        }
-        Ok(())
-    }
-
-    /// A place for a new wait on scheduler k.
-    pub(crate) fn seat(&self, k: usize) -> Seat {
-        let door = self.doors[k].clone();
-        let id = door.next_id.fetch_add(1, Ordering::Relaxed);
-        Seat { door, id }
-    }
-
-    /// Hands a socket to scheduler k's ward. Refused (given back) once the server stops.
-    pub(crate) fn park(&self, k: usize, arrival: Arrival) -> Result<(), Arrival> {
-        self.doors[k].admit(arrival)
-    }
-
-    /// Closes idle sockets, answers waiting ones (`TimedOut`, `Connection: close`), ends
-    /// the wards.
-    pub fn stop(&self) {
-        for door in self.doors.iter() {
-            door.stop();
-        }
-    }
-
-    /// A socket `park` gave back because the server is stopping. The caller's coroutine
-    /// still counts the connection, so this only answers a wait (best effort, no
-    /// keep-alive) and closes.
-    pub(crate) fn refused(&self, arrival: Arrival) {
-        if let Parked::Waiting { pending, shape, .. } = arrival.parked
-            && let Ok(Some(response)) =
-                catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
-        {
-            let mut out = Vec::new();
-            let encoded = encode_reply(&mut out, response.with_close(), shape, true);
-            if encoded.stream.is_none() {
-                let _ = send_now(&arrival.fd, &out);
-            }
-        }
-    }
-
-    /// Hibernating connections on scheduler k: (idle, waiting).
-    pub fn hibernating(&self, k: usize) -> (usize, usize) {
-        let door = &self.doors[k];
-        (
-            door.idle.load(Ordering::Relaxed),
-            door.waiting.load(Ordering::Relaxed),
-        )
-    }
-}
 
 struct Entry {
     fd: OwnedFd,
@@ -259,7 +64,7 @@ struct Entry {
     input_pending: bool,
 }
 
-struct Ward {
+pub(super) struct Ward {
     k: usize,
     shared: Arc<Shared>,
     door: Arc<Door>,
@@ -288,7 +93,12 @@ enum Flow {
 }
 
 impl Ward {
-    fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> io::Result<Ward> {
+    pub(super) fn new(
+        k: usize,
+        shared: Arc<Shared>,
+        door: Arc<Door>,
+        parts: WardParts,
+    ) -> io::Result<Ward> {
         let epoll = parts.epoll.try_clone()?;
         let waiter = CoIo::new(File::from(parts.epoll)).map_err(io::Error::from)?;
         Ok(Ward {
@@ -313,7 +123,7 @@ impl Ward {
         })
     }
 
-    fn run(mut self) {
+    pub(super) fn run(mut self) {
         // Not a field: epoll events hold raw pointers, and the ward moves into its coroutine.
         let mut events = Vec::with_capacity(EVENTS);
         loop {
@@ -705,7 +515,7 @@ fn at_eof(fd: &OwnedFd) -> bool {
 }
 
 /// One non-blocking send; `Ok(n)` may be short (0 when the buffer is full).
-fn send_now(fd: &OwnedFd, bytes: &[u8]) -> io::Result<usize> {
+pub(super) fn send_now(fd: &OwnedFd, bytes: &[u8]) -> io::Result<usize> {
     let mut sent = 0;
     while sent < bytes.len() {
         match rustix::net::send(
