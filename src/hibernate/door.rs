@@ -12,12 +12,10 @@ use std::time::Instant;
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{EventfdFlags, eventfd};
-use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
 
-use super::ward::{BELL, FIRST_ID, TIMER, Ward, send_now};
+use super::ward::{BELL, FIRST_ID, Ward, send_now};
 use super::{Outcome, Pending, Seat};
 use crate::http::reply::{ReplyShape, encode_reply};
-use crate::placement::fd::onto_residue;
 use crate::server::Shared;
 
 /// A socket handed to the ward.
@@ -52,7 +50,7 @@ pub(crate) struct Door {
     /// Gauges the ward publishes after each turn.
     pub(super) idle: AtomicUsize,
     pub(super) waiting: AtomicUsize,
-    /// What the ward coroutine takes when it starts.
+    /// What the ward thread takes when it starts.
     parts: Mutex<Option<WardParts>>,
 }
 
@@ -63,26 +61,18 @@ pub(super) struct Inbox {
     pub stopped: bool,
 }
 
-/// The ward's own descriptors: its epoll set, the bell's read side and its timer.
+/// The ward's own descriptors: its epoll set and the bell's read side.
 pub(super) struct WardParts {
     pub epoll: OwnedFd,
     pub bell: File,
-    pub timer: OwnedFd,
 }
 
 impl Door {
-    fn new(k: usize, workers: usize) -> io::Result<Door> {
+    fn new() -> io::Result<Door> {
         let epoll = epoll::create(CreateFlags::CLOEXEC)?;
         let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        let timer = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-        )?;
         epoll::add(&epoll, &bell, EventData::new_u64(BELL), EventFlags::IN)?;
-        epoll::add(&epoll, &timer, EventData::new_u64(TIMER), EventFlags::IN)?;
         let ringer = File::from(bell.try_clone()?);
-        // The descriptor may waits on is what places the ward on scheduler k.
-        let epoll = onto_residue(epoll, k, workers);
         Ok(Door {
             inbox: Mutex::new(Inbox::default()),
             rung: AtomicBool::new(false),
@@ -93,7 +83,6 @@ impl Door {
             parts: Mutex::new(Some(WardParts {
                 epoll,
                 bell: File::from(bell),
-                timer,
             })),
         })
     }
@@ -142,27 +131,22 @@ pub(crate) struct Wards {
 impl Wards {
     pub fn new(workers: usize) -> io::Result<Wards> {
         let doors = (0..workers)
-            .map(|k| Door::new(k, workers).map(Arc::new))
+            .map(|_| Door::new().map(Arc::new))
             .collect::<io::Result<_>>()?;
         Ok(Wards { doors })
     }
 
-    /// Starts the ward coroutines (once the server's shared state exists).
+    /// Starts the ward threads (once the server's shared state exists).
     pub fn start(shared: &Arc<Shared>) -> io::Result<()> {
         for (k, door) in shared.wards.doors.iter().enumerate() {
             let parts = door.parts.lock().ok().and_then(|mut p| p.take());
             let Some(parts) = parts else {
                 return Err(io::Error::other("ward already started"));
             };
-            let ward = Ward::new(k, shared.clone(), door.clone(), parts)?;
-            let builder = may::coroutine::Builder::new()
+            let ward = Ward::new(k, shared.clone(), door.clone(), parts);
+            std::thread::Builder::new()
                 .name(format!("corral-ward-{k}"))
-                .id(k);
-            // SAFETY: the ward holds no thread-locals across yields; its deepest frames are
-            // a resume function and an encode, far within the configured stack.
-            #[allow(unsafe_code)]
-            let spawned = unsafe { builder.spawn(move || ward.run()) };
-            spawned?;
+                .spawn(move || ward.run())?;
         }
         Ok(())
     }

@@ -1,17 +1,19 @@
-//! The ward: one per scheduler, a coroutine that keeps that scheduler's hibernated sockets.
+//! The ward: one per scheduler, a thread that keeps that scheduler's hibernated sockets.
 //!
-//! Each ward owns an epoll set of its own holding the hibernated sockets, an eventfd (the
-//! bell: new arrivals and fired wakers) and a timerfd (the nearest deadline). may cannot
-//! wait on a socket nobody reads, but an epoll set is itself readable when one of its
-//! members is ready, so the ward registers its epoll descriptor with may (numbered ≡ k, so
-//! may wakes it on scheduler k, ARCHITECTURE §2) and sleeps in `wait_io` on it. The inner
-//! set is drained to empty before each wait, so may's edge-triggered outer registration
-//! loses no wakeup. Sockets are registered once, edge-triggered for input and hang-up, and
-//! keep their registration from waiting to idle: answering a wait costs one `send`, no
-//! `epoll_ctl`.
+//! Each ward owns an epoll set holding its hibernated sockets and an eventfd (the bell: new
+//! arrivals, fired wakers, stop), and sleeps in `epoll_wait` with its nearest deadline as
+//! the timeout. It is a thread, not a coroutine: may can only wait on an epoll set by
+//! nesting it in its own edge-triggered one, and that nesting lost wakeups here (about one
+//! test run in 20, on Linux 6.18: a bell rung while the ward drained its set never reached
+//! it). A plain `epoll_wait` has no such hole, and the ward mostly sleeps. Connections it
+//! hands back get a coroutine on their own scheduler (`resume_connection`, by descriptor
+//! number as always).
 //!
-//! Everything in the ward is owned by its coroutine; other threads only reach it through
-//! the door: a short-held mutex'd inbox and the bell.
+//! Sockets are registered once, edge-triggered for input and hang-up, and keep their
+//! registration from waiting to idle: answering a wait costs one `send`, no `epoll_ctl`.
+//!
+//! Everything in the ward is owned by its thread; other threads only reach it through the
+//! door: a short-held mutex'd inbox and the bell.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -23,11 +25,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use may::io::{CoIo, WaitIo};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::net::SendFlags;
-use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+use rustix::time::Timespec;
 
 use super::Outcome;
 use super::door::{Arrival, Door, Parked, WardParts};
@@ -40,13 +41,9 @@ use crate::server::Shared;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
 pub(super) const BELL: u64 = 0;
-pub(super) const TIMER: u64 = 1;
-pub(super) const FIRST_ID: u64 = 2;
+pub(super) const FIRST_ID: u64 = 1;
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 256;
-/// Answers written before the ward yields, so a big fan-out does not starve the scheduler's
-/// other coroutines (the publisher among them).
-const ANSWERS_PER_YIELD: usize = 512;
 /// After sockets arrive, the ward gives freed memory back to the OS once arrivals have
 /// been quiet this long (a trim walks the heap, so not on every arrival)...
 const TRIM_QUIET: Duration = Duration::from_millis(100);
@@ -69,18 +66,13 @@ pub(super) struct Ward {
     shared: Arc<Shared>,
     door: Arc<Door>,
     epoll: OwnedFd,
-    /// The same epoll set, registered with may: `wait_io` on it is the ward's only wait.
-    waiter: CoIo<File>,
     bell: File,
-    timer: OwnedFd,
     entries: HashMap<u64, Entry>,
     /// Deadlines, earliest first; an entry removed early leaves a stale one behind.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    armed: Option<Instant>,
     next_idle_id: u64,
     idle: usize,
     waiting: usize,
-    answered: usize,
     /// Sockets that came to hibernate since the last heap trim, and when the next is due.
     since_trim: usize,
     trim_at: Option<Instant>,
@@ -93,84 +85,78 @@ enum Flow {
 }
 
 impl Ward {
-    pub(super) fn new(
-        k: usize,
-        shared: Arc<Shared>,
-        door: Arc<Door>,
-        parts: WardParts,
-    ) -> io::Result<Ward> {
-        let epoll = parts.epoll.try_clone()?;
-        let waiter = CoIo::new(File::from(parts.epoll)).map_err(io::Error::from)?;
-        Ok(Ward {
+    pub(super) fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> Ward {
+        Ward {
             k,
             shared,
             door,
-            epoll,
-            waiter,
+            epoll: parts.epoll,
             bell: parts.bell,
-            timer: parts.timer,
             entries: HashMap::new(),
             deadlines: BinaryHeap::new(),
-            armed: None,
             // Idle entries get ids from the top half, waits from the door's counter.
             next_idle_id: 1 << 63,
             idle: 0,
             waiting: 0,
-            answered: 0,
             since_trim: 0,
             trim_at: None,
             scratch: Vec::new(),
-        })
+        }
     }
 
     pub(super) fn run(mut self) {
-        // Not a field: epoll events hold raw pointers, and the ward moves into its coroutine.
+        // Not a field: epoll events hold raw pointers, and the ward moves into its thread.
         let mut events = Vec::with_capacity(EVENTS);
         loop {
             match self.turn(&mut events) {
-                Ok(Flow::Go) => {}
+                Ok(Flow::Go) => self.publish_counts(),
                 Ok(Flow::Stop) => break,
                 Err(err) => {
-                    // Only epoll/timerfd failing gets here: nothing the ward can repair.
+                    // Only epoll_wait failing gets here: nothing the ward can repair.
                     log::error!("ward {}: {err}; closing its connections", self.k);
                     break;
                 }
             }
-            self.publish_counts();
-            self.waiter.wait_io();
         }
         self.close_everything();
         self.publish_counts();
     }
 
-    /// Handles everything ready now, then re-arms the timer.
+    /// Waits until something is ready or the nearest deadline, and handles it.
     fn turn(&mut self, events: &mut Vec<Event>) -> io::Result<Flow> {
-        loop {
-            events.clear();
-            epoll::wait(
-                &self.epoll,
-                spare_capacity(events),
-                Some(&Timespec::default()),
-            )?;
-            let full = events.len() == EVENTS;
-            for event in events.iter() {
-                let (token, flags) = (event.data.u64(), event.flags);
-                match token {
-                    BELL => {
-                        if let Flow::Stop = self.answer_bell() {
-                            return Ok(Flow::Stop);
-                        }
+        events.clear();
+        let timeout = self.next_wake().map(|at| {
+            // Round up: waking a hair early would only mean another turn.
+            let left = at.saturating_duration_since(Instant::now()) + Duration::from_micros(999);
+            timespec(left)
+        });
+        match epoll::wait(&self.epoll, spare_capacity(events), timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(Flow::Go),
+            Err(err) => return Err(err.into()),
+        }
+        for event in events.iter() {
+            let (token, flags) = (event.data.u64(), event.flags);
+            match token {
+                BELL => {
+                    if let Flow::Stop = self.answer_bell() {
+                        return Ok(Flow::Stop);
                     }
-                    TIMER => self.expire(),
-                    id => self.socket_event(id, flags),
                 }
-            }
-            if !full {
-                break;
+                id => self.socket_event(id, flags),
             }
         }
-        self.arm_timer()?;
+        self.expire();
         Ok(Flow::Go)
+    }
+
+    /// The nearest deadline or trim, if any.
+    fn next_wake(&self) -> Option<Instant> {
+        let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        match (deadline, self.trim_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn answer_bell(&mut self) -> Flow {
@@ -272,14 +258,25 @@ impl Ward {
             Parked::Idle if hung_up && at_eof(&entry.fd) => self.close(entry.fd),
             // Input: a coroutine takes the connection back.
             Parked::Idle => self.spawn(entry.fd, Resume::idle(entry.served)),
-            Parked::Waiting { .. } => self.answer(entry, Outcome::PeerGone),
+            Parked::Waiting { .. } => self.abandon(entry),
         }
     }
 
+    /// The client of a wait hung up: close first (so the connection is uncounted before
+    /// anyone can see the cancellation), then cancel.
+    fn abandon(&mut self, entry: Entry) {
+        let Entry { fd, parked, .. } = entry;
+        self.close(fd);
+        if let Parked::Waiting { pending, .. } = parked
+            && catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::PeerGone))).is_err()
+        {
+            self.shared.stats.record_panic(self.k);
+            log::error!("a hibernated request's cancel action panicked");
+        }
+    }
+
+    /// Ends what is past its deadline; trims the heap when due.
     fn expire(&mut self) {
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&self.timer, &mut count);
-        self.armed = None;
         let now = Instant::now();
         if self.trim_at.is_some_and(|at| at <= now) {
             self.trim();
@@ -331,10 +328,6 @@ impl Ward {
                 Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
             }
         };
-        self.answered += 1;
-        if self.answered.is_multiple_of(ANSWERS_PER_YIELD) {
-            may::coroutine::yield_now();
-        }
         self.scratch.clear();
         let draining = self.shared.is_draining();
         let encoded = encode_reply(&mut self.scratch, response, shape, draining);
@@ -425,32 +418,6 @@ impl Ward {
         self.trim_at = None;
     }
 
-    fn arm_timer(&mut self) -> io::Result<()> {
-        let next_deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        let next = match (next_deadline, self.trim_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if next == self.armed {
-            return Ok(());
-        }
-        let value = match next {
-            // Relative, and never zero: a zero value disarms.
-            Some(at) => timespec(
-                at.saturating_duration_since(Instant::now())
-                    .max(Duration::from_nanos(1)),
-            ),
-            None => Timespec::default(),
-        };
-        let spec = Itimerspec {
-            it_interval: Timespec::default(),
-            it_value: value,
-        };
-        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &spec)?;
-        self.armed = next;
-        Ok(())
-    }
-
     fn publish_counts(&self) {
         self.door.idle.store(self.idle, Ordering::Relaxed);
         self.door.waiting.store(self.waiting, Ordering::Relaxed);
@@ -493,16 +460,14 @@ impl Ward {
 }
 
 /// Gives freed heap pages back to the OS, as Erlang's hibernate garbage-collects: the
-/// buffers of connections that just hibernated are free, but allocators keep free memory,
-/// where it still counts as the process's RSS. Which allocator holds it is the binary's
-/// choice (the `corral` binary uses mimalloc, whose pages are per thread: the ward runs on
-/// the thread that freed them), so ask both; each call is harmless to the other.
+/// buffers of connections that just hibernated are free, but glibc's malloc keeps free
+/// memory in its arenas, where it still counts as RSS. (The `corral` binary uses mimalloc,
+/// set to purge freed pages at once: see main.rs. A library user keeps their allocator.)
 fn trim_heap() {
-    // SAFETY: both only release free memory and are thread-safe.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory and is thread-safe.
     #[allow(unsafe_code)]
     unsafe {
-        libmimalloc_sys::mi_collect(false);
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         libc::malloc_trim(0);
     }
 }
