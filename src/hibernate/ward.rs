@@ -159,19 +159,43 @@ impl Ward {
         }
     }
 
+    /// Takes everything the door holds until it stays empty. The bell stays "rung" while
+    /// the ward works, so a fan-out's thousands of wakers push without ringing (each ring
+    /// would wake this thread again); only once the inbox is empty is the flag cleared, and
+    /// the inbox looked at once more for a push that saw it still set.
     fn answer_bell(&mut self) -> Flow {
         let mut count = [0u8; 8];
         let _ = self.bell.read(&mut count);
-        // Reset before taking the inbox: a waker that pushes after the take rings again.
-        self.door.rung.store(false, Ordering::Release);
-        let (arrivals, ready, stopped) = match self.door.inbox.lock() {
-            Ok(mut inbox) => (
-                std::mem::take(&mut inbox.arrivals),
-                std::mem::take(&mut inbox.ready),
-                inbox.stopped,
-            ),
-            Err(_) => (Vec::new(), Vec::new(), true),
-        };
+        let mut cleared = false;
+        loop {
+            let (arrivals, ready, stopped) = match self.door.inbox.lock() {
+                Ok(mut inbox) => (
+                    std::mem::take(&mut inbox.arrivals),
+                    std::mem::take(&mut inbox.ready),
+                    inbox.stopped,
+                ),
+                Err(_) => (Vec::new(), Vec::new(), true),
+            };
+            if stopped {
+                self.admit_all(arrivals);
+                self.answer_ready(ready);
+                return Flow::Stop;
+            }
+            if arrivals.is_empty() && ready.is_empty() {
+                if cleared {
+                    return Flow::Go;
+                }
+                self.door.rung.store(false, Ordering::Release);
+                cleared = true;
+                continue;
+            }
+            cleared = false;
+            self.admit_all(arrivals);
+            self.answer_ready(ready);
+        }
+    }
+
+    fn admit_all(&mut self, arrivals: Vec<Arrival>) {
         if !arrivals.is_empty() {
             self.since_trim += arrivals.len();
             self.trim_at = Some(Instant::now() + TRIM_QUIET);
@@ -182,6 +206,9 @@ impl Ward {
         if self.since_trim >= TRIM_AFTER {
             self.trim();
         }
+    }
+
+    fn answer_ready(&mut self, ready: Vec<u64>) {
         for id in ready {
             let is_ready = matches!(
                 self.entries.get(&id),
@@ -191,7 +218,6 @@ impl Ward {
                 self.answer(entry, Outcome::Woken);
             }
         }
-        if stopped { Flow::Stop } else { Flow::Go }
     }
 
     fn admit(&mut self, arrival: Arrival) {
