@@ -55,7 +55,7 @@ type SchedulerMetric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(usize) -> f64)
 
 fn schedulers(out: &mut String, shared: &Shared) {
     let stats = &shared.stats;
-    let per_scheduler: [SchedulerMetric; 6] = [
+    let per_scheduler: [SchedulerMetric; 8] = [
         (
             "corral_scheduler_connections",
             "gauge",
@@ -73,6 +73,18 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "gauge",
             "Expected occupancy of in-flight requests and queued connections.",
             &|k| shared.expected_load_ns(k) as f64 / 1e9,
+        ),
+        (
+            "corral_scheduler_running_handler_seconds",
+            "gauge",
+            "How long the handler running now has run (0: none running).",
+            &|k| stats.running(k).map_or(0.0, |r| r.elapsed_ns as f64 / 1e9),
+        ),
+        (
+            "corral_scheduler_utilisation",
+            "gauge",
+            "Share of the last cost-merge interval spent running handlers.",
+            &|k| shared.costs.utilisation(k),
         ),
         (
             "corral_scheduler_queue_length",

@@ -2,6 +2,7 @@
 //! cost an uncontended atomic add on the hot path; readers (metrics, drain) sum them.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 #[derive(Default)]
 #[repr(align(128))]
@@ -18,10 +19,27 @@ struct SchedulerStats {
     fresh: AtomicUsize,
     /// Queued connections this scheduler took from another's queue.
     steals: AtomicU64,
+    /// When the handler running on this scheduler started, ns since `Stats::epoch` (0: none
+    /// running). Placement reads it to tell a scheduler about to finish a costly handler
+    /// from one that has just begun, and how long requests have been piling up behind it.
+    running_since_ns: AtomicU64,
+    /// The expected cost of that handler, ns.
+    running_cost_ns: AtomicU64,
 }
 
 pub struct Stats {
     schedulers: Box<[SchedulerStats]>,
+    /// The clock `running_since_ns` counts from.
+    epoch: Instant,
+}
+
+/// The handler a scheduler is running, as placement sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Running {
+    /// How long it has run so far, ns.
+    pub elapsed_ns: u64,
+    /// What it was expected to cost in all, ns.
+    pub cost_ns: u64,
 }
 
 /// Decrements the scheduler's in-flight count when the request is done.
@@ -38,6 +56,10 @@ pub struct LoadGuard<'a>(&'a SchedulerStats, u64);
 
 impl Drop for LoadGuard<'_> {
     fn drop(&mut self) {
+        // The coroutine dropping this is the one running on the scheduler, so from here no
+        // handler runs there: clear the record even if it was written by another handler
+        // that started while this one was suspended (that one is suspended now).
+        self.0.running_since_ns.store(0, Ordering::Relaxed);
         self.0.expected_ns.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
@@ -55,7 +77,13 @@ impl Stats {
     pub fn new(schedulers: usize) -> Self {
         Stats {
             schedulers: (0..schedulers).map(|_| SchedulerStats::default()).collect(),
+            epoch: Instant::now(),
         }
+    }
+
+    /// Now on the `running_since_ns` clock; never 0, which means "none running".
+    fn now_ns(&self) -> u64 {
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
     }
 
     pub fn schedulers(&self) -> usize {
@@ -106,11 +134,28 @@ impl Stats {
         s.inflight.load(Ordering::Acquire) + s.fresh.load(Ordering::Relaxed)
     }
 
-    /// Adds a request's expected cost to its scheduler's load until the guard drops.
+    /// Adds a request's expected cost to its scheduler's load until the guard drops, and
+    /// notes that its handler starts running now. Called right before the handler.
     pub fn expect_load(&self, scheduler: usize, cost_ns: u64) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
         s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
+        s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
+        s.running_since_ns.store(self.now_ns(), Ordering::Relaxed);
         LoadGuard(s, cost_ns)
+    }
+
+    /// The handler scheduler k is running now, if any. A reader racing a handler's start may
+    /// pair its start time with the previous handler's cost: an estimate, not a ledger.
+    pub fn running(&self, scheduler: usize) -> Option<Running> {
+        let s = &self.schedulers[scheduler];
+        let since = s.running_since_ns.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        Some(Running {
+            elapsed_ns: self.now_ns().saturating_sub(since),
+            cost_ns: s.running_cost_ns.load(Ordering::Relaxed),
+        })
     }
 
     pub fn expected_ns(&self, scheduler: usize) -> u64 {
