@@ -33,6 +33,19 @@ pub fn render(shared: &Shared) -> String {
         "corral_supervisor_restarts_total {}",
         shared.supervisor_restarts()
     );
+    let (placed, seen) = shared.stats.placements();
+    family(
+        &mut out,
+        "corral_placements_total",
+        "counter",
+        "Connections placed by the acceptor; route_seen: whether it saw the first request line.",
+    );
+    let _ = writeln!(out, "corral_placements_total{{route_seen=\"true\"}} {seen}");
+    let _ = writeln!(
+        out,
+        "corral_placements_total{{route_seen=\"false\"}} {}",
+        placed - seen
+    );
     family(
         &mut out,
         "corral_handler_panics_total",

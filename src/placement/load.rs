@@ -27,8 +27,11 @@ use crate::stats::Running;
 pub struct LoadInputs {
     /// Σ expected cost of its in-flight requests (the running handler's included), ns.
     pub inflight_ns: u64,
-    /// Connections placed on it whose first request is not parsed yet (queued or fresh).
+    /// Connections queued on it, not started: their first route is unknown.
     pub unknown: u64,
+    /// Σ expected first-request cost of connections started on it but not yet read, ns
+    /// (the route's cost when the acceptor saw the request line, else the mean).
+    pub fresh_ns: u64,
     /// Expected cost of a request of unknown route: the mix's mean, ns.
     pub mean_ns: u64,
     /// The handler it is running now, if any.
@@ -39,7 +42,7 @@ pub struct LoadInputs {
 
 /// Expected time, ns, before the scheduler is through the work it has now.
 pub fn expected_load_ns(i: &LoadInputs) -> u64 {
-    let mut load = i.inflight_ns + i.unknown * i.mean_ns;
+    let mut load = i.inflight_ns + i.unknown * i.mean_ns + i.fresh_ns;
     if let Some(run) = i.running.filter(|run| run.elapsed_ns < run.cost_ns) {
         let done = run.elapsed_ns;
         let backlog = (done as f64 * i.utilisation.clamp(0.0, 1.0)) as u64;
@@ -67,10 +70,11 @@ mod tests {
             inflight_ns: 5 * MS,
             unknown: 3,
             mean_ns: MS / 10,
+            fresh_ns: 2 * MS,
             running: None,
             utilisation: 0.5,
         };
-        assert_eq!(expected_load_ns(&i), 5 * MS + 3 * MS / 10);
+        assert_eq!(expected_load_ns(&i), 5 * MS + 3 * MS / 10 + 2 * MS);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod accept;
 pub mod cost;
 pub mod fd;
 pub mod load;
+pub mod peek;
 pub mod policy;
 pub mod queue;
 pub mod spawn;
