@@ -33,6 +33,19 @@ pub fn render(shared: &Shared) -> String {
         "corral_supervisor_restarts_total {}",
         shared.supervisor_restarts()
     );
+    let (placed, seen) = shared.stats.placements();
+    family(
+        &mut out,
+        "corral_placements_total",
+        "counter",
+        "Connections placed by the acceptor; route_seen: whether it saw the first request line.",
+    );
+    let _ = writeln!(out, "corral_placements_total{{route_seen=\"true\"}} {seen}");
+    let _ = writeln!(
+        out,
+        "corral_placements_total{{route_seen=\"false\"}} {}",
+        placed - seen
+    );
     family(
         &mut out,
         "corral_handler_panics_total",
@@ -56,7 +69,7 @@ type SchedulerMetric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(usize) -> f64)
 fn schedulers(out: &mut String, shared: &Shared) {
     let stats = &shared.stats;
     let wards = &shared.wards;
-    let per_scheduler: [SchedulerMetric; 8] = [
+    let per_scheduler: [SchedulerMetric; 10] = [
         (
             "corral_scheduler_connections",
             "gauge",
@@ -74,6 +87,18 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "gauge",
             "Expected occupancy of in-flight requests and queued connections.",
             &|k| shared.expected_load_ns(k) as f64 / 1e9,
+        ),
+        (
+            "corral_scheduler_running_handler_seconds",
+            "gauge",
+            "How long the handler running now has run (0: none running).",
+            &|k| stats.running(k).map_or(0.0, |r| r.elapsed_ns as f64 / 1e9),
+        ),
+        (
+            "corral_scheduler_utilisation",
+            "gauge",
+            "Share of the last cost-merge interval spent running handlers.",
+            &|k| shared.costs.utilisation(k),
         ),
         (
             "corral_scheduler_queue_length",

@@ -11,6 +11,7 @@ use crate::config::{Config, ConfigError};
 use crate::hibernate::Wards;
 use crate::placement::accept::ACCEPT_WAKE;
 use crate::placement::cost::CostTable;
+use crate::placement::load::{LoadInputs, expected_load_ns};
 use crate::placement::policy::LoadSnapshot;
 use crate::placement::queue::Queues;
 use crate::placement::supervisor;
@@ -66,10 +67,18 @@ impl Shared {
 
     /// Pauley's load figure for scheduler k: the expected cost of its in-flight requests,
     /// plus, for each connection placed on it whose first request has not been parsed yet
-    /// (queued, or started but not yet read), the mean cost of the current request mix.
+    /// (queued, or started but not yet read), that request's expected cost if the acceptor
+    /// saw it, else the mean cost of the current request mix;
+    /// the running handler counts what is left of it and the backlog behind it (`load.rs`).
     pub fn expected_load_ns(&self, k: usize) -> u64 {
-        let unknown = (self.stats.queued(k) + self.stats.fresh_on(k)) as u64;
-        self.stats.expected_ns(k) + unknown * self.costs.mean_ns()
+        expected_load_ns(&LoadInputs {
+            inflight_ns: self.stats.expected_ns(k),
+            unknown: self.stats.queued(k) as u64,
+            mean_ns: self.costs.mean_ns(),
+            fresh_ns: self.stats.fresh_ns(k),
+            running: self.stats.running(k),
+            utilisation: self.costs.utilisation(k),
+        })
     }
 
     pub fn is_draining(&self) -> bool {

@@ -2,6 +2,9 @@
 //! cost an uncontended atomic add on the hot path; readers (metrics, drain) sum them.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal};
 
 #[derive(Default)]
 #[repr(align(128))]
@@ -16,12 +19,39 @@ struct SchedulerStats {
     queued: AtomicUsize,
     /// Started connections that have not yet parsed their first request.
     fresh: AtomicUsize,
+    /// Σ expected cost of those connections' first requests, ns.
+    fresh_ns: AtomicU64,
     /// Queued connections this scheduler took from another's queue.
     steals: AtomicU64,
+    /// When the handler running on this scheduler started, ns since `Stats::epoch` (0: none
+    /// running). Placement reads it to tell a scheduler about to finish a costly handler
+    /// from one that has just begun, and how long requests have been piling up behind it.
+    running_since_ns: AtomicU64,
+    /// The expected cost of that handler, ns.
+    running_cost_ns: AtomicU64,
 }
 
 pub struct Stats {
     schedulers: Box<[SchedulerStats]>,
+    /// Per scheduler, the expected first-request cost of each fresh connection, in placement
+    /// order: a connection starting takes the oldest off `fresh_ns`. Connections start
+    /// roughly in the order they were placed, and each adds and takes one figure, so a
+    /// mismatch moves cost between fresh connections but never leaks it.
+    fresh_costs: Box<[Injector<u64>]>,
+    /// The clock `running_since_ns` counts from.
+    epoch: Instant,
+    /// Connections placed (by the acceptor), and those whose first request line it saw.
+    placed: AtomicU64,
+    placed_seen: AtomicU64,
+}
+
+/// The handler a scheduler is running, as placement sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Running {
+    /// How long it has run so far, ns.
+    pub elapsed_ns: u64,
+    /// What it was expected to cost in all, ns.
+    pub cost_ns: u64,
 }
 
 /// Decrements the scheduler's in-flight count when the request is done.
@@ -38,6 +68,10 @@ pub struct LoadGuard<'a>(&'a SchedulerStats, u64);
 
 impl Drop for LoadGuard<'_> {
     fn drop(&mut self) {
+        // The coroutine dropping this is the one running on the scheduler, so from here no
+        // handler runs there: clear the record even if it was written by another handler
+        // that started while this one was suspended (that one is suspended now).
+        self.0.running_since_ns.store(0, Ordering::Relaxed);
         self.0.expected_ns.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
@@ -63,7 +97,16 @@ impl Stats {
     pub fn new(schedulers: usize) -> Self {
         Stats {
             schedulers: (0..schedulers).map(|_| SchedulerStats::default()).collect(),
+            fresh_costs: (0..schedulers).map(|_| Injector::new()).collect(),
+            epoch: Instant::now(),
+            placed: AtomicU64::new(0),
+            placed_seen: AtomicU64::new(0),
         }
+    }
+
+    /// Now on the `running_since_ns` clock; never 0, which means "none running".
+    fn now_ns(&self) -> u64 {
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
     }
 
     pub fn schedulers(&self) -> usize {
@@ -77,18 +120,37 @@ impl Stats {
         InflightGuard(s)
     }
 
-    /// Counted at placement, before the coroutine runs, so a burst of accepts sees it.
-    pub fn connection_placed(&self, scheduler: usize) {
+    /// Counted at placement, before the coroutine runs, so a burst of accepts sees it;
+    /// `first_ns` is what its first request is expected to cost.
+    pub fn connection_placed(&self, scheduler: usize, first_ns: u64) {
         let s = &self.schedulers[scheduler];
         s.connections.fetch_add(1, Ordering::Relaxed);
         s.fresh.fetch_add(1, Ordering::Relaxed);
+        s.fresh_ns.fetch_add(first_ns, Ordering::Relaxed);
+        self.fresh_costs[scheduler].push(first_ns);
+    }
+
+    /// The acceptor placed a connection, knowing its first route or not.
+    pub fn record_placement(&self, route_seen: bool) {
+        self.placed.fetch_add(1, Ordering::Relaxed);
+        if route_seen {
+            self.placed_seen.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (connections the acceptor placed, of which with their first route seen).
+    pub fn placements(&self) -> (u64, u64) {
+        (
+            self.placed.load(Ordering::Relaxed),
+            self.placed_seen.load(Ordering::Relaxed),
+        )
     }
 
     /// The spawn failed: undo `connection_placed`.
     pub fn connection_failed(&self, scheduler: usize) {
         let s = &self.schedulers[scheduler];
         s.connections.fetch_sub(1, Ordering::Relaxed);
-        s.fresh.fetch_sub(1, Ordering::Relaxed);
+        self.leave_fresh(scheduler);
     }
 
     /// Inside the connection's coroutine: the guard uncounts it when the connection ends.
@@ -105,9 +167,25 @@ impl Stats {
 
     /// The connection parsed its first request (or ended before): no longer fresh.
     pub fn connection_started(&self, scheduler: usize) {
-        self.schedulers[scheduler]
-            .fresh
-            .fetch_sub(1, Ordering::Relaxed);
+        self.leave_fresh(scheduler);
+    }
+
+    fn leave_fresh(&self, scheduler: usize) {
+        let s = &self.schedulers[scheduler];
+        s.fresh.fetch_sub(1, Ordering::Relaxed);
+        let cost = loop {
+            match self.fresh_costs[scheduler].steal() {
+                Steal::Success(cost) => break cost,
+                Steal::Empty => break 0,
+                Steal::Retry => continue,
+            }
+        };
+        s.fresh_ns.fetch_sub(cost, Ordering::Relaxed);
+    }
+
+    /// Σ expected first-request cost of the connections counted by `fresh_on`, ns.
+    pub fn fresh_ns(&self, scheduler: usize) -> u64 {
+        self.schedulers[scheduler].fresh_ns.load(Ordering::Relaxed)
     }
 
     /// Started connections whose first request has not been parsed yet.
@@ -121,11 +199,28 @@ impl Stats {
         s.inflight.load(Ordering::Acquire) + s.fresh.load(Ordering::Relaxed)
     }
 
-    /// Adds a request's expected cost to its scheduler's load until the guard drops.
+    /// Adds a request's expected cost to its scheduler's load until the guard drops, and
+    /// notes that its handler starts running now. Called right before the handler.
     pub fn expect_load(&self, scheduler: usize, cost_ns: u64) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
         s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
+        s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
+        s.running_since_ns.store(self.now_ns(), Ordering::Relaxed);
         LoadGuard(s, cost_ns)
+    }
+
+    /// The handler scheduler k is running now, if any. A reader racing a handler's start may
+    /// pair its start time with the previous handler's cost: an estimate, not a ledger.
+    pub fn running(&self, scheduler: usize) -> Option<Running> {
+        let s = &self.schedulers[scheduler];
+        let since = s.running_since_ns.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        Some(Running {
+            elapsed_ns: self.now_ns().saturating_sub(since),
+            cost_ns: s.running_cost_ns.load(Ordering::Relaxed),
+        })
     }
 
     pub fn expected_ns(&self, scheduler: usize) -> u64 {
@@ -187,5 +282,37 @@ impl Stats {
 
     fn sum(&self, f: impl Fn(&SchedulerStats) -> u64) -> u64 {
         self.schedulers.iter().map(f).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_connections_carry_their_first_request_cost_until_they_start() {
+        let stats = Stats::new(2);
+        stats.connection_placed(0, 2_000_000);
+        stats.connection_placed(0, 50_000);
+        stats.connection_placed(1, 7);
+        assert_eq!((stats.fresh_ns(0), stats.fresh_ns(1)), (2_050_000, 7));
+        stats.connection_started(0);
+        assert_eq!(stats.fresh_ns(0), 50_000, "the oldest leaves first");
+        stats.connection_failed(0);
+        assert_eq!((stats.fresh_on(0), stats.fresh_ns(0)), (0, 0));
+        assert_eq!(stats.connections(0), 1);
+    }
+
+    #[test]
+    fn the_running_handler_is_recorded_until_its_guard_drops() {
+        let stats = Stats::new(1);
+        assert_eq!(stats.running(0), None);
+        let guard = stats.expect_load(0, 2_000_000);
+        let run = stats.running(0).expect("a handler runs");
+        assert_eq!(run.cost_ns, 2_000_000);
+        assert!(run.elapsed_ns < 1_000_000_000);
+        drop(guard);
+        assert_eq!(stats.running(0), None);
+        assert_eq!(stats.expected_ns(0), 0);
     }
 }

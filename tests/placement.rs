@@ -124,6 +124,62 @@ fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
     );
 }
 
+/// Both schedulers run a 300 ms handler of known cost, one 150 ms further in than the other:
+/// fresh connections go where the running handler has less left.
+#[test]
+fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
+    let _serial = serial();
+    let srv = server(|_| {});
+    let stats = srv.server().stats();
+    // Teach the table that /cpu costs 300 ms (the first sample sets a route's estimate).
+    assert_eq!(srv.client().get("/cpu?us=300000").status, 200);
+    let series = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
+    eventually(
+        Duration::from_secs(3),
+        "/cpu is known to cost 300 ms",
+        || sample(&metrics(&srv), series) > 0.25,
+    );
+    let first = start_hog(&srv);
+    let running_on = || (0..2).find(|&k| stats.running(k).is_some());
+    eventually(
+        Duration::from_secs(2),
+        "the first hog's handler runs",
+        || running_on().is_some(),
+    );
+    let a = running_on().expect("the first hog's handler runs");
+    eventually(Duration::from_secs(2), "the first hog is 150 ms in", || {
+        stats
+            .running(a)
+            .is_some_and(|run| run.elapsed_ns >= 150_000_000)
+    });
+    let addr = srv.addr;
+    let second = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    eventually(Duration::from_secs(2), "the second hog runs", || {
+        stats.inflight() == 2
+    });
+    assert!(
+        stats.running(1 - a).is_some(),
+        "the second hog went to the idle scheduler"
+    );
+    // Two fresh connections, the second accepted while the first is still unread: both
+    // belong behind the first hog (150 ms left and a connection of unknown route is less
+    // than the second's ~300 ms). Whole costs alone would split them, by tie-break and then
+    // by the first one's unknown-route cost.
+    let mut probes = [Client::connect(addr), Client::connect(addr)];
+    for probe in &mut probes {
+        probe.send(b"GET /whoami HTTP/1.1\r\nHost: test\r\n\r\n");
+    }
+    for probe in &mut probes {
+        let answer = probe.reply().text().to_string();
+        assert!(
+            answer.starts_with(&format!("{a} ")),
+            "placed behind the hog that had more left: {answer}"
+        );
+    }
+    assert_eq!(first.join().expect("first hog"), 200);
+    assert_eq!(second.join().expect("second hog"), 200);
+}
+
 #[test]
 fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
     let _serial = serial();
@@ -216,6 +272,8 @@ fn metrics_parse_and_match_what_was_sent() {
     for k in 0..2 {
         for name in [
             "corral_scheduler_expected_load_seconds",
+            "corral_scheduler_running_handler_seconds",
+            "corral_scheduler_utilisation",
             "corral_scheduler_steals_total",
         ] {
             sample(&m, &format!("{name}{{scheduler=\"{k}\"}}"));

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::policy::{LoadSnapshot, choose};
+use super::peek::first_route;
+use super::policy::{LoadSnapshot, Policy, choose};
 use super::queue::admit;
 use crate::server::Shared;
 
@@ -76,7 +77,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, retired: &AtomicBoo
             Ok((socket, _peer)) => {
                 shared.load_snapshots(&mut loads);
                 let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
-                admit(shared, socket, k);
+                // Only `cost` uses the first route, and only to count its cost from now on.
+                let first_ns = (policy == Policy::Cost)
+                    .then(|| first_route(&socket, &shared.router))
+                    .flatten()
+                    .map(|route| shared.costs.expected_ns(shared.costs.slot(route)));
+                shared.stats.record_placement(first_ns.is_some());
+                admit(shared, socket, k, first_ns);
             }
             Err(err) => match err.raw_os_error() {
                 Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => {}

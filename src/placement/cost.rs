@@ -89,6 +89,10 @@ struct Slot {
 /// One scheduler's figures, a slot per route plus one for unmatched requests.
 struct Shard {
     slots: Box<[Slot]>,
+    /// Σ occupancy of every request recorded here, ns.
+    busy_ns: AtomicU64,
+    /// Share of the last merge interval this scheduler spent in handlers, in millionths.
+    utilisation_ppm: AtomicU64,
 }
 
 /// What `/metrics` shows of one route.
@@ -119,6 +123,8 @@ impl CostTable {
             shards: (0..schedulers)
                 .map(|_| Shard {
                     slots: (0..slots).map(|_| Slot::default()).collect(),
+                    busy_ns: AtomicU64::new(0),
+                    utilisation_ppm: AtomicU64::new(0),
                 })
                 .collect(),
             merged_ns: (0..slots).map(|_| AtomicU64::new(u64::MAX)).collect(),
@@ -155,8 +161,11 @@ impl CostTable {
 
     /// Records one finished request on scheduler `k`.
     pub fn record(&self, k: usize, slot: usize, occupancy: Duration, latency: Duration) {
-        let s = &self.shards[k].slots[slot];
-        let sample = occupancy.as_nanos() as f64;
+        let shard = &self.shards[k];
+        let s = &shard.slots[slot];
+        let ns = occupancy.as_nanos() as u64;
+        shard.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        let sample = ns as f64;
         let count = s.count.fetch_add(1, Ordering::Relaxed);
         let ewma = if count == 0 {
             sample
@@ -198,6 +207,25 @@ impl CostTable {
             self.mean_ns
                 .store(mean.min(u64::MAX - 1), Ordering::Relaxed);
         }
+    }
+
+    /// Publishes each scheduler's utilisation over the `elapsed` since the previous call;
+    /// `busy_seen[k]` holds the busy total then.
+    pub fn publish_utilisation(&self, busy_seen: &mut Vec<u64>, elapsed: Duration) {
+        busy_seen.resize(self.shards.len(), 0);
+        let window = elapsed.as_nanos().max(1) as f64;
+        for (shard, seen) in self.shards.iter().zip(busy_seen.iter_mut()) {
+            let busy = shard.busy_ns.load(Ordering::Relaxed);
+            let share = busy.saturating_sub(*seen) as f64 / window;
+            *seen = busy;
+            let ppm = (share.min(1.0) * 1e6).round() as u64;
+            shard.utilisation_ppm.store(ppm, Ordering::Relaxed);
+        }
+    }
+
+    /// Share of recent wall time scheduler k spent running handlers, 0..=1.
+    pub fn utilisation(&self, k: usize) -> f64 {
+        self.shards[k].utilisation_ppm.load(Ordering::Relaxed) as f64 / 1e6
     }
 
     /// Requests, merged cost and latency quantiles of one slot, over all schedulers.
@@ -289,6 +317,22 @@ mod tests {
         t.merge(&mut seen);
         // 90% at 10 µs and 10% at 2 ms.
         assert_eq!(t.mean_ns(), 209_000);
+    }
+
+    #[test]
+    fn utilisation_is_the_busy_share_of_each_interval() {
+        let t = CostTable::new(2, 1, us(50));
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            t.record(0, 0, us(2000), us(2000));
+        }
+        t.record(1, 0, us(1000), us(1000));
+        t.publish_utilisation(&mut seen, Duration::from_millis(40));
+        assert_eq!((t.utilisation(0), t.utilisation(1)), (0.5, 0.025));
+        // Only what happened since the previous call counts.
+        t.record(1, 0, us(4000), us(4000));
+        t.publish_utilisation(&mut seen, Duration::from_millis(40));
+        assert_eq!((t.utilisation(0), t.utilisation(1)), (0.0, 0.1));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!    `cost`, load = Σ expected cost of in-flight requests + (queued + not-yet-read
 //!    connections) × the mean cost of the request mix: a connection's first route is
 //!    unknown until it is read, and counting such connections stops a burst of accepts from
-//!    herding onto the scheduler that looked idle.
+//!    herding onto the scheduler that looked idle. The running handler counts only what is
+//!    left of it, plus the requests piling up unread behind it (`load.rs`).
 //! 3. **Admit** (`queue.rs`): if k is under its admission cap (or there is none) the
 //!    connection starts now; otherwise it waits in k's queue as a plain socket, registered
 //!    with no epoll, where k — or an idle scheduler stealing it — will start it.
@@ -24,6 +25,8 @@
 pub mod accept;
 pub mod cost;
 pub mod fd;
+pub mod load;
+pub mod peek;
 pub mod policy;
 pub mod queue;
 pub mod spawn;

@@ -6,7 +6,8 @@ use serde::Deserialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
-    /// Lowest expected load: Σ route cost of in-flight requests + queued × default cost.
+    /// Lowest expected load: Σ route cost of in-flight requests (the running one: what is
+    /// left of it, plus the backlog behind it) + not-yet-read connections × the mean cost.
     Cost,
     RoundRobin,
     /// Wherever the accepted descriptor's number puts it (may's own default, no dup).

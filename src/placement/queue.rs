@@ -31,11 +31,12 @@ impl Queues {
     }
 }
 
-/// Starts `socket` on `k`, or queues it there if k is at its cap.
-pub fn admit(shared: &Arc<Shared>, socket: TcpStream, k: usize) {
+/// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the expected
+/// cost of its first request, if the acceptor saw it (a queued socket forgets it).
+pub fn admit(shared: &Arc<Shared>, socket: TcpStream, k: usize, first_ns: Option<u64>) {
     let queues = &shared.queues;
     if queues.cap == 0 || (has_room(shared, k) && queues.per[k].is_empty()) {
-        start(shared, socket, k);
+        start(shared, socket, k, first_ns);
         return;
     }
     queues.per[k].push(socket);
@@ -61,7 +62,7 @@ fn fill_from_queues(shared: &Arc<Shared>, k: usize) {
         if from != k {
             shared.stats.record_steal(k);
         }
-        start(shared, socket, k);
+        start(shared, socket, k, None);
     }
 }
 
@@ -90,8 +91,8 @@ fn take_for(shared: &Shared, k: usize) -> Option<(TcpStream, usize)> {
     None
 }
 
-fn start(shared: &Arc<Shared>, socket: TcpStream, k: usize) {
-    if let Err(err) = start_connection(shared, socket, k) {
+fn start(shared: &Arc<Shared>, socket: TcpStream, k: usize, first_ns: Option<u64>) {
+    if let Err(err) = start_connection(shared, socket, k, first_ns) {
         log::warn!("could not start a connection: {err}");
     }
 }

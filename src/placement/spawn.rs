@@ -12,17 +12,20 @@ use crate::server::Shared;
 /// Moves the socket onto a descriptor ≡ k (mod workers), registers it with may (so with
 /// worker k's epoll) and spawns its connection coroutine on k's queue. From here on the
 /// connection runs on k only. Returns the scheduler it really runs on (k unless out of fds).
+/// `first_ns`: the expected cost of its first request if known, else the mix's mean counts.
 pub fn start_connection(
     shared: &Arc<Shared>,
     socket: std::net::TcpStream,
     k: usize,
+    first_ns: Option<u64>,
 ) -> io::Result<usize> {
     socket.set_nodelay(true)?;
     let workers = shared.workers;
     let fd = onto_residue(OwnedFd::from(socket), k, workers);
     // The descriptor number is the placement (may: fd % workers); normally equal to k.
     let scheduler = fd_scheduler(&fd, workers);
-    shared.stats.connection_placed(scheduler);
+    let first_ns = first_ns.unwrap_or_else(|| shared.costs.mean_ns());
+    shared.stats.connection_placed(scheduler, first_ns);
     match spawn(shared, fd, scheduler, Resume::fresh()) {
         Ok(()) => Ok(scheduler),
         Err(err) => {

@@ -1,14 +1,14 @@
 //! The server's supervision tree (an OTP one_for_one supervisor from `corral_actors`):
 //!
 //! - `cost-merger` merges the per-scheduler cost shards every `merge_interval_ms` into the
-//!   table placement reads;
+//!   table placement reads, and publishes each scheduler's utilisation over that interval;
 //! - `listener` owns the acceptor thread. It is registered as `corral.listener.<port>`;
 //!   killing it (or its thread dying) restarts it with a new thread on the same listening
 //!   socket, so no waiting connection is lost.
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corral_actors::{ChildSpec, Ctx, Spawn, StartError, Strategy, SupRef, Supervisor};
 
@@ -53,10 +53,15 @@ pub fn start(
 
 fn merge_costs(mut ctx: Ctx<()>, shared: &Shared) {
     let interval = Duration::from_millis(shared.config.placement.merge_interval_ms);
-    let mut seen = Vec::new();
+    let (mut seen, mut busy_seen) = (Vec::new(), Vec::new());
+    let mut last = Instant::now();
     loop {
         ctx.receive_timeout(interval);
         shared.costs.merge(&mut seen);
+        // Measured, not assumed: a tick may come late on a busy box.
+        let now = Instant::now();
+        shared.costs.publish_utilisation(&mut busy_seen, now - last);
+        last = now;
     }
 }
 
