@@ -15,15 +15,17 @@ fn hibernating(srv: &TestServer, state: &str) -> f64 {
     )
 }
 
-fn publish(srv: &TestServer, topic: &str, body: &[u8]) -> String {
+/// A client whose `GET /poll?topic=T` (followed by `then`, pipelined) is hibernating.
+fn hibernated_poll(srv: &TestServer, topic: &str, then: &[u8]) -> Client {
     let mut c = srv.client();
-    let head = format!(
-        "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    c.send(head.as_bytes());
-    c.send(body);
-    c.reply().text().trim().to_string()
+    // One write, so pipelined bytes arrive with the poll.
+    let mut bytes = format!("GET /poll?topic={topic} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes();
+    bytes.extend_from_slice(then);
+    c.send(&bytes);
+    eventually(Duration::from_secs(5), "the poll hibernates", || {
+        hibernating(srv, "waiting") == 1.0
+    });
+    c
 }
 
 fn quick_hibernation(config: &mut Config) {
@@ -103,7 +105,7 @@ fn waiting_long_polls_hold_no_coroutine_and_all_get_the_publish() {
     eventually(Duration::from_secs(10), "200 hibernated waiters", || {
         hibernating(&srv, "waiting") == 200.0
     });
-    assert_eq!(publish(&srv, "ward", b"wake up"), "200");
+    assert_eq!(srv.publish("ward", b"wake up"), "200");
     for w in &mut waiters {
         let r = w.reply();
         assert_eq!((r.status, r.text()), (200, "wake up"));
@@ -129,14 +131,10 @@ fn a_long_poll_times_out_with_204_and_keeps_its_connection() {
 #[test]
 fn a_request_pipelined_behind_a_long_poll_is_answered_after_it() {
     let srv = TestServer::demo(|_| {});
-    let mut c = srv.client();
-    c.send(b"GET /poll?topic=pipe HTTP/1.1\r\nHost: t\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
-    eventually(Duration::from_secs(5), "the poll hibernates", || {
-        hibernating(&srv, "waiting") == 1.0
-    });
+    let mut c = hibernated_poll(&srv, "pipe", b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     // The pipelined request waits its turn.
     assert!(c.quiet_for(Duration::from_millis(100)));
-    assert_eq!(publish(&srv, "pipe", b"first"), "1");
+    assert_eq!(srv.publish("pipe", b"first"), "1");
     assert_eq!(c.reply().text(), "first");
     assert_eq!(c.reply().text(), "Hello, World!");
 }
@@ -144,13 +142,9 @@ fn a_request_pipelined_behind_a_long_poll_is_answered_after_it() {
 #[test]
 fn an_answer_larger_than_the_socket_buffer_is_finished_by_a_coroutine() {
     let srv = TestServer::demo(|_| {});
-    let mut c = srv.client();
-    c.send(b"GET /poll?topic=big HTTP/1.1\r\nHost: t\r\n\r\n");
-    eventually(Duration::from_secs(5), "the poll hibernates", || {
-        hibernating(&srv, "waiting") == 1.0
-    });
+    let mut c = hibernated_poll(&srv, "big", b"");
     let big: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
-    assert_eq!(publish(&srv, "big", &big), "1");
+    assert_eq!(srv.publish("big", &big), "1");
     let r = c.reply();
     assert_eq!(r.status, 200);
     assert!(r.body == big, "the whole 4 MiB body arrives intact");
@@ -160,11 +154,7 @@ fn an_answer_larger_than_the_socket_buffer_is_finished_by_a_coroutine() {
 #[test]
 fn shutdown_answers_hibernated_waits_and_closes() {
     let srv = TestServer::demo(|_| {});
-    let mut c = srv.client();
-    c.send(b"GET /poll?topic=bye HTTP/1.1\r\nHost: t\r\n\r\n");
-    eventually(Duration::from_secs(5), "the poll hibernates", || {
-        hibernating(&srv, "waiting") == 1.0
-    });
+    let mut c = hibernated_poll(&srv, "bye", b"");
     assert!(srv.shutdown(Duration::from_secs(2)));
     let r = c.reply();
     assert_eq!(r.status, 204);
@@ -183,22 +173,18 @@ fn the_blocking_long_poll_still_works_on_its_coroutine() {
         || sum_of(&srv.metrics(), "corral_topic_subscribers") == 1.0,
     );
     assert_eq!(hibernating(&srv, "waiting"), 0.0, "it holds its coroutine");
-    assert_eq!(publish(&srv, "plain", b"hi"), "1");
+    assert_eq!(srv.publish("plain", b"hi"), "1");
     assert_eq!(c.reply().text(), "hi");
 }
 
 #[test]
 fn a_request_sent_while_a_long_poll_waits_is_answered_after_it() {
     let srv = TestServer::demo(|_| {});
-    let mut c = srv.client();
-    c.send(b"GET /poll?topic=later HTTP/1.1\r\nHost: t\r\n\r\n");
-    eventually(Duration::from_secs(5), "the poll hibernates", || {
-        hibernating(&srv, "waiting") == 1.0
-    });
+    let mut c = hibernated_poll(&srv, "later", b"");
     // This one reaches the socket only now, while the ward holds it.
     c.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(c.quiet_for(Duration::from_millis(100)));
-    assert_eq!(publish(&srv, "later", b"first"), "1");
+    assert_eq!(srv.publish("later", b"first"), "1");
     assert_eq!(c.reply().text(), "first");
     assert_eq!(c.reply().text(), "Hello, World!");
 }

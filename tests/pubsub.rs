@@ -11,18 +11,6 @@ fn subscribers(srv: &TestServer) -> f64 {
     sample(&parse_prometheus(r.text()), "corral_topic_subscribers")
 }
 
-fn publish(srv: &TestServer, topic: &str, body: &str) -> String {
-    let mut c = srv.client();
-    c.send(
-        format!(
-            "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    c.reply().text().trim().to_string()
-}
-
 #[test]
 fn a_thousand_concurrent_long_polls_all_receive_one_publish() {
     let srv = TestServer::demo(|_| {});
@@ -33,7 +21,7 @@ fn a_thousand_concurrent_long_polls_all_receive_one_publish() {
     eventually(Duration::from_secs(10), "1000 subscribers", || {
         subscribers(&srv) == 1000.0
     });
-    assert_eq!(publish(&srv, "crowd", "news"), "1000");
+    assert_eq!(srv.publish("crowd", b"news"), "1000");
     for w in &mut waiters {
         let r = w.reply();
         assert_eq!((r.status, r.text()), (200, "news"));
@@ -81,7 +69,7 @@ fn sse_delivers_events_in_order_with_heartbeats_and_resumes_from_last_event_id()
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
     c.read_until(b": subscribed");
     for body in ["one", "two\nlines", "three"] {
-        assert_eq!(publish(&srv, "feed", body), "1");
+        assert_eq!(srv.publish("feed", body.as_bytes()), "1");
     }
     let text = c.read_until(b"data: three\n\n");
     let one = text.find("id: 1\ndata: one\n\n").expect("event 1");
@@ -121,7 +109,7 @@ fn a_crash_of_the_topic_process_gives_waiters_503_and_new_subscribers_work() {
     eventually(Duration::from_secs(5), "the new waiter subscribes", || {
         subscribers(&srv) == 1.0
     });
-    assert_eq!(publish(&srv, "fragile", "back"), "1");
+    assert_eq!(srv.publish("fragile", b"back"), "1");
     let r = waiter.join().expect("waiter");
     assert_eq!((r.status, r.text()), (200, "back"));
     let m = parse_prometheus(srv.client().get("/metrics").text());

@@ -47,6 +47,18 @@ impl TestServer {
         self.server.take().unwrap().shutdown(drain)
     }
 
+    /// POST /publish?topic=T with `body`; the reply's text (how many it reached).
+    pub fn publish(&self, topic: &str, body: &[u8]) -> String {
+        let mut c = self.client();
+        let head = format!(
+            "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        c.send(head.as_bytes());
+        c.send(body);
+        c.reply().text().trim().to_string()
+    }
+
     /// The server's /metrics, parsed.
     pub fn metrics(&self) -> Vec<(String, f64)> {
         parse_prometheus(self.client().get("/metrics").text())
