@@ -44,7 +44,7 @@
 #                  core 0, and the client has core 1 to itself: sharing core 1 with the client
 #                  (SERVER_CPUS=0,1) makes the fan-out mostly a measure of the client's own
 #                  receive work on that core, and hides the servers' difference (Corral/Go
-#                  fan-out max 0.95 that way on 2026-11-24, against 0.36-0.54 separated).
+#                  fan-out max 0.95 that way on 2026-11-24, against 0.36 separated).
 #   CLIENT_CPU     CPU the client is pinned to [1]
 #   READY_TIMEOUT  seconds to wait for a server's first 200 [10]
 #   LOCK           the shared benchmark lock file [/tmp/corral-bench.lock]
