@@ -115,3 +115,41 @@ fn a_crash_of_the_topic_process_gives_waiters_503_and_new_subscribers_work() {
     let m = parse_prometheus(srv.client().get("/metrics").text());
     assert_eq!(sample(&m, "corral_topic_restarts_total"), 1.0);
 }
+
+#[test]
+fn an_sse_client_that_disconnects_is_unsubscribed_within_a_second() {
+    // Heartbeats far apart: the stream must notice the departure without writing.
+    let srv = TestServer::demo(|c| c.demo.sse_heartbeat_ms = 60_000);
+    let mut c = srv.client();
+    c.send(b"GET /events?topic=leaving HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.read_until(b": subscribed");
+    assert_eq!(subscribers(&srv), 1.0);
+    drop(c);
+    let hung_up = Instant::now();
+    eventually(Duration::from_secs(2), "the stream is gone", || {
+        subscribers(&srv) == 0.0
+    });
+    assert!(
+        hung_up.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        hung_up.elapsed()
+    );
+}
+
+#[test]
+fn shutdown_ends_sse_streams_instead_of_waiting_for_them() {
+    let srv = TestServer::demo(|c| c.demo.sse_heartbeat_ms = 60_000);
+    let mut c = srv.client();
+    c.send(b"GET /events?topic=closing HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.read_until(b": subscribed");
+    let asked = Instant::now();
+    assert!(srv.shutdown(Duration::from_secs(3)), "the drain finished");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        asked.elapsed()
+    );
+    // The stream ends properly (last chunk) and the connection closes.
+    c.read_until(b"0\r\n\r\n");
+    assert!(c.closed_by_server());
+}

@@ -29,7 +29,7 @@ use crate::http::status::Status;
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
-/// How often a waiting long-poll checks that its client is still there.
+/// How often a blocking long-poll or an SSE stream checks that its client is still there.
 const PEER_CHECK: Duration = Duration::from_millis(500);
 /// Events kept per topic for `Last-Event-ID`.
 const BACKLOG: usize = 64;
@@ -269,12 +269,21 @@ impl Topics {
             for event in &backlog {
                 write_event(out, event)?;
             }
+            let mut last_beat = Instant::now();
             loop {
-                match rx.recv_timeout(heartbeat) {
+                match rx.recv_timeout(heartbeat.min(PEER_CHECK)) {
                     Ok(event) => write_event(out, &event)?,
-                    // A heartbeat keeps proxies from timing out and finds departed clients.
+                    // A client that left, or a server shutting down, ends the stream within
+                    // PEER_CHECK rather than at the next failed write.
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) if out.closed() => {
+                        return Ok(());
+                    }
+                    // A heartbeat keeps proxies from timing out the quiet stream.
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        out.write_all(b": heartbeat\n\n")?
+                        if last_beat.elapsed() >= heartbeat {
+                            out.write_all(b": heartbeat\n\n")?;
+                            last_beat = Instant::now();
+                        }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
                 }

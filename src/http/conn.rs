@@ -730,6 +730,7 @@ impl<'s> Conn<'s> {
         self.flush()?;
         let mut writer = StreamWriter {
             stream: &mut self.stream,
+            shared: self.shared,
             chunked,
             scratch: std::mem::take(&mut self.wbuf),
             sent: 0,
@@ -869,12 +870,17 @@ fn method_not_allowed(allow: &str) -> Response {
 /// Writes a streamed body to the socket: one chunk per `write_all` on HTTP/1.1.
 struct StreamWriter<'a> {
     stream: &'a mut TcpStream,
+    shared: &'a Shared,
     chunked: bool,
     scratch: Vec<u8>,
     sent: u64,
 }
 
 impl BodyWrite for StreamWriter<'_> {
+    fn closed(&self) -> bool {
+        self.shared.is_draining() || super::request::peer_closed(self.stream.inner().as_fd())
+    }
+
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());

@@ -53,17 +53,7 @@ impl<'a> Request<'a> {
     /// handlers that wait long (a long-poll) to notice a departed client and stop waiting.
     /// Bytes the client sent ahead (a pipelined request) do not count as closed.
     pub fn peer_closed(&self) -> bool {
-        use rustix::net::{RecvFlags, recv};
-        let mut probe = [0u8; 1];
-        match recv(
-            self.socket,
-            &mut probe,
-            RecvFlags::PEEK | RecvFlags::DONTWAIT,
-        ) {
-            Ok((0, _)) => true,
-            Ok(_) => false,
-            Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
-        }
+        peer_closed(self.socket)
     }
 
     /// The server's shared state (stats, cost table), e.g. for `corral::metrics::render`.
@@ -186,6 +176,18 @@ fn hex_pair(pair: &[u8]) -> Option<u8> {
     let hi = (pair[0] as char).to_digit(16)?;
     let lo = (pair[1] as char).to_digit(16)?;
     Some((hi * 16 + lo) as u8)
+}
+
+/// Has the peer of `socket` closed its side (or reset)? A non-blocking one-byte peek; bytes
+/// it sent ahead do not count as closed.
+pub(crate) fn peer_closed(socket: std::os::fd::BorrowedFd<'_>) -> bool {
+    use rustix::net::{RecvFlags, recv};
+    let mut probe = [0u8; 1];
+    match recv(socket, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,12 @@ impl std::fmt::Debug for Body {
 /// one chunk on HTTP/1.1).
 pub trait BodyWrite {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// The client hung up or the server is shutting down: an endless stream (Server-Sent
+    /// Events) should return. A non-blocking check; a write to a departed client fails anyway.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
