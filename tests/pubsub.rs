@@ -11,6 +11,20 @@ fn subscribers(srv: &TestServer) -> f64 {
     sample(&parse_prometheus(r.text()), "corral_topic_subscribers")
 }
 
+/// Drops the client's connection; its subscription must be gone within a second.
+fn hang_up_and_expect_unsubscribed_within_a_second(srv: &TestServer, client: Client) {
+    drop(client);
+    let hung_up = Instant::now();
+    eventually(Duration::from_secs(2), "the subscriber is gone", || {
+        subscribers(srv) == 0.0
+    });
+    assert!(
+        hung_up.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        hung_up.elapsed()
+    );
+}
+
 #[test]
 fn a_thousand_concurrent_long_polls_all_receive_one_publish() {
     let srv = TestServer::demo(|_| {});
@@ -37,16 +51,7 @@ fn a_client_that_disconnects_mid_wait_is_unsubscribed_within_a_second() {
     eventually(Duration::from_secs(5), "the waiter subscribes", || {
         subscribers(&srv) == 1.0
     });
-    drop(c);
-    let hung_up = Instant::now();
-    eventually(Duration::from_secs(2), "the waiter is gone", || {
-        subscribers(&srv) == 0.0
-    });
-    assert!(
-        hung_up.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        hung_up.elapsed()
-    );
+    hang_up_and_expect_unsubscribed_within_a_second(&srv, c);
     // No waiter left on the connection count either (the metrics connections of the
     // polls above close concurrently: wait for the count to settle).
     eventually(
@@ -124,16 +129,7 @@ fn an_sse_client_that_disconnects_is_unsubscribed_within_a_second() {
     c.send(b"GET /events?topic=leaving HTTP/1.1\r\nHost: t\r\n\r\n");
     c.read_until(b": subscribed");
     assert_eq!(subscribers(&srv), 1.0);
-    drop(c);
-    let hung_up = Instant::now();
-    eventually(Duration::from_secs(2), "the stream is gone", || {
-        subscribers(&srv) == 0.0
-    });
-    assert!(
-        hung_up.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        hung_up.elapsed()
-    );
+    hang_up_and_expect_unsubscribed_within_a_second(&srv, c);
 }
 
 #[test]
