@@ -201,11 +201,14 @@ impl Stats {
 
     /// Adds a request's expected cost to its scheduler's load until the guard drops, and
     /// notes that its handler starts running now. Called right before the handler.
-    pub fn expect_load(&self, scheduler: usize, cost_ns: u64) -> LoadGuard<'_> {
+    /// `started`: when the handler began (the caller's stopwatch reading, not a second one).
+    pub fn expect_load(&self, scheduler: usize, cost_ns: u64, started: Instant) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
         s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
         s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
-        s.running_since_ns.store(self.now_ns(), Ordering::Relaxed);
+        let since = started.saturating_duration_since(self.epoch).as_nanos() as u64;
+        // 0 means "nothing running".
+        s.running_since_ns.store(since.max(1), Ordering::Relaxed);
         LoadGuard(s, cost_ns)
     }
 
@@ -307,7 +310,7 @@ mod tests {
     fn the_running_handler_is_recorded_until_its_guard_drops() {
         let stats = Stats::new(1);
         assert_eq!(stats.running(0), None);
-        let guard = stats.expect_load(0, 2_000_000);
+        let guard = stats.expect_load(0, 2_000_000, Instant::now());
         let run = stats.running(0).expect("a handler runs");
         assert_eq!(run.cost_ns, 2_000_000);
         assert!(run.elapsed_ns < 1_000_000_000);

@@ -683,7 +683,6 @@ impl<'s> Conn<'s> {
         };
         let slot = costs.slot(route.map(|(id, _)| id));
         let pattern = route.map(|(_, pattern)| pattern);
-        let _load = (self.shared.stats).expect_load(self.scheduler, costs.expected_ns(slot));
         let origin = Origin {
             route: pattern,
             scheduler: self.scheduler,
@@ -692,6 +691,8 @@ impl<'s> Conn<'s> {
         };
         let req = Request::new(buf, &self.head, params, body, origin);
         let watch = Stopwatch::start();
+        let expected_ns = costs.expected_ns(slot);
+        let _load = (self.shared.stats).expect_load(self.scheduler, expected_ns, watch.started());
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
         let occupancy = watch.occupancy();
         // A handler that slept or waited may have been resumed elsewhere: come back to k.

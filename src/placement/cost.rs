@@ -65,6 +65,11 @@ impl Stopwatch {
         }
     }
 
+    /// When the handler started (one clock read shared with the scheduler's load figure).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Scheduler occupancy: the elapsed time if the run was unbroken, else zero.
     #[inline(never)]
     pub fn occupancy(&self) -> Duration {
