@@ -432,7 +432,6 @@ impl<'s> Conn<'s> {
     /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
     /// one-byte peek into the stack instead.
     fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
-        let idle_since = Instant::now();
         let timeouts = &self.shared.config.timeouts;
         let idle = timeouts.idle();
         let hibernate_after = timeouts.hibernate_after();
@@ -453,8 +452,9 @@ impl<'s> Conn<'s> {
             return Ok(Idle::Over);
         }
         if !hibernate_after.is_zero() {
+            // The grace read just timed out: what is left of the idle timeout runs from now.
             return Ok(Idle::Hibernate {
-                deadline: idle_since + idle,
+                deadline: Instant::now() + rest,
             });
         }
         self.release_buffers();
