@@ -5,6 +5,14 @@
 //! A chat on Server-Sent Events and long-polling: every handler is a plain function, the
 //! waiting ones block in sequential code while thousands of others wait alongside.
 
+#![allow(clippy::print_stdout)]
+
+// The chat app lives with the built-in apps in src/app (so `corral --app chat` serves it
+// too), written against the public API only; this example compiles it from there.
+#[path = "../src/app/mod.rs"]
+#[allow(dead_code)]
+mod app;
+
 use std::time::Duration;
 
 use corral::{Config, Server};
@@ -13,10 +21,8 @@ fn main() -> Result<(), corral::ServerError> {
     env_logger::init();
     let mut config = Config::embedded();
     config.server.listen = "127.0.0.1:3001".into();
-    let app = corral::app::chat::router(Duration::from_secs(15), Duration::from_secs(30));
-    let server = Server::start(config, app)?;
-    log::warn!("chat on http://{}/", server.local_addr());
-    loop {
-        std::thread::park();
-    }
+    let chat = app::chat::router(Duration::from_secs(15), Duration::from_secs(30));
+    Server::run_with(config, chat, |server| {
+        println!("chat on http://{}/", server.local_addr());
+    })
 }

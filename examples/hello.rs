@@ -3,6 +3,8 @@
 //!
 //! A minimal Corral app: plain functions as handlers, one of them blocking in coroutine style.
 
+#![allow(clippy::print_stdout)]
+
 use std::time::Duration;
 
 use corral::{Config, HttpError, Json, Request, Router, Server};
@@ -17,7 +19,7 @@ struct User {
 fn get_user(req: &Request) -> Result<Json<User>, HttpError> {
     let id: u64 = req.param_as("id")?;
     // Parks only this connection's coroutine; the scheduler serves others meanwhile.
-    may::coroutine::sleep(Duration::from_millis(5));
+    corral::sleep(Duration::from_millis(5));
     Ok(Json(User {
         id,
         name: format!("user {id}"),
@@ -31,10 +33,8 @@ fn main() -> Result<(), corral::ServerError> {
     let app = Router::new()
         .get("/users/:id", get_user)
         .post("/echo", |req: &Request| req.body().to_vec());
-    let server = Server::start(config, app)?;
-    log::warn!("listening on http://{}", server.local_addr());
-    // The server runs on its own threads; keep main alive until the process is stopped.
-    loop {
-        std::thread::park();
-    }
+    // Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    Server::run_with(config, app, |server| {
+        println!("hello listening on http://{}", server.local_addr());
+    })
 }

@@ -68,8 +68,12 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
+    /// The showcase routes (`GET /` lists them).
     Demo,
+    /// Every request answered with a JSON description of itself (HTTP Garden's echo form).
     Echo,
+    /// A chat page on Server-Sent Events and long-polling (`examples/chat.rs`).
+    Chat,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,14 +146,6 @@ impl Config {
     pub fn embedded() -> Self {
         Self::from_table(default_table(), &BTreeMap::new())
             .expect("the embedded default config deserialises (checked by a unit test)")
-    }
-
-    /// A config for in-process tests: ephemeral port on loopback, 2 schedulers.
-    pub fn for_tests() -> Self {
-        let mut cfg = Self::embedded();
-        cfg.server.listen = "127.0.0.1:0".into();
-        cfg.server.workers = 2;
-        cfg
     }
 
     /// Applies default → file → env → CLI, then validates.
@@ -381,7 +377,7 @@ fn merge_checked(
 /// For keys that take one of a fixed set of words, what is wrong with `value`, if anything.
 fn enum_problem(key: &str, value: &toml::Value) -> Option<String> {
     let choices: &[&str] = match key {
-        "server.app" => &["demo", "echo"],
+        "server.app" => &["demo", "echo", "chat"],
         "placement.policy" => Policy::NAMES,
         _ => return None,
     };

@@ -8,26 +8,45 @@
 //!     "Hello, World!"
 //! }
 //!
-//! let server = Server::start(Config::embedded(), Router::new().get("/", hello))?;
-//! println!("listening on {}", server.local_addr());
-//! # Ok::<(), corral::ServerError>(())
+//! fn main() -> Result<(), corral::ServerError> {
+//!     Server::run(Config::embedded(), Router::new().get("/", hello))
+//! }
 //! ```
+//!
+//! The layers, bottom up (docs/architecture.md): `http` (the protocol, pure), `router`,
+//! `config`, `stats`, `runtime` (may setup, going home, offload), `placement` (where a
+//! connection runs), `conn` (the connection process and its hibernation), `server` (wiring).
+//! Only the items re-exported below are public.
 
-pub mod app;
-pub mod config;
-pub mod hibernate;
-pub mod http;
-pub mod metrics;
-pub mod placement;
-pub mod router;
-pub mod runtime;
-pub mod server;
-pub mod stats;
+mod config;
+mod conn;
+mod http;
+mod metrics;
+mod placement;
+mod router;
+mod runtime;
+mod server;
+mod stats;
 
-pub use config::Config;
-pub use http::request::Request;
+pub use config::{
+    AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, PlacementConfig,
+    Policy, ServerConfig, Timeouts,
+};
+pub use http::parse::Version;
+pub use http::request::{Request, percent_decode};
 pub use http::response::{Body, BodyWrite, HttpError, IntoResponse, Json, Response};
 pub use http::status::Status;
-pub use router::Router;
+pub use http::wait::{Wake, Waker};
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_metrics};
+pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;
-pub use server::{Server, ServerError};
+pub use server::{Server, ServerError, ServerStats};
+
+/// The `may` runtime Corral is built on, with the features Corral needs. Use it (e.g.
+/// `corral::may::sync::mpsc`, `corral::may::net`) rather than a `may` line of your own:
+/// another line with may's default features would turn on its `work_steal` for the whole
+/// build (see the README's Caveats).
+pub use may;
+/// Parks the calling connection's coroutine for `duration` (its scheduler serves others
+/// meanwhile). `std::thread::sleep` in a handler would stop the whole scheduler.
+pub use may::coroutine::sleep;

@@ -1,12 +1,12 @@
 //! `corral`: serve a built-in app on the embedded default config (or a file, env, flags).
 
+mod app;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use corral::config::{CliOverrides, Config, EnvOverrides};
-use corral::{Server, app};
+use corral::{CliOverrides, Config, EnvOverrides, Server, ServerError};
 
 /// mimalloc rather than glibc's malloc: it keeps each size class on its own pages and can
 /// return a page once all its blocks are free. With glibc, the 4 KiB read buffers that
@@ -19,9 +19,33 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (libmimalloc-sys has no constant).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// Exit code for a configuration error.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code when requests were still in flight at the end of the drain timeout.
+const EXIT_DRAIN_TIMEOUT: u8 = 3;
+
 /// An HTTP/1.1 server in the Erlang style (coroutine per connection, pinned schedulers).
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "\
+Environment:
+  CORRAL_LISTEN      address to listen on (like --listen)
+  CORRAL_WORKERS     scheduler threads (like --workers)
+  CORRAL_PLACEMENT   placement policy (like --placement)
+  RUST_LOG           log filter, e.g. corral=debug or corral::access=info (access log)
+Precedence: flags > environment > --config file > the embedded default (config/default.toml).
+
+Signals:
+  SIGTERM, SIGINT    stop accepting, drain in-flight requests for up to
+                     server.drain_timeout_ms, then exit
+
+Exit codes:
+  0  drained and stopped
+  1  could not start (address in use, runtime or supervision error)
+  2  configuration error (the message names the key and the file, variable or flag)
+  3  the drain timeout passed with requests still in flight"
+)]
 struct Cli {
     /// TOML file overriding keys of the embedded default config.
     #[arg(long, value_name = "FILE")]
@@ -32,7 +56,7 @@ struct Cli {
     /// Scheduler threads, 0 = one per core (env CORRAL_WORKERS).
     #[arg(long, value_name = "N")]
     workers: Option<String>,
-    /// Built-in application: demo or echo.
+    /// Built-in application: demo, echo or chat.
     #[arg(long, value_name = "APP")]
     app: Option<String>,
     /// Placement policy: cost, round_robin, fd_hash or least_connections (env CORRAL_PLACEMENT).
@@ -62,37 +86,20 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => {
             eprintln!("corral: config error: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // Install the signal handler before serving so an early SIGTERM is not lost.
-    let signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ]) {
-        Ok(signals) => signals,
-        Err(err) => {
-            eprintln!("corral: cannot install signal handlers: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let drain = Duration::from_millis(config.server.drain_timeout_ms);
     let router = app::build(&config);
-    let server = match Server::start(config, router) {
-        Ok(server) => server,
+    match Server::run_with(config, router, announce) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err @ ServerError::DrainTimeout { .. }) => {
+            log::warn!("{err}");
+            ExitCode::from(EXIT_DRAIN_TIMEOUT)
+        }
         Err(err) => {
             eprintln!("corral: {err}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    log::info!("listening on http://{}", server.local_addr());
-    announce(&server);
-    wait_for_signal(signals);
-    log::info!("shutting down: draining in-flight requests for up to {drain:?}");
-    if server.shutdown(drain) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
     }
 }
 
@@ -102,10 +109,4 @@ fn announce(server: &Server) {
     use std::io::Write;
     println!("corral listening on http://{}", server.local_addr());
     let _ = std::io::stdout().flush();
-}
-
-fn wait_for_signal(mut signals: signal_hook::iterator::Signals) {
-    if let Some(signal) = signals.forever().next() {
-        log::info!("received signal {signal}");
-    }
 }

@@ -1,24 +1,34 @@
 //! `/metrics` in the Prometheus text format: per-scheduler load and connections, the
 //! route-cost table with latency quantiles, supervisor restarts and Pauley's capacity index.
 //!
-//! Mount it on any router: `.get("/metrics", corral::metrics::handler)`.
+//! Mount it on any router: `.get("/metrics", corral::metrics_handler)`.
 
 use std::fmt::Write;
 
+use crate::conn::Shared;
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::server::Shared;
+use crate::http::status::Status;
 
 /// Prometheus' text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The `/metrics` handler.
-pub fn handler(req: &Request) -> Response {
-    Response::text(render(req.server())).with_content_type(CONTENT_TYPE)
+/// A handler that answers with the server's metrics in the Prometheus text format.
+pub fn metrics_handler(req: &Request) -> Response {
+    match render_metrics(req) {
+        Some(text) => Response::text(text).with_content_type(CONTENT_TYPE),
+        None => Response::error(Status::INTERNAL_SERVER_ERROR),
+    }
 }
 
-/// Renders every metric of the server.
-pub fn render(shared: &Shared) -> String {
+/// The metrics of the server that `req` came to, in the Prometheus text format (to extend
+/// with an application's own families before answering). `None` only for a request that
+/// did not come through a Corral server.
+pub fn render_metrics(req: &Request) -> Option<String> {
+    req.server().downcast_ref::<Shared>().map(render)
+}
+
+fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(4096);
     schedulers(&mut out, shared);
     routes(&mut out, shared);
@@ -86,7 +96,7 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "corral_scheduler_expected_load_seconds",
             "gauge",
             "Expected occupancy of in-flight requests and queued connections.",
-            &|k| shared.expected_load_ns(k) as f64 / 1e9,
+            &|k| shared.placement.expected_load_ns(k) as f64 / 1e9,
         ),
         (
             "corral_scheduler_running_handler_seconds",
@@ -98,7 +108,7 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "corral_scheduler_utilisation",
             "gauge",
             "Share of the last cost-merge interval spent running handlers.",
-            &|k| shared.costs.utilisation(k),
+            &|k| shared.placement.costs.utilisation(k),
         ),
         (
             "corral_scheduler_queue_length",
@@ -153,8 +163,8 @@ fn routes(out: &mut String, shared: &Shared) {
             "method=\"*\",route=\"(unmatched)\"".to_string()
         }
     };
-    let figures: Vec<_> = (0..shared.costs.slots())
-        .map(|slot| (labels(slot), shared.costs.figures(slot)))
+    let figures: Vec<_> = (0..shared.placement.costs.slots())
+        .map(|slot| (labels(slot), shared.placement.costs.figures(slot)))
         .collect();
     family(
         out,
@@ -202,9 +212,9 @@ fn routes(out: &mut String, shared: &Shared) {
 /// Pauley's index with live figures: queue size (the admission cap, 1 when uncapped) × 1 s ×
 /// schedulers ÷ the request-weighted median of route costs.
 fn capacity_index(shared: &Shared) -> f64 {
-    let mut costs: Vec<(u64, u64)> = (0..shared.costs.slots())
+    let mut costs: Vec<(u64, u64)> = (0..shared.placement.costs.slots())
         .map(|slot| {
-            let f = shared.costs.figures(slot);
+            let f = shared.placement.costs.figures(slot);
             (f.cost_ns, f.requests)
         })
         .filter(|&(_, requests)| requests > 0)

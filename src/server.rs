@@ -1,21 +1,18 @@
 //! A running server: its shared state, its acceptor, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-
-use corral_actors::{StartError, SupRef};
 use std::time::{Duration, Instant};
 
+use corral_actors::StartError;
+
 use crate::config::{Config, ConfigError};
-use crate::hibernate::Wards;
-use crate::placement::accept::ACCEPT_WAKE;
-use crate::placement::cost::CostTable;
-use crate::placement::load::{LoadInputs, expected_load_ns};
-use crate::placement::policy::LoadSnapshot;
-use crate::placement::queue::Queues;
-use crate::placement::supervisor;
+use crate::conn::Shared;
+use crate::conn::hibernate::Wards;
+use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
+use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
+use crate::runtime::signals::ShutdownSignals;
 use crate::runtime::{self, RuntimeError, RuntimeSettings};
 use crate::stats::Stats;
 
@@ -23,68 +20,6 @@ use crate::stats::Stats;
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// Listen backlog: enough for bursts of thousands of connects on a small machine.
 const LISTEN_BACKLOG: i32 = 4096;
-
-/// What every connection of one server shares.
-pub struct Shared {
-    pub config: Config,
-    pub router: Router,
-    pub stats: Stats,
-    pub costs: CostTable,
-    pub queues: Queues,
-    /// Where hibernated connections wait, one ward per scheduler.
-    pub(crate) wards: Wards,
-    pub workers: usize,
-    draining: AtomicBool,
-    /// Acceptor threads alive (a retiring one may overlap its successor briefly).
-    acceptors: AtomicUsize,
-    /// The supervision tree, set once started (for restart counts in /metrics).
-    pub(crate) supervisor: OnceLock<SupRef>,
-}
-
-impl Shared {
-    pub(crate) fn acceptor_started(&self) {
-        self.acceptors.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn acceptor_stopped(&self) {
-        self.acceptors.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Restarts performed by the server's supervision tree.
-    pub fn supervisor_restarts(&self) -> u64 {
-        self.supervisor.get().map_or(0, SupRef::restarts)
-    }
-
-    /// What placement sees of each scheduler right now.
-    pub fn load_snapshots(&self, out: &mut [LoadSnapshot]) {
-        for (k, slot) in out.iter_mut().enumerate() {
-            *slot = LoadSnapshot {
-                expected_load_ns: self.expected_load_ns(k),
-                connections: self.stats.connections(k),
-            };
-        }
-    }
-
-    /// Pauley's load figure for scheduler k: the expected cost of its in-flight requests,
-    /// plus, for each connection placed on it whose first request has not been parsed yet
-    /// (queued, or started but not yet read), that request's expected cost if the acceptor
-    /// saw it, else the mean cost of the current request mix;
-    /// the running handler counts what is left of it and the backlog behind it (`load.rs`).
-    pub fn expected_load_ns(&self, k: usize) -> u64 {
-        expected_load_ns(&LoadInputs {
-            inflight_ns: self.stats.expected_ns(k),
-            unknown: self.stats.queued(k) as u64,
-            mean_ns: self.costs.mean_ns(),
-            fresh_ns: self.stats.fresh_ns(k),
-            running: self.stats.running(k),
-            utilisation: self.costs.utilisation(k),
-        })
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -103,6 +38,10 @@ pub enum ServerError {
     Supervisor(#[from] StartError),
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("drain timeout: {inflight} requests were still in flight")]
+    DrainTimeout { inflight: usize },
 }
 
 fn list(errors: &[RouteError]) -> String {
@@ -113,6 +52,43 @@ fn list(errors: &[RouteError]) -> String {
         .join("; ")
 }
 
+/// A read-only view of a running server's live counters (what `/metrics` shows).
+pub struct ServerStats<'a>(&'a Stats);
+
+impl ServerStats<'_> {
+    /// Requests being handled right now, on all schedulers.
+    pub fn inflight(&self) -> usize {
+        self.0.inflight()
+    }
+
+    /// Handler panics caught so far (each answered 500).
+    pub fn panics(&self) -> u64 {
+        self.0.panics()
+    }
+
+    /// Open connections on scheduler `k` (hibernated ones included).
+    pub fn connections(&self, k: usize) -> usize {
+        self.0.connections(k)
+    }
+
+    /// Requests served on scheduler `k` so far.
+    pub fn requests(&self, k: usize) -> u64 {
+        self.0.requests(k)
+    }
+
+    /// Queued connections scheduler `k` took from another scheduler's queue.
+    pub fn steals(&self, k: usize) -> u64 {
+        self.0.steals(k)
+    }
+
+    /// How long the handler running on scheduler `k` has run, if one is running.
+    pub fn running(&self, k: usize) -> Option<Duration> {
+        self.0
+            .running(k)
+            .map(|running| Duration::from_nanos(running.elapsed_ns))
+    }
+}
+
 /// A running server. Dropping it stops accepting (existing connections finish on their own).
 pub struct Server {
     shared: Arc<Shared>,
@@ -121,7 +97,42 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the runtime (if needed), binds, and begins accepting.
+    /// Serves `router` until SIGTERM or SIGINT, then drains for up to
+    /// `server.drain_timeout_ms`, as the `corral` binary does: a `main` of one line.
+    pub fn run(config: Config, router: Router) -> Result<(), ServerError> {
+        Self::run_with(config, router, |_| {})
+    }
+
+    /// Like [`Server::run`], calling `on_start` once the server listens (to print its
+    /// address, say). The signal handlers are installed before the server starts, so an
+    /// early SIGTERM is not lost.
+    pub fn run_with(
+        config: Config,
+        router: Router,
+        on_start: impl FnOnce(&Server),
+    ) -> Result<(), ServerError> {
+        let signals = ShutdownSignals::install().map_err(ServerError::Signals)?;
+        let drain = Duration::from_millis(config.server.drain_timeout_ms);
+        let server = Server::start(config, router)?;
+        log::info!("listening on http://{}", server.local_addr());
+        on_start(&server);
+        match signals.wait() {
+            Ok(signal) => log::info!("received signal {signal}"),
+            Err(err) => log::error!("waiting for a shutdown signal: {err}"),
+        }
+        log::info!("shutting down: draining in-flight requests for up to {drain:?}");
+        let stats = server.shared.stats.clone();
+        if server.shutdown(drain) {
+            Ok(())
+        } else {
+            Err(ServerError::DrainTimeout {
+                inflight: stats.inflight(),
+            })
+        }
+    }
+
+    /// Starts the runtime (if needed), binds, and begins accepting. The server runs until
+    /// [`Server::shutdown`] or until it is dropped.
     pub fn start(config: Config, router: Router) -> Result<Server, ServerError> {
         config.validate()?;
         if !router.errors().is_empty() {
@@ -137,26 +148,36 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
-        let config_cap = config.placement.max_active_requests;
-        let costs = CostTable::new(
+        let stats = Arc::new(Stats::new(workers));
+        let settings = placement::Settings {
+            policy: config.placement.policy,
             workers,
+            max_active_requests: config.placement.max_active_requests,
+            default_cost: Duration::from_micros(config.placement.default_cost_us),
+        };
+        let placement = Arc::new(Placement::new(
+            settings,
             router.routes().len(),
-            Duration::from_micros(config.placement.default_cost_us),
-        );
+            stats.clone(),
+        ));
+        let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
         let shared = Arc::new(Shared {
             config,
-            router,
-            stats: Stats::new(workers),
-            costs,
-            queues: Queues::new(workers, config_cap),
+            router: Arc::new(router),
+            stats,
+            placement,
             wards: Wards::new(workers).map_err(ServerError::Wards)?,
             workers,
-            draining: AtomicBool::new(false),
-            acceptors: AtomicUsize::new(0),
             supervisor: OnceLock::new(),
         });
         Wards::start(&shared).map_err(ServerError::Wards)?;
-        let tree = supervisor::start(&shared, Arc::new(listener), local_addr.port())
+        let acceptance = Acceptance {
+            placement: shared.placement.clone(),
+            router: shared.router.clone(),
+            start: Arc::new(shared.clone()),
+        };
+        let port = local_addr.port();
+        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval)
             .inspect_err(|_| shared.wards.stop())?;
         let _ = shared.supervisor.set(tree);
         Ok(Server {
@@ -170,8 +191,15 @@ impl Server {
         self.local_addr
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.shared.stats
+    /// The name its listener process is registered under (`corral_actors::whereis`): the
+    /// supervisor restarts it if it dies, on the same listening socket.
+    pub fn listener_process_name(&self) -> String {
+        supervisor::listener_name(self.local_addr.port())
+    }
+
+    /// The server's live counters, read-only.
+    pub fn stats(&self) -> ServerStats<'_> {
+        ServerStats(&self.shared.stats)
     }
 
     /// Graceful shutdown: stop accepting, let in-flight requests finish (their connections
@@ -200,14 +228,14 @@ impl Server {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
-        self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared.stats.start_draining();
         if let Some(tree) = self.shared.supervisor.get()
             && let Err(err) = tree.stop()
         {
             log::warn!("stopping the supervision tree: {err}");
         }
         let deadline = Instant::now() + 3 * ACCEPT_WAKE;
-        while self.shared.acceptors.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while self.shared.placement.acceptors() > 0 && Instant::now() < deadline {
             std::thread::sleep(DRAIN_POLL);
         }
         // Hibernated connections: idle ones close, waiting ones get their answer now.

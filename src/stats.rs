@@ -1,7 +1,8 @@
-//! Live counters per scheduler. Each scheduler writes its own cache line, so the counters
-//! cost an uncontended atomic add on the hot path; readers (metrics, drain) sum them.
+//! The server's live state: counters per scheduler, and whether it is draining. Each
+//! scheduler writes its own cache line, so the counters cost an uncontended atomic add on the
+//! hot path; readers (metrics, placement, drain) sum them. A leaf: it imports no other module.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Steal};
@@ -43,6 +44,8 @@ pub struct Stats {
     /// Connections placed (by the acceptor), and those whose first request line it saw.
     placed: AtomicU64,
     placed_seen: AtomicU64,
+    /// Set once the server stops accepting: answers say `Connection: close` from then on.
+    draining: AtomicBool,
 }
 
 /// The handler a scheduler is running, as placement sees it.
@@ -101,7 +104,17 @@ impl Stats {
             epoch: Instant::now(),
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server has begun its graceful shutdown.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Now on the `running_since_ns` clock; never 0, which means "none running".
@@ -189,6 +202,7 @@ impl Stats {
     }
 
     /// Started connections whose first request has not been parsed yet.
+    #[cfg(test)]
     pub fn fresh_on(&self, scheduler: usize) -> usize {
         self.schedulers[scheduler].fresh.load(Ordering::Relaxed)
     }

@@ -5,11 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use corral::Config;
 
 fn chat() -> TestServer {
-    let router = corral::app::chat::router(Duration::from_millis(200), Duration::from_secs(5));
-    TestServer::start(Config::for_tests(), router)
+    let router = common::app::chat::router(Duration::from_millis(200), Duration::from_secs(5));
+    TestServer::start(common::test_config(), router)
 }
 
 fn say(srv: &TestServer, line: &str) -> (u16, String) {

@@ -5,7 +5,6 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::TestServer;
-use corral::Config;
 
 fn decode(v: &serde_json::Value) -> String {
     let text = v.as_str().expect("a base64 string");
@@ -14,8 +13,8 @@ fn decode(v: &serde_json::Value) -> String {
 
 #[test]
 fn echo_round_trips_method_target_headers_in_order_and_chunked_body() {
-    let config = Config::for_tests();
-    let srv = TestServer::start(config, corral::app::echo::router());
+    let config = common::test_config();
+    let srv = TestServer::start(config, common::app::echo::router());
     let mut c = srv.client();
     c.send(
         b"PATCH /any/path?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nx-a: 1\r\nX-B: 3\r\n\

@@ -38,12 +38,12 @@ fn whoami(req: &Request) -> String {
 
 #[test]
 fn an_idle_connection_hibernates_and_its_next_request_wakes_it_on_its_scheduler() {
-    let mut config = Config::for_tests();
+    let mut config = common::test_config();
     quick_hibernation(&mut config);
     let router = Router::new()
         .get("/whoami", whoami)
         .get("/plaintext", |_: &Request| "Hello, World!")
-        .get("/metrics", corral::metrics::handler);
+        .get("/metrics", corral::metrics_handler);
     let srv = TestServer::start(config, router);
     let mut c = srv.client();
     let before = c.get("/whoami").text().to_string();

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::TestServer;
-use corral::{Config, Request, Router};
+use corral::{Request, Router};
 
 fn whoami(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
@@ -14,7 +14,7 @@ fn whoami(req: &Request) -> String {
 
 #[test]
 fn every_request_of_a_connection_runs_on_the_thread_of_its_scheduler() {
-    let config = Config::for_tests();
+    let config = common::test_config();
     assert_eq!(config.server.workers, 2);
     let srv = TestServer::start(config, Router::new().get("/whoami", whoami));
     let mut thread_of_scheduler: HashMap<String, String> = HashMap::new();
@@ -60,7 +60,7 @@ fn nap(_req: &Request) -> &'static str {
 #[test]
 fn a_request_after_a_sleeping_handler_runs_back_on_the_scheduler() {
     let router = Router::new().get("/whoami", whoami).get("/nap", nap);
-    let srv = TestServer::start(Config::for_tests(), router);
+    let srv = TestServer::start(common::test_config(), router);
     let mut thread_of_scheduler: HashMap<String, String> = HashMap::new();
     for _ in 0..6 {
         let mut c = srv.client();

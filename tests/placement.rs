@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, eventually, parse_prometheus, sample, sum_of};
-use corral::config::Policy;
+use corral::Policy;
 use corral::{Config, Request};
 
 /// These tests measure where work lands and how long it waits, and all servers in this
@@ -25,9 +25,9 @@ fn whoami(req: &Request) -> String {
 
 /// The demo app plus `/whoami`, on 2 schedulers.
 fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let mut config = Config::for_tests();
+    let mut config = common::test_config();
     tweak(&mut config);
-    let router = corral::app::demo::router(&config).get("/whoami", whoami);
+    let router = common::app::demo::router(&config).get("/whoami", whoami);
     TestServer::start(config, router)
 }
 
@@ -150,7 +150,7 @@ fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
     eventually(Duration::from_secs(2), "the first hog is 150 ms in", || {
         stats
             .running(a)
-            .is_some_and(|run| run.elapsed_ns >= 150_000_000)
+            .is_some_and(|run| run >= Duration::from_millis(150))
     });
     let addr = srv.addr;
     let second = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
@@ -215,7 +215,7 @@ fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
 fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
     let _serial = serial();
     let srv = server(|_| {});
-    let name = corral::placement::supervisor::listener_name(srv.addr.port());
+    let name = srv.server().listener_process_name();
     let addr = srv.addr;
     let clients: Vec<_> = (0..4)
         .map(|_| {

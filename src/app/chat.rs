@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::request::Request;
-use crate::http::response::{HttpError, Response};
-use crate::router::Router;
+use corral::{HttpError, Request, Response, Router};
 
 use super::pubsub::Topics;
 

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::http::request::Request;
-use crate::http::response::{HttpError, Json, Response};
-use crate::router::Router;
+use corral::{Config, HttpError, Json, Request, Response, Router};
 
 use super::pubsub::Topics;
 use super::static_files::StaticDir;
@@ -137,7 +134,9 @@ fn stream(req: &Request) -> Result<Response, HttpError> {
 /// The server's metrics plus the demo's pub/sub figures.
 fn demo_metrics(req: &Request, topics: &Topics) -> Response {
     use std::fmt::Write;
-    let mut text = crate::metrics::render(req.server());
+    let Some(mut text) = corral::render_metrics(req) else {
+        return Response::error(corral::Status::INTERNAL_SERVER_ERROR);
+    };
     let _ = writeln!(
         text,
         "# HELP corral_topic_subscribers Waiting long-polls and SSE streams."
@@ -151,7 +150,7 @@ fn demo_metrics(req: &Request, topics: &Topics) -> Response {
     );
     let _ = writeln!(text, "# TYPE corral_topic_restarts_total counter");
     let _ = writeln!(text, "corral_topic_restarts_total {}", topics.restarts());
-    Response::text(text).with_content_type(crate::metrics::CONTENT_TYPE)
+    Response::text(text).with_content_type(corral::METRICS_CONTENT_TYPE)
 }
 
 fn panic(_req: &Request) -> Response {

@@ -4,9 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::http::request::Request;
-use crate::http::response::Json;
-use crate::router::Router;
+use corral::{Json, Request, Router};
 
 pub fn router() -> Router {
     Router::new().fallback(echo)

@@ -1,4 +1,8 @@
 //! The built-in applications: `demo` (the showcase routes) and `echo` (HTTP Garden echo).
+//!
+//! Not part of the library: the `corral` binary declares this module, and tests and the chat
+//! example include it by path. It is written against Corral's public API only (`corral::…`,
+//! never `crate::`), as a user's crate would be.
 
 pub mod chat;
 pub mod demo;
@@ -6,13 +10,18 @@ pub mod echo;
 pub mod pubsub;
 pub mod static_files;
 
-use crate::config::{AppKind, Config};
-use crate::router::Router;
+use std::time::Duration;
+
+use corral::{AppKind, Config, Router};
 
 /// The router for the configured built-in app.
 pub fn build(config: &Config) -> Router {
     match config.server.app {
         AppKind::Demo => demo::router(config),
         AppKind::Echo => echo::router(),
+        AppKind::Chat => chat::router(
+            Duration::from_millis(config.demo.sse_heartbeat_ms),
+            Duration::from_millis(config.demo.poll_timeout_ms),
+        ),
     }
 }

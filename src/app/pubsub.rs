@@ -22,10 +22,7 @@ use std::time::{Duration, Instant};
 use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
 use may::sync::mpsc;
 
-use crate::hibernate::{Wake, Waker};
-use crate::http::request::Request;
-use crate::http::response::{BodyWrite, HttpError, IntoResponse, Response};
-use crate::http::status::Status;
+use corral::{BodyWrite, HttpError, IntoResponse, Request, Response, Status, Wake, Waker};
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;

@@ -2,10 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::http::request::{Request, percent_decode};
-use crate::http::response::{HttpError, Response};
-use crate::http::status::Status;
-use crate::runtime::offload::offload;
+use corral::{HttpError, Request, Response, Status, offload, percent_decode};
 
 /// Largest file served, bytes: the demo reads whole files into memory.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;

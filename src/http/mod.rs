@@ -1,11 +1,13 @@
-//! HTTP/1.1: parsing, body decoding and encoding never touch a socket; `conn` owns the socket.
+//! HTTP/1.1, pure: bytes in, values out; values in, bytes out. Nothing here touches a socket,
+//! a scheduler or the server: `conn` owns the socket and drives these functions.
 
 pub mod chunked;
-pub(crate) mod conn;
 pub mod date;
 pub mod encode;
+pub mod params;
 pub mod parse;
 pub(crate) mod reply;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod wait;

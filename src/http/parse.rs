@@ -48,6 +48,7 @@ impl Span {
         std::str::from_utf8(self.get(buf)).unwrap_or_default()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }

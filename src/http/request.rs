@@ -1,13 +1,13 @@
 //! What a handler sees: a borrowed view of one parsed request.
 
+use std::any::Any;
 use std::borrow::Cow;
-use std::os::fd::BorrowedFd;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
+use super::params::Params;
 use super::parse::{Head, Version};
 use super::response::HttpError;
-use crate::router::tree::Params;
-use crate::server::Shared;
 
 /// One request, borrowed from the connection's buffers for the duration of the handler call.
 pub struct Request<'a> {
@@ -17,16 +17,27 @@ pub struct Request<'a> {
     body: &'a [u8],
     route: Option<&'a str>,
     scheduler: usize,
-    server: &'a Shared,
-    socket: BorrowedFd<'a>,
+    state: Option<&'a (dyn Any + Send + Sync)>,
+    origin: &'a dyn Origin,
 }
 
-/// Where a request came from on the server side.
-pub(crate) struct Origin<'a> {
+/// What a request knows of the connection it came on. The connection layer implements it:
+/// a trait object here keeps `http` free of sockets and of the server.
+pub(crate) trait Origin {
+    /// Non-blocking: has the client closed its side?
+    fn peer_closed(&self) -> bool;
+    fn remote_addr(&self) -> Option<SocketAddr>;
+    /// The server's shared state, for the handlers the server itself provides (`/metrics`).
+    fn server(&self) -> &(dyn Any + Send + Sync);
+}
+
+/// Where a request sits on the server side: its route, its scheduler, the application
+/// state and the connection it came on.
+pub(crate) struct Context<'a> {
     pub route: Option<&'a str>,
     pub scheduler: usize,
-    pub server: &'a Shared,
-    pub socket: BorrowedFd<'a>,
+    pub state: Option<&'a (dyn Any + Send + Sync)>,
+    pub origin: &'a dyn Origin,
 }
 
 impl<'a> Request<'a> {
@@ -35,17 +46,17 @@ impl<'a> Request<'a> {
         head: &'a Head,
         params: Params<'a>,
         body: &'a [u8],
-        origin: Origin<'a>,
+        context: Context<'a>,
     ) -> Self {
         Request {
             buf,
             head,
             params,
             body,
-            route: origin.route,
-            scheduler: origin.scheduler,
-            server: origin.server,
-            socket: origin.socket,
+            route: context.route,
+            scheduler: context.scheduler,
+            state: context.state,
+            origin: context.origin,
         }
     }
 
@@ -53,12 +64,37 @@ impl<'a> Request<'a> {
     /// handlers that wait long (a long-poll) to notice a departed client and stop waiting.
     /// Bytes the client sent ahead (a pipelined request) do not count as closed.
     pub fn peer_closed(&self) -> bool {
-        peer_closed(self.socket)
+        self.origin.peer_closed()
     }
 
-    /// The server's shared state (stats, cost table), e.g. for `corral::metrics::render`.
-    pub fn server(&self) -> &'a Shared {
-        self.server
+    /// The client's address (the peer of the TCP connection: a proxy's, behind one).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.origin.remote_addr()
+    }
+
+    /// The application state given with `Router::with_state`, if it is an `S`.
+    pub fn try_state<S: Any>(&self) -> Option<&'a S> {
+        self.state.and_then(|state| state.downcast_ref::<S>())
+    }
+
+    /// The application state given with `Router::with_state`.
+    ///
+    /// # Panics
+    /// If the router has no state of type `S` (a programming error: the handler's request
+    /// gets a 500, and the log names the route).
+    pub fn state<S: Any>(&self) -> &'a S {
+        match self.try_state::<S>() {
+            Some(state) => state,
+            None => panic!(
+                "no application state of type {}: give it with Router::with_state",
+                std::any::type_name::<S>()
+            ),
+        }
+    }
+
+    /// The server's shared state, opaque: only the server's own handlers look into it.
+    pub(crate) fn server(&self) -> &'a (dyn Any + Send + Sync) {
+        self.origin.server()
     }
 
     pub fn method(&self) -> &'a str {
@@ -176,18 +212,6 @@ fn hex_pair(pair: &[u8]) -> Option<u8> {
     let hi = (pair[0] as char).to_digit(16)?;
     let lo = (pair[1] as char).to_digit(16)?;
     Some((hi * 16 + lo) as u8)
-}
-
-/// Has the peer of `socket` closed its side (or reset)? A non-blocking one-byte peek; bytes
-/// it sent ahead do not count as closed.
-pub(crate) fn peer_closed(socket: std::os::fd::BorrowedFd<'_>) -> bool {
-    use rustix::net::{RecvFlags, recv};
-    let mut probe = [0u8; 1];
-    match recv(socket, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-        Ok((0, _)) => true,
-        Ok(_) => false,
-        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
-    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub struct Response {
     /// Close the connection after this response.
     pub close: bool,
     /// Set by [`Response::hibernate`]: the real response comes later.
-    pub(crate) deferred: Option<crate::hibernate::Deferred>,
+    pub(crate) deferred: Option<super::wait::Deferred>,
 }
 
 impl Response {

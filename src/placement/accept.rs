@@ -16,14 +16,22 @@ use std::time::Duration;
 
 use super::peek::first_route;
 use super::policy::{LoadSnapshot, Policy, choose};
-use super::queue::admit;
-use crate::server::Shared;
+use super::{Placement, Start};
+use crate::router::Router;
 
 /// Pause after the process runs out of descriptors, so the accept loop does not spin.
 const OUT_OF_FDS_BACKOFF: Duration = Duration::from_millis(50);
 /// How often a blocked accept wakes to check whether its thread should retire
 /// (set as SO_RCVTIMEO on the listening socket).
 pub const ACCEPT_WAKE: Duration = Duration::from_millis(100);
+
+/// What an acceptor works with: where to place, what to peek with, how to start.
+#[derive(Clone)]
+pub(crate) struct Acceptance {
+    pub placement: Arc<Placement>,
+    pub router: Arc<Router>,
+    pub start: Arc<dyn Start>,
+}
 
 /// Owns one acceptor thread; dropping it retires the thread (within `ACCEPT_WAKE`).
 pub struct AcceptorThread {
@@ -38,21 +46,22 @@ impl Drop for AcceptorThread {
 
 /// Starts an acceptor thread on `listener`. If the thread dies of a panic, `on_death` gets
 /// the panic message (the listener process turns it into its own exit, for its supervisor).
-pub fn spawn_acceptor(
+pub(crate) fn spawn_acceptor(
     listener: Arc<TcpListener>,
-    shared: Arc<Shared>,
+    with: Acceptance,
     on_death: impl FnOnce(String) + Send + 'static,
 ) -> io::Result<AcceptorThread> {
     let retired = Arc::new(AtomicBool::new(false));
     let flag = retired.clone();
-    shared.acceptor_started();
+    let placement = with.placement.clone();
+    placement.acceptors.fetch_add(1, Ordering::AcqRel);
     let spawned = std::thread::Builder::new()
         .name("corral-accept".into())
         .spawn(move || {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                accept_loop(&listener, &shared, &flag);
+                accept_loop(&listener, &with, &flag);
             }));
-            shared.acceptor_stopped();
+            placement.acceptors.fetch_sub(1, Ordering::AcqRel);
             if let Err(panic) = outcome {
                 let why = panic
                     .downcast_ref::<&str>()
@@ -67,23 +76,24 @@ pub fn spawn_acceptor(
     })
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, retired: &AtomicBool) {
-    let policy = shared.config.placement.policy;
+fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) {
+    let placement = &*with.placement;
+    let (policy, costs, stats) = (placement.policy, &placement.costs, &placement.stats);
     let mut rotor = 0;
     // Reused for every accept: the acceptor allocates nothing per connection.
-    let mut loads = vec![LoadSnapshot::default(); shared.workers];
-    while !retired.load(Ordering::Acquire) && !shared.is_draining() {
+    let mut loads = vec![LoadSnapshot::default(); placement.workers];
+    while !retired.load(Ordering::Acquire) && !stats.is_draining() {
         match listener.accept() {
             Ok((socket, _peer)) => {
-                shared.load_snapshots(&mut loads);
+                placement.load_snapshots(&mut loads);
                 let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
                 // Only `cost` uses the first route, and only to count its cost from now on.
                 let first_ns = (policy == Policy::Cost)
-                    .then(|| first_route(&socket, &shared.router))
+                    .then(|| first_route(&socket, &with.router))
                     .flatten()
-                    .map(|route| shared.costs.expected_ns(shared.costs.slot(route)));
-                shared.stats.record_placement(first_ns.is_some());
-                admit(shared, socket, k, first_ns);
+                    .map(|route| costs.expected_ns(costs.slot(route)));
+                stats.record_placement(first_ns.is_some());
+                placement.admit(socket, k, first_ns, &*with.start);
             }
             Err(err) => match err.raw_os_error() {
                 Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => {}

@@ -11,23 +11,137 @@
 //! 3. **Admit** (`queue.rs`): if k is under its admission cap (or there is none) the
 //!    connection starts now; otherwise it waits in k's queue as a plain socket, registered
 //!    with no epoll, where k — or an idle scheduler stealing it — will start it.
-//! 4. **Dup fd** (`fd.rs`, `spawn.rs`): starting on k moves the socket onto a descriptor
-//!    ≡ k (mod workers): may registers a socket with the epoll of worker `fd % workers` and
-//!    wakes its coroutine there, so the number *is* the placement.
-//! 5. **Spawn**: the connection coroutine starts on k's queue and never leaves k (may is
-//!    built without `work_steal`; `runtime::home` brings it back if a sleep resumed it on
-//!    may's timer thread).
+//! 4. **Dup fd** (`Placement::start_on`, `runtime::fd`): starting on k moves the socket onto
+//!    a descriptor ≡ k (mod workers): may registers a socket with the epoll of worker
+//!    `fd % workers` and wakes its coroutine there, so the number *is* the placement.
+//! 5. **Spawn**: placement hands the socket to the [`Start`] it was given (the connection
+//!    layer's spawner: placement never calls the connection loop itself). The coroutine
+//!    starts on k's queue and never leaves k (may is built without `work_steal`;
+//!    `runtime::home` brings it back if a sleep resumed it on may's timer thread).
 //! 6. **First route**: once a request is parsed and routed, its route's expected cost joins
 //!    k's load until the handler returns (`Stats::expect_load`).
 //! 7. **Cost update** (`cost.rs`): the handler's occupancy is recorded in k's cost shard; the
 //!    supervisor (`supervisor.rs`) merges the shards into the table step 6 reads.
 
-pub mod accept;
-pub mod cost;
-pub mod fd;
-pub mod load;
-pub mod peek;
-pub mod policy;
-pub mod queue;
-pub mod spawn;
-pub mod supervisor;
+pub(crate) mod accept;
+pub(crate) mod cost;
+pub(crate) mod load;
+pub(crate) mod peek;
+pub(crate) mod policy;
+mod queue;
+pub(crate) mod supervisor;
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cost::CostTable;
+use load::{LoadInputs, expected_load_ns};
+use policy::{LoadSnapshot, Policy};
+use queue::Queues;
+
+use crate::runtime::fd::onto_residue;
+use crate::stats::Stats;
+
+/// Starts a connection's coroutine on scheduler k. The connection layer implements it and
+/// hands it to placement, which decides *where* without knowing *what* runs there.
+pub(crate) trait Start: Send + Sync {
+    /// `fd` is already on a descriptor ≡ k (mod workers) and counted on k; on error the
+    /// implementation has closed it.
+    fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()>;
+}
+
+/// What placement is configured with (from the `[placement]` config section).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub policy: Policy,
+    pub workers: usize,
+    /// In-flight requests per scheduler before new connections queue (0: no cap).
+    pub max_active_requests: usize,
+    pub default_cost: Duration,
+}
+
+/// The placement of one server: its cost table, admission queues and the load figure.
+pub(crate) struct Placement {
+    pub costs: CostTable,
+    pub policy: Policy,
+    stats: Arc<Stats>,
+    queues: Queues,
+    workers: usize,
+    /// Acceptor threads alive (a retiring one may overlap its successor briefly).
+    acceptors: AtomicUsize,
+}
+
+impl Placement {
+    /// Placement for a router with `routes` routes; counts live in `stats`.
+    pub fn new(settings: Settings, routes: usize, stats: Arc<Stats>) -> Placement {
+        Placement {
+            costs: CostTable::new(settings.workers, routes, settings.default_cost),
+            policy: settings.policy,
+            stats,
+            queues: Queues::new(settings.workers, settings.max_active_requests),
+            workers: settings.workers,
+            acceptors: AtomicUsize::new(0),
+        }
+    }
+
+    /// What placement sees of each scheduler right now.
+    pub fn load_snapshots(&self, out: &mut [LoadSnapshot]) {
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = LoadSnapshot {
+                expected_load_ns: self.expected_load_ns(k),
+                connections: self.stats.connections(k),
+            };
+        }
+    }
+
+    /// Pauley's load figure for scheduler k: the expected cost of its in-flight requests,
+    /// plus, for each connection placed on it whose first request has not been parsed yet
+    /// (queued, or started but not yet read), that request's expected cost if the acceptor
+    /// saw it, else the mean cost of the current request mix;
+    /// the running handler counts what is left of it and the backlog behind it (`load.rs`).
+    pub fn expected_load_ns(&self, k: usize) -> u64 {
+        let stats = &self.stats;
+        expected_load_ns(&LoadInputs {
+            inflight_ns: stats.expected_ns(k),
+            unknown: stats.queued(k) as u64,
+            mean_ns: self.costs.mean_ns(),
+            fresh_ns: stats.fresh_ns(k),
+            running: stats.running(k),
+            utilisation: self.costs.utilisation(k),
+        })
+    }
+
+    /// Acceptor threads still running.
+    pub fn acceptors(&self) -> usize {
+        self.acceptors.load(Ordering::Acquire)
+    }
+
+    /// Moves the socket onto a descriptor ≡ k (mod workers), counts it on k and starts it.
+    /// Returns the scheduler it really runs on (k unless out of fds). `first_ns`: the
+    /// expected cost of its first request if known, else the mix's mean counts.
+    fn start_on(
+        &self,
+        socket: TcpStream,
+        k: usize,
+        first_ns: Option<u64>,
+        start: &dyn Start,
+    ) -> io::Result<usize> {
+        socket.set_nodelay(true)?;
+        let fd = onto_residue(OwnedFd::from(socket), k, self.workers);
+        // The descriptor number is the placement (may: fd % workers); normally equal to k.
+        let scheduler = fd.as_raw_fd() as usize % self.workers;
+        let first_ns = first_ns.unwrap_or_else(|| self.costs.mean_ns());
+        self.stats.connection_placed(scheduler, first_ns);
+        match start.start(fd, scheduler) {
+            Ok(()) => Ok(scheduler),
+            Err(err) => {
+                self.stats.connection_failed(scheduler);
+                Err(err)
+            }
+        }
+    }
+}

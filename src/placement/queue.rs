@@ -9,15 +9,13 @@
 //! connection is started on the thief and stays there; running connections never move.
 
 use std::net::TcpStream;
-use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal};
 
-use super::spawn::start_connection;
-use crate::server::Shared;
+use super::{Placement, Start};
 
 /// One queue per scheduler of accepted, not yet started connections.
-pub struct Queues {
+pub(super) struct Queues {
     per: Box<[Injector<TcpStream>]>,
     cap: usize,
 }
@@ -31,68 +29,71 @@ impl Queues {
     }
 }
 
-/// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the expected
-/// cost of its first request, if the acceptor saw it (a queued socket forgets it).
-pub fn admit(shared: &Arc<Shared>, socket: TcpStream, k: usize, first_ns: Option<u64>) {
-    let queues = &shared.queues;
-    if queues.cap == 0 || (has_room(shared, k) && queues.per[k].is_empty()) {
-        start(shared, socket, k, first_ns);
-        return;
-    }
-    queues.per[k].push(socket);
-    shared.stats.queue_changed(k, 1);
-    // Schedulers with room run nothing that would notice the queue: steal on their behalf.
-    for j in 0..queues.per.len() {
-        fill_from_queues(shared, j);
-    }
-}
-
-/// Called on k when a request finishes: start queued work while k has room.
-pub fn on_request_done(shared: &Arc<Shared>, k: usize) {
-    if shared.queues.cap > 0 {
-        fill_from_queues(shared, k);
-    }
-}
-
-fn fill_from_queues(shared: &Arc<Shared>, k: usize) {
-    while has_room(shared, k) {
-        let Some((socket, from)) = take_for(shared, k) else {
+impl Placement {
+    /// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the
+    /// expected cost of its first request, if the acceptor saw it (a queued socket forgets
+    /// it).
+    pub fn admit(&self, socket: TcpStream, k: usize, first_ns: Option<u64>, start: &dyn Start) {
+        let queues = &self.queues;
+        if queues.cap == 0 || (self.has_room(k) && queues.per[k].is_empty()) {
+            self.start_or_log(socket, k, first_ns, start);
             return;
-        };
-        if from != k {
-            shared.stats.record_steal(k);
         }
-        start(shared, socket, k, None);
+        queues.per[k].push(socket);
+        self.stats.queue_changed(k, 1);
+        // Schedulers with room run nothing that would notice the queue: steal on their behalf.
+        for j in 0..queues.per.len() {
+            self.fill_from_queues(j, start);
+        }
     }
-}
 
-fn has_room(shared: &Shared, k: usize) -> bool {
-    shared.stats.active_on(k) < shared.queues.cap
-}
+    /// Called on k when a request finishes: start queued work while k has room.
+    pub fn on_request_done(&self, k: usize, start: &dyn Start) {
+        if self.queues.cap > 0 {
+            self.fill_from_queues(k, start);
+        }
+    }
 
-/// Own queue first, then the longest other queue.
-fn take_for(shared: &Shared, k: usize) -> Option<(TcpStream, usize)> {
-    let queues = &shared.queues.per;
-    let longest = (0..queues.len())
-        .filter(|&v| v != k)
-        .max_by_key(|&v| queues[v].len());
-    for victim in std::iter::once(k).chain(longest) {
-        loop {
-            match queues[victim].steal() {
-                Steal::Success(socket) => {
-                    shared.stats.queue_changed(victim, -1);
-                    return Some((socket, victim));
+    fn fill_from_queues(&self, k: usize, start: &dyn Start) {
+        while self.has_room(k) {
+            let Some((socket, from)) = self.take_for(k) else {
+                return;
+            };
+            if from != k {
+                self.stats.record_steal(k);
+            }
+            self.start_or_log(socket, k, None, start);
+        }
+    }
+
+    fn has_room(&self, k: usize) -> bool {
+        self.stats.active_on(k) < self.queues.cap
+    }
+
+    /// Own queue first, then the longest other queue.
+    fn take_for(&self, k: usize) -> Option<(TcpStream, usize)> {
+        let queues = &self.queues.per;
+        let longest = (0..queues.len())
+            .filter(|&v| v != k)
+            .max_by_key(|&v| queues[v].len());
+        for victim in std::iter::once(k).chain(longest) {
+            loop {
+                match queues[victim].steal() {
+                    Steal::Success(socket) => {
+                        self.stats.queue_changed(victim, -1);
+                        return Some((socket, victim));
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
                 }
-                Steal::Empty => break,
-                Steal::Retry => continue,
             }
         }
+        None
     }
-    None
-}
 
-fn start(shared: &Arc<Shared>, socket: TcpStream, k: usize, first_ns: Option<u64>) {
-    if let Err(err) = start_connection(shared, socket, k, first_ns) {
-        log::warn!("could not start a connection: {err}");
+    fn start_or_log(&self, socket: TcpStream, k: usize, first_ns: Option<u64>, start: &dyn Start) {
+        if let Err(err) = self.start_on(socket, k, first_ns, start) {
+            log::warn!("could not start a connection: {err}");
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use corral_actors::{ChildSpec, Ctx, Spawn, StartError, Strategy, SupRef, Supervisor};
 
-use super::accept::spawn_acceptor;
-use crate::server::Shared;
+use super::Placement;
+use super::accept::{Acceptance, spawn_acceptor};
 
 /// More than this many restarts within `RESTART_PERIOD` and the tree gives up (OTP's
 /// intensity). Generous: a listener crash loop should still be noticed, not tolerated.
@@ -21,7 +21,7 @@ const MAX_RESTARTS: u32 = 10;
 const RESTART_PERIOD: Duration = Duration::from_secs(10);
 
 /// The registered name of a server's listener process.
-pub fn listener_name(port: u16) -> String {
+pub(crate) fn listener_name(port: u16) -> String {
     format!("corral.listener.{port}")
 }
 
@@ -29,46 +29,48 @@ enum ListenerMsg {
     AcceptorDied(String),
 }
 
-pub fn start(
-    shared: &Arc<Shared>,
+/// Starts the tree: the cost merger (every `merge_interval`) and the listener on `listener`.
+pub(crate) fn start(
+    with: Acceptance,
     listener: Arc<TcpListener>,
     port: u16,
+    merge_interval: Duration,
 ) -> Result<SupRef, StartError> {
-    let merger_shared = shared.clone();
-    let listener_shared = shared.clone();
+    let placement = with.placement.clone();
     Supervisor::new(Strategy::OneForOne)
         .intensity(MAX_RESTARTS, RESTART_PERIOD)
         .child(ChildSpec::new("cost-merger", move || {
-            let shared = merger_shared.clone();
-            Spawn::new().spawn(move |ctx: Ctx<()>| merge_costs(ctx, &shared))
+            let placement = placement.clone();
+            Spawn::new().spawn(move |ctx: Ctx<()>| merge_costs(ctx, &placement, merge_interval))
         }))
         .child(ChildSpec::new("listener", move || {
-            let (shared, listener) = (listener_shared.clone(), listener.clone());
+            let (with, listener) = (with.clone(), listener.clone());
             Spawn::new()
                 .register(listener_name(port))
-                .spawn(move |ctx| run_listener(ctx, listener, shared))
+                .spawn(move |ctx| run_listener(ctx, listener, with))
         }))
         .start()
 }
 
-fn merge_costs(mut ctx: Ctx<()>, shared: &Shared) {
-    let interval = Duration::from_millis(shared.config.placement.merge_interval_ms);
+fn merge_costs(mut ctx: Ctx<()>, placement: &Placement, interval: Duration) {
     let (mut seen, mut busy_seen) = (Vec::new(), Vec::new());
     let mut last = Instant::now();
     loop {
         ctx.receive_timeout(interval);
-        shared.costs.merge(&mut seen);
+        placement.costs.merge(&mut seen);
         // Measured, not assumed: a tick may come late on a busy box.
         let now = Instant::now();
-        shared.costs.publish_utilisation(&mut busy_seen, now - last);
+        placement
+            .costs
+            .publish_utilisation(&mut busy_seen, now - last);
         last = now;
     }
 }
 
 /// Holds the acceptor thread for as long as this process lives.
-fn run_listener(mut ctx: Ctx<ListenerMsg>, listener: Arc<TcpListener>, shared: Arc<Shared>) {
+fn run_listener(mut ctx: Ctx<ListenerMsg>, listener: Arc<TcpListener>, with: Acceptance) {
     let me = ctx.addr();
-    let _thread = match spawn_acceptor(listener, shared, move |why| {
+    let _thread = match spawn_acceptor(listener, with, move |why| {
         let _ = me.send(ListenerMsg::AcceptorDied(why));
     }) {
         Ok(thread) => thread,

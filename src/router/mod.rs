@@ -14,7 +14,8 @@ pub mod tree;
 use crate::http::request::Request;
 use crate::http::response::{IntoResponse, Response};
 
-pub use tree::{Found, Params, RouteError, RouteId};
+pub use crate::http::params::Params;
+pub use tree::{Found, RouteError, RouteId};
 
 /// A request handler: any `Fn(&Request) -> impl IntoResponse` that is `Send + Sync`.
 pub trait Handler: Send + Sync + 'static {

@@ -13,11 +13,7 @@
 //! with the `Allow` of the first one. Recursion is no deeper than the longest pattern, and each
 //! node is visited at most once per lookup, because a node's depth fixes the segment it compares.
 
-use std::fmt;
-
-/// Most parameters (`:name` and `*name` together) in one pattern; [`Params`] is an inline
-/// array of this size, so a lookup needs no heap.
-pub const MAX_PARAMS: usize = 8;
+use crate::http::params::{MAX_PARAMS, Params};
 
 /// Why a pattern or method was refused at registration; each message names the route and says
 /// what to write instead.
@@ -80,64 +76,9 @@ pub enum RouteError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RouteId(pub u32);
 
-/// Path parameters of one match: an inline array (no heap), names borrowed from the router,
-/// values from the path (raw, not percent-decoded), in pattern order.
-#[derive(Clone, Copy)]
-pub struct Params<'a> {
-    slots: [(&'a str, &'a str); MAX_PARAMS],
-    len: usize,
-}
-
-impl<'a> Params<'a> {
-    pub fn new() -> Self {
-        Self {
-            slots: [("", ""); MAX_PARAMS],
-            len: 0,
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.iter()
-            .find(|&(n, _)| n == name)
-            .map(|(_, value)| value)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.slots[..self.len].iter().copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Registration caps every pattern at `MAX_PARAMS`, and the tree path being tried is a
-    /// prefix of a registered pattern, so there is always a free slot.
-    fn push(&mut self, name: &'a str, value: &'a str) {
-        if let Some(slot) = self.slots.get_mut(self.len) {
-            *slot = (name, value);
-            self.len += 1;
-        }
-    }
-}
-
-impl Default for Params<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Params<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
 /// The outcome of [`Routes::find`].
 #[derive(Debug)]
+#[allow(clippy::enum_variant_names)] // `NotFound` reads as HTTP's 404, which it becomes
 pub enum Found<'r, H> {
     Route {
         handler: &'r H,

@@ -24,7 +24,7 @@ use may::coroutine::Coroutine;
 use may::io::CoIo;
 use rustix::event::{EventfdFlags, eventfd};
 
-use crate::placement::fd::onto_residue;
+use super::fd::onto_residue;
 
 /// Rings before giving up on a hop (normally one; another when an unpark landed before our
 /// park).

@@ -15,8 +15,10 @@
 //! scheduler has started, so `start` records the settings it applied and refuses different
 //! ones later instead of pretending.
 
+pub(crate) mod fd;
 pub mod home;
 pub mod offload;
+pub(crate) mod signals;
 
 use std::sync::OnceLock;
 
@@ -61,11 +63,6 @@ pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {
         .get_or_init(|| home::start_doorkeepers(active.workers).map_err(|e| e.to_string()))
         .clone()
         .map_err(|why| RuntimeError::Spawn(std::io::Error::other(why)))
-}
-
-/// The settings the runtime runs with, if started.
-pub fn settings() -> Option<RuntimeSettings> {
-    STARTED.get().copied()
 }
 
 /// A server holds one fd per connection: lift the soft limit to the hard one, as Go does.

@@ -8,6 +8,19 @@ use std::time::{Duration, Instant};
 
 use corral::{Config, Router, Server};
 
+/// The built-in apps, compiled here from their source as a user's crate would compile them:
+/// they use Corral's public API only.
+#[path = "../../src/app/mod.rs"]
+pub mod app;
+
+/// The embedded default config on an ephemeral loopback port with 2 schedulers.
+pub fn test_config() -> Config {
+    let mut config = Config::embedded();
+    config.server.listen = "127.0.0.1:0".into();
+    config.server.workers = 2;
+    config
+}
+
 /// Upper bound on any single wait for the server in tests.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,9 +41,9 @@ impl TestServer {
 
     /// The demo app on the test config, adjusted by `tweak`.
     pub fn demo(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::for_tests();
+        let mut config = test_config();
         tweak(&mut config);
-        let router = corral::app::demo::router(&config);
+        let router = app::demo::router(&config);
         TestServer::start(config, router)
     }
 

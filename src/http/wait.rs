@@ -1,36 +1,16 @@
-//! Hibernation: a connection with nothing to do gives up its coroutine, as an Erlang process
-//! does with `erlang:hibernate/3`.
+//! A response that comes later: the values behind [`Response::hibernate`], with no socket in
+//! sight. The connection layer (`conn::hibernate`) parks the socket in its scheduler's ward
+//! and rings the ward through [`Doorbell`] when a [`Waker`] fires; here is only what a wait
+//! *is*: its outcome slot, its waker, and the type-erased [`Pending`] the ward finishes.
 //!
-//! A connection coroutine costs its touched stack (about 12 KiB) and buffers for as long as
-//! it lives. Most of the time a long-poll or keep-alive connection does nothing, so Corral
-//! lets it *hibernate*: the coroutine ends and the bare socket waits in its scheduler's
-//! **ward** (`ward.rs`), one per scheduler, with a few hundred bytes of state.
-//!
-//! - **Idle keep-alive connections** hibernate by themselves after
-//!   `timeouts.hibernate_after_ms` without a request. The next byte from the client wakes
-//!   the ward, which starts a fresh coroutine for the connection on the same scheduler.
-//! - **Waiting requests** hibernate when the handler returns [`Response::hibernate`]: it
-//!   hands a [`Waker`] to whatever will produce the answer (a topic, a job), and gives the
-//!   code that turns the outcome ([`Wake`]) into the response. Erlang's `hibernate(M, F, A)`
-//!   likewise drops the stack and names the function to run when a message arrives. When
-//!   the waker fires, the deadline passes or the client hangs up, the ward runs that code and
-//!   writes the response itself with one non-blocking `send`: no coroutine is started unless
-//!   the response does not fit the socket buffer or is a stream.
-//!
-//! A handler that prefers plain blocking code may still wait in its coroutine; hibernating
-//! is how a server holds tens of thousands of waiters in a few MiB.
-
-mod door;
-mod ward;
+//! Erlang's `hibernate(M, F, A)` likewise drops the process's stack and names the function
+//! to run when a message arrives (docs/architecture.md, "Hibernation").
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::http::response::Response;
-use crate::http::status::Status;
-
-use door::Door;
-pub(crate) use door::{Arrival, Parked, Wards};
+use super::response::Response;
+use super::status::Status;
 
 /// How a hibernated wait ended, as its resume function sees it.
 #[derive(Debug)]
@@ -63,7 +43,7 @@ impl<T: Send + 'static> Waker<T> {
         {
             *slot = Some(outcome);
         }
-        self.seat.door.ready(self.seat.id);
+        self.seat.bell.ready(self.seat.id);
     }
 }
 
@@ -97,13 +77,23 @@ impl<T> Slot<T> {
     }
 }
 
-/// A wait's place in one scheduler's ward.
+/// Tells whoever holds a wait's socket that the wait `id` has its outcome (a ward: it
+/// answers on its next turn). Called from any thread; must not block.
+pub(crate) trait Doorbell: Send + Sync {
+    fn ready(&self, id: u64);
+}
+
+/// A wait's place: the bell to ring when it is ready, and its id there.
 pub(crate) struct Seat {
-    door: Arc<Door>,
+    bell: Arc<dyn Doorbell>,
     id: u64,
 }
 
 impl Seat {
+    pub(crate) fn new(bell: Arc<dyn Doorbell>, id: u64) -> Seat {
+        Seat { bell, id }
+    }
+
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
@@ -186,7 +176,7 @@ impl Response {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use corral::{Response, Status, hibernate::{Wake, Waker}};
+    /// use corral::{Response, Status, Wake, Waker};
     ///
     /// fn wait_for_job(jobs: std::sync::mpsc::Sender<Waker<String>>) -> Response {
     ///     Response::hibernate(

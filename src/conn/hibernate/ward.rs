@@ -30,14 +30,14 @@ use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::net::SendFlags;
 use rustix::time::Timespec;
 
-use super::Outcome;
 use super::door::{Arrival, Door, Parked, WardParts};
-use crate::http::conn::{First, Resume};
+use crate::conn::Shared;
+use crate::conn::resume::{First, Resume};
+use crate::conn::spawn::resume_connection;
 use crate::http::reply::encode_reply;
 use crate::http::response::Response;
 use crate::http::status::Status;
-use crate::placement::spawn::resume_connection;
-use crate::server::Shared;
+use crate::http::wait::Outcome;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
 pub(super) const BELL: u64 = 0;

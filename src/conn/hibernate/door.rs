@@ -14,9 +14,9 @@ use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::ward::{BELL, FIRST_ID, Ward, send_now};
-use super::{Outcome, Pending, Seat};
+use crate::conn::Shared;
 use crate::http::reply::{ReplyShape, encode_reply};
-use crate::server::Shared;
+use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
 
 /// A socket handed to the ward.
 pub(crate) struct Arrival {
@@ -95,17 +95,6 @@ impl Door {
         }
     }
 
-    /// A waker fired: the ward looks at wait `id` on its next turn.
-    pub(super) fn ready(&self, id: u64) {
-        if let Ok(mut inbox) = self.inbox.lock() {
-            if inbox.stopped {
-                return;
-            }
-            inbox.ready.push(id);
-        }
-        self.ring();
-    }
-
     fn admit(&self, arrival: Arrival) -> Result<(), Arrival> {
         match self.inbox.lock() {
             Ok(mut inbox) if !inbox.stopped => inbox.arrivals.push(arrival),
@@ -118,6 +107,19 @@ impl Door {
     fn stop(&self) {
         if let Ok(mut inbox) = self.inbox.lock() {
             inbox.stopped = true;
+        }
+        self.ring();
+    }
+}
+
+impl Doorbell for Door {
+    /// A waker fired: the ward looks at wait `id` on its next turn.
+    fn ready(&self, id: u64) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            if inbox.stopped {
+                return;
+            }
+            inbox.ready.push(id);
         }
         self.ring();
     }
@@ -155,7 +157,7 @@ impl Wards {
     pub(crate) fn seat(&self, k: usize) -> Seat {
         let door = self.doors[k].clone();
         let id = door.next_id.fetch_add(1, Ordering::Relaxed);
-        Seat { door, id }
+        Seat::new(door, id)
     }
 
     /// Hands a socket to scheduler k's ward. Refused (given back) once the server stops.

@@ -1,37 +1,21 @@
-//! Starting a connection on scheduler k: the descriptor number is the placement.
+//! A coroutine per connection, on scheduler k: for placement (a new connection) and for the
+//! wards (a hibernated one taking its coroutine back). The descriptor is already ≡ k (mod
+//! workers), so may registers it with worker k's epoll and wakes it there.
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use super::fd::onto_residue;
-use crate::http::conn::{self, Ending, Resume};
-use crate::server::Shared;
+use super::Shared;
+use super::resume::{Ending, Resume};
+use super::serve::serve;
+use crate::placement::Start;
 
-/// Moves the socket onto a descriptor ≡ k (mod workers), registers it with may (so with
-/// worker k's epoll) and spawns its connection coroutine on k's queue. From here on the
-/// connection runs on k only. Returns the scheduler it really runs on (k unless out of fds).
-/// `first_ns`: the expected cost of its first request if known, else the mix's mean counts.
-pub fn start_connection(
-    shared: &Arc<Shared>,
-    socket: std::net::TcpStream,
-    k: usize,
-    first_ns: Option<u64>,
-) -> io::Result<usize> {
-    socket.set_nodelay(true)?;
-    let workers = shared.workers;
-    let fd = onto_residue(OwnedFd::from(socket), k, workers);
-    // The descriptor number is the placement (may: fd % workers); normally equal to k.
-    let scheduler = fd_scheduler(&fd, workers);
-    let first_ns = first_ns.unwrap_or_else(|| shared.costs.mean_ns());
-    shared.stats.connection_placed(scheduler, first_ns);
-    match spawn(shared, fd, scheduler, Resume::fresh()) {
-        Ok(()) => Ok(scheduler),
-        Err(err) => {
-            shared.stats.connection_failed(scheduler);
-            Err(err)
-        }
+/// How placement starts the connections it placed.
+impl Start for Arc<Shared> {
+    fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()> {
+        spawn(self, fd, k, Resume::fresh())
     }
 }
 
@@ -43,13 +27,8 @@ pub(crate) fn resume_connection(
     k: usize,
     resume: Resume,
 ) -> io::Result<()> {
-    debug_assert_eq!(fd_scheduler(&fd, shared.workers), k);
+    debug_assert_eq!(fd.as_raw_fd() as usize % shared.workers, k);
     spawn(shared, fd, k, resume).inspect_err(|_| shared.stats.connection_closed(k))
-}
-
-fn fd_scheduler(fd: &OwnedFd, workers: usize) -> usize {
-    use std::os::fd::AsRawFd;
-    fd.as_raw_fd() as usize % workers
 }
 
 fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) -> io::Result<()> {
@@ -75,7 +54,7 @@ fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) ->
     let spawned = unsafe {
         builder.spawn(move || {
             let open = owner.stats.adopt_connection(scheduler);
-            if let Ending::Hibernated = conn::serve(stream, &owner, scheduler, resume) {
+            if let Ending::Hibernated = serve(stream, &owner, scheduler, resume) {
                 open.keep();
             }
         })

@@ -1,0 +1,129 @@
+//! Routing and calling the handler: the one place a handler runs, under `catch_unwind`
+//! (a panic becomes a 500 and closes the connection, like Go's `recover`).
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use super::Shared;
+use super::serve::Conn;
+use super::transport::Transport;
+use crate::http::parse::Framing;
+use crate::http::request::{Context, Origin, Request};
+use crate::http::response::Response;
+use crate::http::status::Status;
+use crate::placement::cost::Stopwatch;
+use crate::router::{Found, Params};
+use crate::runtime::home;
+
+/// What the handler produced, and what it cost its scheduler.
+pub(super) struct Dispatched {
+    pub response: Response,
+    /// Cost-table slot of the matched route.
+    pub slot: usize,
+    pub occupancy: Duration,
+}
+
+/// What a request sees of its connection.
+struct ConnOrigin<'a, S> {
+    stream: &'a S,
+    shared: &'a Shared,
+}
+
+impl<S: Transport> Origin for ConnOrigin<'_, S> {
+    fn peer_closed(&self) -> bool {
+        self.stream.peer_closed()
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    fn server(&self) -> &(dyn Any + Send + Sync) {
+        self.shared
+    }
+}
+
+impl<S: Transport> Conn<'_, S> {
+    /// Routes and calls the handler; a panic becomes 500 and closes the connection. While
+    /// the handler runs, its route's expected cost counts in the scheduler's load.
+    pub(super) fn dispatch(&self, body_in_buf: usize) -> Dispatched {
+        let buf = self.rbuf.filled();
+        let body = match self.head.framing {
+            Framing::Chunked => self.body.as_slice(),
+            _ => &buf[self.head.len..self.head.len + body_in_buf],
+        };
+        let (router, costs) = (&*self.shared.router, &self.shared.placement.costs);
+        let mut params = Params::new();
+        let method = self.head.method.str(buf);
+        let found = router.find(method, self.head.path.str(buf), &mut params);
+        let (handler, route) = match found {
+            Found::Route {
+                handler,
+                pattern,
+                id,
+            } => (handler, Some((id, pattern))),
+            found => match (router.fallback_handler(), found) {
+                (Some(fallback), _) => (fallback, None),
+                (None, refusal) => {
+                    let response = match refusal {
+                        Found::MethodNotAllowed { allow } => method_not_allowed(allow),
+                        _ => Response::error(Status::NOT_FOUND),
+                    };
+                    return Dispatched {
+                        response,
+                        slot: costs.slot(None),
+                        occupancy: Duration::ZERO,
+                    };
+                }
+            },
+        };
+        let slot = costs.slot(route.map(|(id, _)| id));
+        let pattern = route.map(|(_, pattern)| pattern);
+        let origin = ConnOrigin {
+            stream: &self.stream,
+            shared: self.shared,
+        };
+        let context = Context {
+            route: pattern,
+            scheduler: self.scheduler,
+            state: None,
+            origin: &origin,
+        };
+        let req = Request::new(buf, &self.head, params, body, context);
+        let watch = Stopwatch::start();
+        let expected_ns = costs.expected_ns(slot);
+        let _load = (self.shared.stats).expect_load(self.scheduler, expected_ns, watch.started());
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
+        let occupancy = watch.occupancy();
+        // A handler that slept or waited may have been resumed elsewhere: come back to k.
+        home::go_home(self.scheduler);
+        let response = outcome.unwrap_or_else(|panic| {
+            self.shared.stats.record_panic(self.scheduler);
+            log::error!(
+                "handler for {method} {} panicked: {}",
+                pattern.unwrap_or("(fallback)"),
+                panic_message(&panic)
+            );
+            Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+        });
+        Dispatched {
+            response,
+            slot,
+            occupancy,
+        }
+    }
+}
+
+pub(super) fn method_not_allowed(allow: &str) -> Response {
+    Response::error(Status::METHOD_NOT_ALLOWED).with_header("Allow", allow.to_string())
+}
+
+pub(super) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}

@@ -1,0 +1,67 @@
+//! How a connection's coroutine begins and ends: fresh from the acceptor, or taking back a
+//! connection a ward held (with bytes already read, or an answer it could not finish).
+
+use crate::http::response::StreamFn;
+
+/// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
+/// connection from its ward.
+#[derive(Default)]
+pub(crate) struct Resume {
+    /// Requests already served on the connection (0: a fresh connection).
+    pub(super) served: u64,
+    /// Bytes the client sent that are not consumed yet (pipelined requests).
+    pub(super) leftover: Vec<u8>,
+    /// The rest of an answer the ward could not finish writing.
+    pub(super) first: Option<First>,
+}
+
+impl Resume {
+    pub(crate) fn fresh() -> Resume {
+        Resume::default()
+    }
+
+    /// An idle connection whose client sent something.
+    pub(crate) fn idle(served: u64) -> Resume {
+        Resume {
+            served: served.max(1),
+            ..Resume::default()
+        }
+    }
+
+    /// A waited-on request was answered; more requests are already buffered.
+    pub(crate) fn pipelined(served: u64, leftover: Vec<u8>) -> Resume {
+        Resume {
+            leftover,
+            ..Resume::idle(served)
+        }
+    }
+
+    /// A waited-on request's answer, which the ward could not send at once, goes first.
+    pub(crate) fn after_wait(served: u64, leftover: Vec<u8>, first: First) -> Resume {
+        Resume {
+            first: Some(first),
+            ..Resume::pipelined(served, leftover)
+        }
+    }
+}
+
+/// An answer the ward started and a coroutine finishes.
+pub(crate) enum First {
+    /// The unsent rest of an encoded response.
+    Bytes { bytes: Vec<u8>, keep_alive: bool },
+    /// An encoded head, then a streamed body.
+    Stream {
+        head: Vec<u8>,
+        stream: StreamFn,
+        chunked: bool,
+        keep_alive: bool,
+    },
+}
+
+/// How a connection's coroutine ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Closed,
+    /// The socket lives on in its scheduler's ward.
+    Hibernated,
+}

@@ -1,0 +1,449 @@
+//! The connection loop: one connection, served by one coroutine in plain blocking style.
+//!
+//! The loop reads a head (header timeout), reads the body (body timeout), routes, calls the
+//! handler under `catch_unwind`, encodes the response into the write buffer, and flushes once
+//! no further complete request is already buffered: pipelined requests are answered in order
+//! with one write per batch. Buffers live as long as the connection and are reused across
+//! requests, so a keep-alive request allocates nothing in the server.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::hibernate::{Arrival, Parked};
+use super::read_buf::ReadBuf;
+use super::resume::{Ending, First, Resume};
+use super::transport::{Transport, at_least_a_millisecond, is_timeout};
+use crate::http::chunked::ChunkedError;
+use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
+use crate::http::reply::ReplyShape;
+use crate::http::response::Response;
+use crate::http::status::Status;
+use crate::http::wait::Deferred;
+use crate::placement::cost;
+
+/// With hibernation off: a keep-alive connection idle this long gives its buffers back
+/// until its next request.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// Flush pipelined responses once this much is queued, bounding the write buffer.
+const WRITE_BUF_FLUSH: usize = 64 * 1024;
+
+/// Why a connection ends.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnError {
+    /// Answer with this status, then close.
+    #[error("rejected: {0:?}")]
+    Reject(Status),
+    /// The peer went away or I/O failed: close without a response.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed in the middle of a request.
+    #[error("peer closed mid-request")]
+    Truncated,
+}
+
+impl From<ParseError> for ConnError {
+    fn from(err: ParseError) -> Self {
+        ConnError::Reject(err.status())
+    }
+}
+
+impl From<ChunkedError> for ConnError {
+    fn from(err: ChunkedError) -> Self {
+        match err {
+            ChunkedError::TooLarge => ConnError::Reject(Status::PAYLOAD_TOO_LARGE),
+            _ => ConnError::Reject(Status::BAD_REQUEST),
+        }
+    }
+}
+
+/// Why `Conn::run` returned without an error.
+enum Step {
+    Closed,
+    /// Idle past `hibernate_after`: hand the socket to the ward until `deadline`.
+    Hibernate {
+        deadline: Instant,
+    },
+    /// The handler deferred its answer ([`Response::hibernate`]).
+    Wait {
+        deferred: Deferred,
+        shape: ReplyShape,
+    },
+}
+
+/// What `next_head` found.
+enum Next {
+    Head,
+    Closed,
+    Hibernate { deadline: Instant },
+}
+
+/// What became of one request's connection.
+enum After {
+    KeepAlive,
+    Close,
+    Wait {
+        deferred: Deferred,
+        shape: ReplyShape,
+    },
+}
+
+/// One connection's state, over any transport (a may socket; in-memory bytes in tests).
+pub(super) struct Conn<'s, S: Transport> {
+    pub(super) stream: S,
+    pub(super) shared: &'s Arc<Shared>,
+    pub(super) scheduler: usize,
+    pub(super) rbuf: ReadBuf,
+    pub(super) wbuf: Vec<u8>,
+    /// Decoded chunked body of the current request.
+    pub(super) body: Vec<u8>,
+    pub(super) head: Head,
+    limits: HeadLimits,
+    /// The read timeout currently set on the socket (set only on change: it is a syscall).
+    read_timeout: Option<Duration>,
+    served: u64,
+    /// Placed but no request parsed yet (counted against the admission cap).
+    fresh: bool,
+    first: Option<First>,
+}
+
+/// Serves one connection until it closes or hibernates. Runs inside the connection's
+/// coroutine.
+pub(crate) fn serve<S: Transport>(
+    stream: S,
+    shared: &Arc<Shared>,
+    scheduler: usize,
+    resume: Resume,
+) -> Ending {
+    let mut conn = Conn::new(stream, shared, scheduler, resume);
+    loop {
+        let step = conn.run();
+        conn.leave_fresh();
+        match step {
+            Ok(Step::Closed) | Err(ConnError::Truncated) => return Ending::Closed,
+            Err(ConnError::Reject(status)) => {
+                conn.reject(status);
+                return Ending::Closed;
+            }
+            Err(ConnError::Io(err)) => {
+                log::debug!("connection closed: {err}");
+                return Ending::Closed;
+            }
+            Ok(Step::Hibernate { deadline }) => {
+                return conn.hibernate(deadline, Parked::Idle);
+            }
+            Ok(Step::Wait { deferred, shape }) if !S::HIBERNATES => {
+                log::error!("a request asked to hibernate on a transport that cannot");
+                let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
+                let _ = conn.answer_now(refusal, shape);
+                drop(deferred);
+                return Ending::Closed;
+            }
+            Ok(Step::Wait { deferred, shape }) => {
+                let seat = shared.wards.seat(scheduler);
+                let id = seat.id();
+                let deadline = Instant::now() + deferred.timeout;
+                match (deferred.start)(seat) {
+                    Ok(pending) => {
+                        let leftover = conn.rbuf.filled().to_vec();
+                        let parked = Parked::Waiting {
+                            id,
+                            pending,
+                            shape,
+                            leftover,
+                        };
+                        return conn.hibernate(deadline, parked);
+                    }
+                    // Could not subscribe: answer now and carry on.
+                    Err(response) => match conn.answer_now(response, shape) {
+                        Ok(true) => {}
+                        Ok(false) => return Ending::Closed,
+                        Err(err) => {
+                            log::debug!("connection closed: {err}");
+                            return Ending::Closed;
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl<'s, S: Transport> Conn<'s, S> {
+    fn new(mut stream: S, shared: &'s Arc<Shared>, scheduler: usize, resume: Resume) -> Self {
+        let limits = &shared.config.limits;
+        if let Err(err) = stream.set_write_timeout(shared.config.timeouts.write()) {
+            log::debug!("set_write_timeout: {err}");
+        }
+        let rbuf = ReadBuf::from_leftover(resume.leftover);
+        Conn {
+            stream,
+            shared,
+            scheduler,
+            rbuf,
+            wbuf: Vec::new(),
+            body: Vec::new(),
+            head: Head::default(),
+            limits: HeadLimits {
+                max_head_bytes: limits.max_head_bytes,
+                max_uri_bytes: limits.max_uri_bytes,
+                max_headers: limits.max_headers,
+                max_body_bytes: limits.max_body_bytes,
+            },
+            read_timeout: None,
+            served: resume.served,
+            // A resumed connection was counted as started long ago.
+            fresh: resume.served == 0,
+            first: resume.first,
+        }
+    }
+
+    fn run(&mut self) -> Result<Step, ConnError> {
+        if let Some(first) = self.first.take()
+            && !self.finish_first(first)?
+        {
+            return Ok(Step::Closed);
+        }
+        loop {
+            match self.next_head()? {
+                Next::Head => {}
+                Next::Closed => return Ok(Step::Closed),
+                Next::Hibernate { deadline } => return Ok(Step::Hibernate { deadline }),
+            }
+            self.leave_fresh();
+            let shared = self.shared;
+            let inflight = shared.stats.start_request(self.scheduler);
+            let after = self.serve_request()?;
+            drop(inflight);
+            shared.placement.on_request_done(self.scheduler, shared);
+            self.served += 1;
+            match after {
+                After::KeepAlive => {}
+                After::Close => {
+                    self.flush()?;
+                    return Ok(Step::Closed);
+                }
+                After::Wait { deferred, shape } => {
+                    // Earlier pipelined answers go out before the connection sleeps.
+                    self.flush()?;
+                    return Ok(Step::Wait { deferred, shape });
+                }
+            }
+            let more_buffered = self.has_complete_head();
+            if !more_buffered || self.wbuf.len() >= WRITE_BUF_FLUSH {
+                self.flush()?;
+            }
+            if !more_buffered {
+                self.rbuf.release_if_idle();
+            }
+        }
+    }
+
+    /// Reads until a complete head is parsed, or the peer closes, or it is time to hibernate.
+    fn next_head(&mut self) -> Result<Next, ConnError> {
+        let timeouts = &self.shared.config.timeouts;
+        let mut deadline = None;
+        if self.served > 0 && self.rbuf.is_empty() {
+            match self.wait_while_idle()? {
+                Idle::Input => {}
+                Idle::Over => return Ok(Next::Closed),
+                Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
+            }
+            // Bytes are waiting: the header timeout runs from here.
+            deadline = Some(Instant::now() + timeouts.header());
+        }
+        loop {
+            if !self.rbuf.is_empty() {
+                if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
+                    return Ok(Next::Head);
+                }
+                deadline.get_or_insert_with(|| Instant::now() + timeouts.header());
+            }
+            let timeout = match deadline {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                // A fresh connection owes us a request within the header timeout.
+                None => timeouts.header(),
+            };
+            match self.fill(timeout, self.limits.max_head_bytes) {
+                Ok(0) if self.rbuf.is_empty() => return Ok(Next::Closed),
+                Ok(0) => return Err(ConnError::Truncated),
+                Ok(_) => {}
+                Err(err) if is_timeout(&err) && deadline.is_some() => {
+                    return Err(ConnError::Reject(Status::REQUEST_TIMEOUT));
+                }
+                Err(err) if is_timeout(&err) => return Ok(Next::Closed),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// A keep-alive connection between requests.
+    ///
+    /// The first stretch (`timeouts.hibernate_after_ms`) is spent in an ordinary read: busy
+    /// clients come back sooner. After that the connection hibernates: its coroutine ends
+    /// and the bare socket waits in the scheduler's ward for the rest of the idle timeout.
+    /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
+    /// one-byte peek into the stack instead.
+    fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
+        let timeouts = &self.shared.config.timeouts;
+        let idle = timeouts.idle();
+        let hibernate_after = timeouts.hibernate_after();
+        let grace = if hibernate_after.is_zero() {
+            IDLE_RELEASE
+        } else {
+            hibernate_after
+        }
+        .min(idle);
+        match self.fill(grace, self.limits.max_head_bytes) {
+            Ok(0) => return Ok(Idle::Over),
+            Ok(_) => return Ok(Idle::Input),
+            Err(err) if is_timeout(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let rest = idle.saturating_sub(grace);
+        if rest.is_zero() {
+            return Ok(Idle::Over);
+        }
+        if !hibernate_after.is_zero() {
+            // The grace read just timed out: what is left of the idle timeout runs from now.
+            return Ok(Idle::Hibernate {
+                deadline: Instant::now() + rest,
+            });
+        }
+        self.release_buffers();
+        self.set_read_timeout(rest)?;
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe) {
+            Ok(0) => Ok(Idle::Over),
+            Ok(_) => Ok(Idle::Input),
+            Err(err) if is_timeout(&err) => Ok(Idle::Over),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Ends the coroutine's hold on the connection: the socket goes to the scheduler's ward.
+    fn hibernate(self, deadline: Instant, parked: Parked) -> Ending {
+        let Conn {
+            stream,
+            shared,
+            scheduler,
+            served,
+            ..
+        } = self;
+        let Ok(fd) = stream.into_fd() else {
+            // Only a transport that hibernates gets here (`serve` checks); close it.
+            return Ending::Closed;
+        };
+        let arrival = Arrival {
+            fd,
+            deadline,
+            parked,
+            served,
+        };
+        match shared.wards.park(scheduler, arrival) {
+            Ok(()) => Ending::Hibernated,
+            // The server is stopping: a wait is answered at once, an idle socket closed.
+            Err(refused) => {
+                shared.wards.refused(refused);
+                Ending::Closed
+            }
+        }
+    }
+
+    fn release_buffers(&mut self) {
+        self.rbuf = ReadBuf::default();
+        self.wbuf = Vec::new();
+        self.body = Vec::new();
+        self.head.headers = Vec::new();
+    }
+
+    /// Body, handler, response.
+    fn serve_request(&mut self) -> Result<After, ConnError> {
+        let started = Instant::now();
+        if self.head.expect_continue && self.head.framing != Framing::None {
+            if let Some(refusal) = self.refusal_without_body() {
+                // The client has not sent the body; refuse and close rather than drain it.
+                self.queue(refusal.with_close(), started)?;
+                return Ok(After::Close);
+            }
+            self.send_continue()?;
+        }
+        let body_in_buf = self.read_body()?;
+        let mut done = self.dispatch(body_in_buf);
+        let after = match done.response.deferred.take() {
+            Some(deferred) => Ok(After::Wait {
+                deferred,
+                shape: self.reply_shape(),
+            }),
+            // Queue before consuming: the access log and HEAD check read the head in place.
+            None => match self.queue(done.response, started) {
+                Ok(true) => Ok(After::KeepAlive),
+                Ok(false) => Ok(After::Close),
+                Err(err) => Err(err),
+            },
+        };
+        let costs = &self.shared.placement.costs;
+        costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
+        self.rbuf.consume(self.head.len + body_in_buf);
+        after
+    }
+
+    pub(super) fn reply_shape(&self) -> ReplyShape {
+        let version = self.head.version;
+        ReplyShape {
+            is_head: self.head.method.get(self.rbuf.filled()) == b"HEAD",
+            version,
+            client_keeps_alive: !self.head.close
+                && (version == Version::Http11 || self.head.keep_alive),
+        }
+    }
+
+    fn has_complete_head(&self) -> bool {
+        memchr::memmem::find(self.rbuf.filled(), b"\r\n\r\n").is_some()
+    }
+
+    pub(super) fn fill(&mut self, timeout: Duration, max_total: usize) -> io::Result<usize> {
+        if timeout.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.set_read_timeout(timeout)?;
+        let n = self.rbuf.fill(&mut self.stream, max_total)?;
+        cost::note_resume();
+        Ok(n)
+    }
+
+    /// Sets the socket's read timeout, skipping the syscall when it is unchanged.
+    pub(super) fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = at_least_a_millisecond(timeout);
+        if self.read_timeout != Some(timeout) {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = Some(timeout);
+        }
+        Ok(())
+    }
+
+    fn leave_fresh(&mut self) {
+        if std::mem::replace(&mut self.fresh, false) {
+            self.shared.stats.connection_started(self.scheduler);
+        }
+    }
+
+    pub(super) fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf)?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// What a keep-alive connection's wait between requests came to.
+enum Idle {
+    Input,
+    /// The peer closed, or the idle timeout passed.
+    Over,
+    Hibernate {
+        deadline: Instant,
+    },
+}

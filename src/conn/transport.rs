@@ -1,0 +1,87 @@
+//! What the connection loop needs of its byte stream. A may `TcpStream` in the server; an
+//! in-memory stream in unit tests.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::time::Duration;
+
+/// A connection's byte stream. Reads and writes block the calling coroutine (not its
+/// scheduler) up to the timeouts set.
+pub(crate) trait Transport: Read + Write + Sized {
+    /// Whether `into_fd` can hand the socket to a ward (an in-memory stream cannot).
+    const HIBERNATES: bool;
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Waits (up to the read timeout) until input is there, without consuming it:
+    /// `Ok(0)` means the peer closed.
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Sends FIN; reading goes on (the lingering close).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// A non-blocking check: has the peer closed its side (or reset)? Bytes it sent ahead
+    /// (a pipelined request) do not count as closed.
+    fn peer_closed(&self) -> bool;
+    fn peer_addr(&self) -> Option<SocketAddr>;
+    /// Gives up the descriptor (to a ward), or the stream itself back if it has none.
+    fn into_fd(self) -> Result<OwnedFd, Self>;
+}
+
+impl Transport for may::net::TcpStream {
+    const HIBERNATES: bool = true;
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        may::net::TcpStream::set_read_timeout(self, Some(timeout))
+    }
+
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        may::net::TcpStream::set_write_timeout(self, Some(timeout))
+    }
+
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        may::net::TcpStream::peek(self, buf)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn peer_closed(&self) -> bool {
+        peer_closed(self.inner().as_fd())
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        may::net::TcpStream::peer_addr(self).ok()
+    }
+
+    fn into_fd(self) -> Result<OwnedFd, Self> {
+        // Dropping may's stream deregisters it from may's epoll; the descriptor stays open.
+        // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
+        #[allow(unsafe_code)]
+        Ok(unsafe { OwnedFd::from_raw_fd(self.into_raw_fd()) })
+    }
+}
+
+/// Has the peer of `socket` closed its side (or reset)? A non-blocking one-byte peek.
+pub(crate) fn peer_closed(socket: BorrowedFd<'_>) -> bool {
+    use rustix::net::{RecvFlags, recv};
+    let mut probe = [0u8; 1];
+    match recv(socket, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
+    }
+}
+
+/// may keeps timeouts in whole milliseconds and treats 0 as "none": a sub-millisecond
+/// timeout would wait forever, so round up.
+pub(crate) fn at_least_a_millisecond(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_millis(1))
+}
+
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}

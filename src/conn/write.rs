@@ -1,0 +1,198 @@
+//! Writing answers: encoding a response into the write buffer, streaming a body straight to
+//! the socket, finishing what a ward began, and refusing a request with a lingering close.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::dispatch::panic_message;
+use super::resume::First;
+use super::serve::{Conn, ConnError};
+use super::transport::{Transport, at_least_a_millisecond};
+use crate::http::encode::{self, BodyFraming, ConnectionHeader};
+use crate::http::reply::{ReplyShape, encode_reply};
+use crate::http::response::{BodyWrite, Response, StreamFn};
+use crate::http::status::Status;
+use crate::runtime::home;
+
+/// After an error response, how long and how much unread input we drain before closing.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+impl<S: Transport> Conn<'_, S> {
+    /// Sends a response for a request whose head is gone (a wait that could not start).
+    /// Returns whether to keep the connection.
+    pub(super) fn answer_now(&mut self, response: Response, shape: ReplyShape) -> io::Result<bool> {
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        if let Some((stream, chunked)) = encoded.stream {
+            self.stream_body(stream, chunked)
+                .map_err(io::Error::other)?;
+        }
+        self.flush()?;
+        Ok(encoded.keep_alive)
+    }
+
+    /// Sends what the ward could not. Returns whether to keep the connection.
+    pub(super) fn finish_first(&mut self, first: First) -> Result<bool, ConnError> {
+        match first {
+            First::Bytes { bytes, keep_alive } => {
+                self.wbuf = bytes;
+                self.flush()?;
+                Ok(keep_alive)
+            }
+            First::Stream {
+                head,
+                stream,
+                chunked,
+                keep_alive,
+            } => {
+                self.wbuf = head;
+                self.stream_body(stream, chunked)?;
+                self.flush()?;
+                Ok(keep_alive)
+            }
+        }
+    }
+
+    /// Encodes `response` (streaming it if it is a stream). Returns whether to keep alive.
+    pub(super) fn queue(
+        &mut self,
+        response: Response,
+        started: Instant,
+    ) -> Result<bool, ConnError> {
+        let shape = self.reply_shape();
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        let mut sent = encoded.sent;
+        if let Some((stream, chunked)) = encoded.stream {
+            sent = self.stream_body(stream, chunked)?;
+        }
+        self.log_access(encoded.status, sent, started);
+        Ok(encoded.keep_alive)
+    }
+
+    /// Sends the head, then runs the handler's stream closure writing straight to the socket.
+    pub(super) fn stream_body(
+        &mut self,
+        stream: StreamFn,
+        chunked: bool,
+    ) -> Result<u64, ConnError> {
+        self.flush()?;
+        let mut writer = StreamWriter {
+            stream: &mut self.stream,
+            shared: self.shared,
+            chunked,
+            scratch: std::mem::take(&mut self.wbuf),
+            sent: 0,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| stream(&mut writer)));
+        home::go_home(self.scheduler);
+        let sent = writer.sent;
+        self.wbuf = std::mem::take(&mut writer.scratch);
+        self.wbuf.clear();
+        match outcome {
+            Ok(Ok(())) if chunked => {
+                self.wbuf.extend_from_slice(encode::LAST_CHUNK);
+                Ok(sent)
+            }
+            Ok(Ok(())) => Ok(sent),
+            Ok(Err(err)) => Err(err.into()),
+            Err(panic) => {
+                self.shared.stats.record_panic(self.scheduler);
+                log::error!("streamed body panicked: {}", panic_message(&panic));
+                // The head is out: all we can do is cut the stream short.
+                Err(ConnError::Truncated)
+            }
+        }
+    }
+
+    fn log_access(&self, status: Status, sent: u64, started: Instant) {
+        if !log::log_enabled!(target: "corral::access", log::Level::Info) {
+            return;
+        }
+        let buf = self.rbuf.filled();
+        log::info!(
+            target: "corral::access",
+            "{} {} {} {}B {}us s{}",
+            self.head.method.str(buf),
+            self.head.target.str(buf),
+            status.code(),
+            sent,
+            started.elapsed().as_micros(),
+            self.scheduler
+        );
+    }
+
+    /// Writes a status-only response and closes (malformed requests, timeouts, limits).
+    pub(super) fn reject(&mut self, status: Status) {
+        let response = Response::error(status).with_close();
+        encode::encode_head(
+            &mut self.wbuf,
+            &response,
+            BodyFraming::Length(status.reason().len() as u64),
+            ConnectionHeader::Close,
+        );
+        self.wbuf.extend_from_slice(status.reason().as_bytes());
+        if let Err(err) = self.flush() {
+            log::debug!("could not send {}: {err}", status.code());
+            return;
+        }
+        self.linger();
+    }
+
+    /// Lingering close (nginx's `lingering_close`, Go's `closeWriteAndWait`): closing a socket
+    /// with unread input makes the kernel send RST, which can destroy the response we just
+    /// sent before the client reads it. So: send FIN, then read and discard what the client
+    /// still sends, for a bounded time and amount, before closing.
+    fn linger(&mut self) {
+        if self.stream.shutdown_write().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut discarded = 0;
+        let mut sink = [0u8; 512];
+        while discarded < LINGER_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = at_least_a_millisecond(left);
+            if left.is_zero() || self.stream.set_read_timeout(timeout).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    }
+}
+
+/// Writes a streamed body to the socket: one chunk per `write_all` on HTTP/1.1.
+struct StreamWriter<'a, S> {
+    stream: &'a mut S,
+    shared: &'a Shared,
+    chunked: bool,
+    scratch: Vec<u8>,
+    sent: u64,
+}
+
+impl<S: Transport> BodyWrite for StreamWriter<'_, S> {
+    fn closed(&self) -> bool {
+        self.shared.is_draining() || self.stream.peer_closed()
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.scratch.clear();
+        if self.chunked {
+            encode::encode_chunk(&mut self.scratch, data);
+        } else {
+            self.scratch.extend_from_slice(data);
+        }
+        self.stream.write_all(&self.scratch)?;
+        self.sent += data.len() as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! SIGTERM and SIGINT as a blocking wait, for `Server::run`: the signal handler only writes
+//! the signal's number to a pipe (all a handler may safely do), and the waiting thread reads
+//! it. Written by hand so that a library user does not compile a signal crate.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The write end of the pipe the handler reports to (-1: none installed yet).
+static REPORT_TO: AtomicI32 = AtomicI32::new(-1);
+/// Installed once per process and never closed: the handler must never write to a
+/// descriptor number that was closed and reused.
+static INSTALLED: Mutex<Option<&'static ShutdownSignals>> = Mutex::new(None);
+
+/// Installed handlers for SIGTERM and SIGINT; `wait` returns the first one that arrives.
+pub struct ShutdownSignals {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = REPORT_TO.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte. A full
+        // pipe (a storm of signals) only drops the extra reports.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers (once per process; later calls get the same). From then on
+    /// SIGTERM and SIGINT no longer kill the process: they are reported to `wait`.
+    pub fn install() -> io::Result<&'static ShutdownSignals> {
+        let mut installed = INSTALLED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(signals) = *installed {
+            return Ok(signals);
+        }
+        let signals: &'static ShutdownSignals = Box::leak(Box::new(Self::create()?));
+        *installed = Some(signals);
+        Ok(signals)
+    }
+
+    fn create() -> io::Result<ShutdownSignals> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`, which we then own.
+        #[allow(unsafe_code)]
+        let (read, write) = unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        // The read side blocks: `wait` sleeps in read(2).
+        rustix::io::ioctl_fionbio(&read, false)?;
+        REPORT_TO.store(write.as_raw_fd(), Ordering::Relaxed);
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: a zeroed sigaction with a handler that only calls write(2) is valid;
+            // SA_RESTART keeps other threads' syscalls from failing with EINTR.
+            #[allow(unsafe_code)]
+            let failed = unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut()) != 0
+            };
+            if failed {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(ShutdownSignals {
+            read,
+            _write: write,
+        })
+    }
+
+    /// Blocks until SIGTERM or SIGINT arrives; returns its number.
+    pub fn wait(&self) -> io::Result<i32> {
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(&self.read, &mut byte) {
+                Ok(1) => return Ok(i32::from(byte[0])),
+                Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
