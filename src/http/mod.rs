@@ -4,6 +4,7 @@ pub mod chunked;
 pub(crate) mod conn;
 pub mod date;
 pub mod encode;
+mod extract;
 pub mod parse;
 pub(crate) mod reply;
 pub mod request;
