@@ -34,7 +34,7 @@ pub use config::{
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
-pub use http::response::{Body, BodyWrite, HttpError, IntoResponse, Json, Response};
+pub use http::response::{Body, BodyWrite, HeaderError, HttpError, IntoResponse, Json, Response};
 pub use http::status::Status;
 pub use http::wait::{Wake, Waker};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_metrics};

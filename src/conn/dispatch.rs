@@ -88,7 +88,7 @@ impl<S: Transport> Conn<'_, S> {
         let context = Context {
             route: pattern,
             scheduler: self.scheduler,
-            state: None,
+            state: router.state(),
             origin: &origin,
         };
         let req = Request::new(buf, &self.head, params, body, context);

@@ -167,7 +167,9 @@ mod tests {
 
     #[test]
     fn header_values_cannot_inject_lines() {
-        let resp = Response::new(Status::OK).with_header("X-A", "a\r\nX-Evil: 1");
+        // `with_header` refuses such a value; the encoder still strips CR/LF if one slips in.
+        let mut resp = Response::new(Status::OK);
+        resp.headers.push(("X-A".into(), "a\r\nX-Evil: 1".into()));
         let text = head(&resp, BodyFraming::Length(0), ConnectionHeader::Omit);
         assert!(text.contains("X-A: aX-Evil: 1\r\n"));
     }

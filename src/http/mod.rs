@@ -4,6 +4,7 @@
 pub mod chunked;
 pub mod date;
 pub mod encode;
+mod extract;
 pub mod params;
 pub mod parse;
 pub(crate) mod reply;

@@ -2,23 +2,32 @@
 //!
 //! Framing headers (`Content-Length`, `Transfer-Encoding`, `Connection`), `Date` and `Server`
 //! are Corral's to write: the encoder derives them from the body, the request and the
-//! connection state, so a handler cannot produce a message that frames wrongly.
+//! connection state, so a handler cannot produce a message that frames wrongly. A handler
+//! that sets one anyway, or a header that is not well formed, is refused loudly at the call:
+//! [`Response::with_header`] panics (the connection turns a handler panic into a 500 and logs
+//! the route), [`Response::try_with_header`] returns a [`HeaderError`].
 
 use std::borrow::Cow;
 use std::io;
 
 use super::status::Status;
 
+/// One response header: (name, value), as the handler gave them.
 pub type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 
 /// A streamed body: the closure runs after the head is sent and writes the body piece by
 /// piece while it runs (it may sleep, wait on channels, loop).
 pub type StreamFn = Box<dyn FnOnce(&mut dyn BodyWrite) -> io::Result<()> + Send>;
 
+/// A response body.
 pub enum Body {
+    /// No body (`Content-Length: 0` where the status allows a body).
     Empty,
+    /// Bytes that live for the whole program, sent without copying into a `Vec` first.
     Static(&'static [u8]),
+    /// Owned bytes.
     Bytes(Vec<u8>),
+    /// Written piece by piece after the head: chunked on HTTP/1.1, until close on 1.0.
     Stream(StreamFn),
 }
 
@@ -33,8 +42,19 @@ impl Body {
         }
     }
 
+    /// A body of known length 0.
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
+    }
+
+    /// The bytes, unless the body is a stream.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Body::Empty => Some(&[]),
+            Body::Static(b) => Some(b),
+            Body::Bytes(b) => Some(b),
+            Body::Stream(_) => None,
+        }
     }
 }
 
@@ -50,6 +70,7 @@ impl std::fmt::Debug for Body {
 /// The sink a streamed body writes to. Each `write_all` is sent to the client at once (as
 /// one chunk on HTTP/1.1).
 pub trait BodyWrite {
+    /// Sends `data` to the client now; an error means the client is gone.
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
 
     /// The client hung up or the server is shutting down: an endless stream (Server-Sent
@@ -59,19 +80,23 @@ pub trait BodyWrite {
     }
 }
 
+/// What a handler answers: status, content type, extra headers and body. Build it with the
+/// constructors and `with_*` methods; read it back with the getters.
 #[derive(Debug)]
 pub struct Response {
-    pub status: Status,
-    pub content_type: Option<Cow<'static, str>>,
-    pub headers: Vec<HeaderPair>,
-    pub body: Body,
+    pub(crate) status: Status,
+    pub(crate) content_type: Option<Cow<'static, str>>,
+    /// Checked by `try_with_header`: none is reserved, names are tokens, values have no CR/LF.
+    pub(crate) headers: Vec<HeaderPair>,
+    pub(crate) body: Body,
     /// Close the connection after this response.
-    pub close: bool,
+    pub(crate) close: bool,
     /// Set by [`Response::hibernate`]: the real response comes later.
     pub(crate) deferred: Option<super::wait::Deferred>,
 }
 
 impl Response {
+    /// An empty response with `status`.
     pub fn new(status: Status) -> Self {
         Response {
             status,
@@ -83,7 +108,7 @@ impl Response {
         }
     }
 
-    /// `text/plain; charset=utf-8`.
+    /// A 200 with a `text/plain; charset=utf-8` body.
     pub fn text(body: impl Into<Cow<'static, str>>) -> Self {
         let body = match body.into() {
             Cow::Borrowed(s) => Body::Static(s.as_bytes()),
@@ -94,6 +119,7 @@ impl Response {
             .with_body(body)
     }
 
+    /// A 200 with `body` of type `content_type`.
     pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Self {
         Response::new(Status::OK)
             .with_content_type(content_type)
@@ -110,40 +136,100 @@ impl Response {
             .with_body(Body::Stream(Box::new(f)))
     }
 
+    /// Sets the status.
     pub fn with_status(mut self, status: Status) -> Self {
         self.status = status;
         self
     }
 
+    /// Sets the `Content-Type`.
     pub fn with_content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Self {
         self.content_type = Some(content_type.into());
         self
     }
 
-    /// Adds a header. Framing and connection headers, `Date` and `Server` are ignored here:
-    /// the encoder writes them.
+    /// Adds a header; `Content-Type` sets the content type instead (as
+    /// [`Response::with_content_type`] does), so there is never a second one.
+    ///
+    /// # Panics
+    ///
+    /// On what [`Response::try_with_header`] refuses: a header Corral writes itself
+    /// (`Content-Length`, `Transfer-Encoding`, `Connection`, `Keep-Alive`, `Upgrade`,
+    /// `Trailer`, `Date`, `Server`), a name that is not an RFC 9110 token, or a value with a
+    /// control byte other than HTAB. Such a header is a bug at the call, and a handler panic
+    /// becomes a 500 whose log line names the route. For names or values from outside (a
+    /// proxied response, user input), call `try_with_header`.
+    #[track_caller]
     pub fn with_header(
-        mut self,
+        self,
         name: impl Into<Cow<'static, str>>,
         value: impl Into<Cow<'static, str>>,
     ) -> Self {
-        let name = name.into();
-        if is_reserved_header(&name) {
-            log::debug!("ignoring handler-set header {name}: Corral writes it");
-        } else {
-            self.headers.push((name, value.into()));
+        match self.try_with_header(name, value) {
+            Ok(response) => response,
+            Err(err) => panic!("{err}"),
         }
-        self
     }
 
+    /// Adds a header, or says why not: see [`Response::with_header`] for what is refused.
+    pub fn try_with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, HeaderError> {
+        let (name, value) = (name.into(), value.into());
+        check_header(&name, &value)?;
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type = Some(value);
+        } else {
+            self.headers.push((name, value));
+        }
+        Ok(self)
+    }
+
+    /// Sets the body.
     pub fn with_body(mut self, body: Body) -> Self {
         self.body = body;
         self
     }
 
+    /// Closes the connection after this response.
     pub fn with_close(mut self) -> Self {
         self.close = true;
         self
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The `Content-Type`, if set.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The headers added with `with_header`, in order (without `Content-Type` and the ones
+    /// Corral writes itself).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.headers.iter().map(|(name, value)| (&**name, &**value))
+    }
+
+    /// The first added header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(have, _)| have.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Will the connection close after this response (set by [`Response::with_close`])?
+    pub fn closes(&self) -> bool {
+        self.close
     }
 
     /// A short plain-text error response; the text never echoes request input.
@@ -152,21 +238,158 @@ impl Response {
     }
 }
 
-fn is_reserved_header(name: &str) -> bool {
-    [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "date",
-        "server",
-        "content-type",
-    ]
-    .iter()
-    .any(|r| name.eq_ignore_ascii_case(r))
+/// Why [`Response::try_with_header`] refused a header. The messages name the header but never
+/// repeat its value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Corral writes this header itself; `advice` says what to do instead.
+    #[error("Corral writes {name} itself; {advice}")]
+    Reserved {
+        /// The header's usual spelling, e.g. `Content-Length`.
+        name: &'static str,
+        /// What to do instead.
+        advice: &'static str,
+    },
+    /// The name is empty or has a byte that is not an RFC 9110 `tchar`.
+    #[error(
+        "header name {name:?} is not an RFC 9110 token: use ASCII letters, digits and \
+         !#$%&'*+-.^_`|~ only"
+    )]
+    InvalidName {
+        /// The refused name.
+        name: String,
+    },
+    /// The value has CR, LF, NUL or another control byte (only HTAB is allowed).
+    #[error(
+        "header {name}: the value has a control byte (CR, LF, NUL, ...) at byte {at}; \
+         a header value may hold no control byte but HTAB"
+    )]
+    InvalidValue {
+        /// The header's name.
+        name: String,
+        /// Offset of the first refused byte in the value.
+        at: usize,
+    },
 }
 
-/// Anything a handler may return.
+/// The headers the encoder writes, with what a handler should do instead.
+const RESERVED: &[(&str, &str)] = &[
+    (
+        "Content-Length",
+        "it is the length of the body: give the body with `with_body` or a constructor",
+    ),
+    (
+        "Transfer-Encoding",
+        "a `Response::stream` body is sent chunked, any other with a length",
+    ),
+    (
+        "Connection",
+        "call `with_close()` to close the connection after this response",
+    ),
+    (
+        "Keep-Alive",
+        "keep-alive follows the request; call `with_close()` to close instead",
+    ),
+    (
+        "Upgrade",
+        "Corral does not switch protocols, and cannot send the `Connection: upgrade` that \
+         RFC 9110 §7.8 requires with it",
+    ),
+    ("Trailer", "Corral sends no trailer fields"),
+    ("Date", "every response gets the current one"),
+    ("Server", "every response says `Server: corral`"),
+];
+
+/// The refusals of `try_with_header`, checked in this order: reserved, name, value.
+fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
+    if let Some(&(name, advice)) = RESERVED.iter().find(|(r, _)| name.eq_ignore_ascii_case(r)) {
+        return Err(HeaderError::Reserved { name, advice });
+    }
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(HeaderError::InvalidName { name: name.into() });
+    }
+    // RFC 9110 §5.5: field-vchar is VCHAR or obs-text, with SP and HTAB between.
+    if let Some(at) = value
+        .bytes()
+        .position(|b| (b < b' ' && b != b'\t') || b == 0x7f)
+    {
+        return Err(HeaderError::InvalidValue {
+            name: name.into(),
+            at,
+        });
+    }
+    Ok(())
+}
+
+/// RFC 9110 §5.6.2 `tchar`: what a field name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Anything a handler may return: `Response`, `&'static str`, `String`, `Vec<u8>`, `Status`,
+/// `(Status, T)`, [`Json`], [`HttpError`], and `Result<T, E>` where both sides are
+/// `IntoResponse`, so a handler can use `?` with its own error type.
+///
+/// One enum for everything that can go wrong in an app, one `impl IntoResponse` for it, and
+/// every handler returns `Result<_, AppError>`:
+///
+/// ```
+/// use corral::{HttpError, IntoResponse, Json, Request, Response, Router, Status};
+///
+/// #[derive(serde::Serialize)]
+/// struct User {
+///     id: u64,
+///     name: String,
+/// }
+///
+/// enum AppError {
+///     /// No such user: 404.
+///     NotFound,
+///     /// A malformed request (here: `param_as` on a bad `:id`): its own 400.
+///     BadRequest(HttpError),
+///     /// The database failed: logged, and the client sees a bare 500.
+///     Database(std::io::Error),
+/// }
+///
+/// impl From<HttpError> for AppError {
+///     fn from(err: HttpError) -> Self {
+///         AppError::BadRequest(err)
+///     }
+/// }
+///
+/// impl IntoResponse for AppError {
+///     fn into_response(self) -> Response {
+///         match self {
+///             AppError::NotFound => Status::NOT_FOUND.into_response(),
+///             AppError::BadRequest(err) => err.into_response(),
+///             AppError::Database(err) => {
+///                 log::error!("database: {err}"); // the detail stays in the log
+///                 Status::INTERNAL_SERVER_ERROR.into_response()
+///             }
+///         }
+///     }
+/// }
+///
+/// fn load_user(id: u64) -> std::io::Result<Option<User>> {
+///     Ok((id == 1).then(|| User { id, name: "Ada".into() }))
+/// }
+///
+/// fn get_user(req: &Request) -> Result<Json<User>, AppError> {
+///     let id: u64 = req.param_as("id")?;
+///     let user = load_user(id).map_err(AppError::Database)?;
+///     Ok(Json(user.ok_or(AppError::NotFound)?))
+/// }
+///
+/// let app = Router::new().get("/users/:id", get_user);
+/// assert!(app.errors().is_empty());
+///
+/// let not_found: Result<Json<User>, AppError> = Err(AppError::NotFound);
+/// assert_eq!(not_found.into_response().status(), Status::NOT_FOUND);
+/// let failed = AppError::Database(std::io::Error::other("connection reset"));
+/// assert_eq!(failed.into_response().status(), Status::INTERNAL_SERVER_ERROR);
+/// ```
 pub trait IntoResponse {
+    /// Converts `self` into the response to send.
     fn into_response(self) -> Response;
 }
 
@@ -219,7 +442,8 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     }
 }
 
-/// A JSON body: `Json(value)` serialises with serde_json.
+/// A JSON body: `Json(value)` serialises with serde_json (`application/json`); a value that
+/// fails to serialise is logged and answered with 500.
 pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -238,11 +462,14 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status:?}: {message}")]
 pub struct HttpError {
+    /// The response status.
     pub status: Status,
+    /// The plain-text response body (a newline is added).
     pub message: Cow<'static, str>,
 }
 
 impl HttpError {
+    /// An error with `status` and a fixed `message`.
     pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Self {
         HttpError {
             status,
@@ -250,10 +477,12 @@ impl HttpError {
         }
     }
 
+    /// A 400 with a fixed `message`.
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Status::BAD_REQUEST, message)
     }
 
+    /// A 404 "Not Found".
     pub fn not_found() -> Self {
         Self::new(Status::NOT_FOUND, "Not Found")
     }
@@ -264,5 +493,136 @@ impl IntoResponse for HttpError {
         let mut text = self.message.into_owned();
         text.push('\n');
         Response::text(text).with_status(self.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(name: &'static str, value: &'static str) -> HeaderError {
+        match Response::new(Status::OK).try_with_header(name, value) {
+            Ok(_) => panic!("{name}: {value:?} should be refused"),
+            Err(err) => err,
+        }
+    }
+
+    #[test]
+    fn headers_corral_writes_are_refused_in_any_case() {
+        for (name, canonical) in [
+            ("Content-Length", "Content-Length"),
+            ("transfer-encoding", "Transfer-Encoding"),
+            ("CONNECTION", "Connection"),
+            ("keep-alive", "Keep-Alive"),
+            ("Upgrade", "Upgrade"),
+            ("Trailer", "Trailer"),
+            ("date", "Date"),
+            ("Server", "Server"),
+        ] {
+            let err = refused(name, "x");
+            assert!(
+                matches!(err, HeaderError::Reserved { name, .. } if name == canonical),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("Corral writes {canonical} itself; ")),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_tokens_are_refused() {
+        for name in ["", "X Y", "X:Y", "X-\u{e9}", "X\r\nY", "(X)", "X/Y"] {
+            let want = HeaderError::InvalidName { name: name.into() };
+            assert_eq!(refused(name, "v"), want);
+        }
+    }
+
+    #[test]
+    fn values_with_control_bytes_are_refused_and_not_echoed() {
+        for (value, at) in [
+            ("a\r\nX-Evil: 1", 1),
+            ("\n", 0),
+            ("a\0b", 1),
+            ("ab\x7f", 2),
+            ("\x1b[", 0),
+        ] {
+            let err = refused("X-A", value);
+            let want = HeaderError::InvalidValue {
+                name: "X-A".into(),
+                at,
+            };
+            assert_eq!(err, want);
+            assert!(!err.to_string().contains("Evil"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tabs_spaces_and_non_ascii_values_are_accepted() {
+        let response = Response::new(Status::OK)
+            .with_header("X-A", "a\tb c")
+            .with_header("X-B", "caf\u{e9}")
+            .with_header("X-Empty", "");
+        let headers: Vec<_> = response.headers().collect();
+        assert_eq!(
+            headers,
+            [("X-A", "a\tb c"), ("X-B", "caf\u{e9}"), ("X-Empty", "")]
+        );
+        assert_eq!(response.header("x-b"), Some("caf\u{e9}"));
+    }
+
+    #[test]
+    #[should_panic(expected = "Corral writes Content-Length itself; ")]
+    fn with_header_panics_on_a_reserved_header() {
+        let _ = Response::text("hi").with_header("content-length", "2");
+    }
+
+    #[test]
+    #[should_panic(expected = "header X-A: the value has a control byte")]
+    fn with_header_panics_on_a_bad_value() {
+        let _ = Response::new(Status::OK).with_header("X-A", "a\r\nb");
+    }
+
+    #[test]
+    fn content_type_as_a_header_sets_the_content_type() {
+        let response = Response::text("{}").with_header("content-type", "application/json");
+        assert_eq!(response.content_type(), Some("application/json"));
+        assert_eq!(response.headers().count(), 0);
+        assert!(
+            Response::new(Status::OK)
+                .try_with_header("Content-Type", "text/html\r\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn getters_read_back_what_the_builders_set() {
+        let response = Response::bytes("application/octet-stream", vec![1, 2, 3])
+            .with_status(Status::CREATED)
+            .with_header("Location", "/items/1")
+            .with_close();
+        assert_eq!(response.status(), Status::CREATED);
+        assert_eq!(response.content_type(), Some("application/octet-stream"));
+        assert_eq!(response.header("location"), Some("/items/1"));
+        assert_eq!(response.body().as_bytes(), Some(&[1u8, 2, 3][..]));
+        assert!(response.closes());
+        let plain = Response::new(Status::NO_CONTENT);
+        assert!(!plain.closes() && plain.body().is_empty() && plain.content_type().is_none());
+    }
+
+    #[test]
+    fn own_errors_convert_through_result() {
+        struct Teapot;
+        impl IntoResponse for Teapot {
+            fn into_response(self) -> Response {
+                Response::error(Status(418))
+            }
+        }
+        let ok: Result<&'static str, Teapot> = Ok("fine");
+        assert_eq!(ok.into_response().status(), Status::OK);
+        let err: Result<&'static str, Teapot> = Err(Teapot);
+        assert_eq!(err.into_response().status(), Status(418));
     }
 }

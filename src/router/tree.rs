@@ -9,8 +9,9 @@
 //!
 //! `find` tries literal, then `:param`, then `*wildcard` at each level and backtracks, so
 //! `/a/:x/c` and `/a/b/d` both match. The first endpoint in that order that serves the method
-//! wins (`HEAD` falls back to `GET`); if none does but some matched the path, the answer is 405
-//! with the `Allow` of the first one. Recursion is no deeper than the longest pattern, and each
+//! wins (`HEAD` falls back to `GET`, and any method without a route of its own falls back to
+//! the pattern's [`Routes::add_any`] route); if none does but some matched the path, the
+//! answer is 405 with the `Allow` of the first one. Recursion is no deeper than the longest pattern, and each
 //! node is visited at most once per lookup, because a node's depth fixes the segment it compares.
 
 use crate::http::params::{MAX_PARAMS, Params};
@@ -63,6 +64,7 @@ pub enum RouteError {
         name: String,
         existing: String,
     },
+    /// `method` is `*` for a route registered with `any`.
     #[error("`{method} {pattern}` is registered twice: remove one of them")]
     Duplicate { method: String, pattern: String },
     #[error(
@@ -70,6 +72,20 @@ pub enum RouteError {
          as `GET` (methods are case-sensitive)"
     )]
     BadMethod { method: String, pattern: String },
+    #[error("nest prefix `{prefix}`: {fix}")]
+    BadNestPrefix { prefix: String, fix: String },
+    #[error(
+        "the router nested at `{prefix}` has a fallback, but a fallback answers for the whole \
+         server: set it on the outer router, or route the rest of the prefix with `{prefix}/*rest`"
+    )]
+    NestedFallback { prefix: String },
+    #[error("both merged routers have a fallback: a server has one, so keep one of them")]
+    TwoFallbacks,
+    #[error(
+        "both routers have a state (`Router::with_state`): a server has one state, so put \
+         both values in one struct"
+    )]
+    TwoStates,
 }
 
 /// Index of a registered (method, pattern); stable, dense from 0, usable as a cost-table key.
@@ -102,9 +118,13 @@ pub struct Routes<H> {
     endpoints: Vec<Endpoint>,
 }
 
+/// What [`Routes::method`] says for a route registered with [`Routes::add_any`].
+pub const ANY_METHOD: &str = "*";
+
 #[derive(Debug)]
 struct Route<H> {
-    method: Box<str>,
+    /// `None` for a route registered with `add_any`.
+    method: Option<Box<str>>,
     pattern: Box<str>,
     handler: H,
 }
@@ -113,6 +133,9 @@ struct Route<H> {
 #[derive(Debug, Default)]
 struct Endpoint {
     methods: Vec<(Box<str>, usize)>,
+    /// The `add_any` route: serves every method `methods` (and HEAD→GET) does not.
+    any: Option<usize>,
+    /// Lists `methods` only: with an `any` route the endpoint never answers 405.
     allow: String,
 }
 
@@ -148,19 +171,49 @@ impl<H> Routes<H> {
     /// leaves the table unchanged.
     pub fn add(&mut self, method: &str, pattern: &str, handler: H) -> Result<RouteId, RouteError> {
         check_method(method, pattern)?;
+        self.add_route(Some(method), pattern, handler)
+    }
+
+    /// Registers `handler` for every method on `pattern`: it serves the methods the pattern
+    /// has no route of its own for, `HEAD` only if there is no `GET` either. A failed call
+    /// leaves the table unchanged.
+    pub fn add_any(&mut self, pattern: &str, handler: H) -> Result<RouteId, RouteError> {
+        self.add_route(None, pattern, handler)
+    }
+
+    /// Takes the table apart: (method, pattern, handler) in `RouteId` order, method `None`
+    /// for an `add_any` route. For `Router::nest` and `Router::merge`, which re-register them.
+    pub(crate) fn into_routes(self) -> impl Iterator<Item = (Option<Box<str>>, Box<str>, H)> {
+        self.routes
+            .into_iter()
+            .map(|route| (route.method, route.pattern, route.handler))
+    }
+
+    /// `add` (method `Some`, already checked) or `add_any` (`None`).
+    fn add_route(
+        &mut self,
+        method: Option<&str>,
+        pattern: &str,
+        handler: H,
+    ) -> Result<RouteId, RouteError> {
         let segments = parse_pattern(pattern)?;
         self.check_conflicts(method, pattern, &segments)?;
         let index = self.routes.len();
         let id = RouteId(u32::try_from(index).expect("fewer than 2^32 routes fit in memory"));
         let endpoint = self.insert(&segments);
         self.routes.push(Route {
-            method: method.into(),
+            method: method.map(Into::into),
             pattern: pattern.into(),
             handler,
         });
         let endpoint = &mut self.endpoints[endpoint];
-        endpoint.methods.push((method.into(), index));
-        endpoint.allow = allow_value(&endpoint.methods);
+        match method {
+            Some(method) => {
+                endpoint.methods.push((method.into(), index));
+                endpoint.allow = allow_value(&endpoint.methods);
+            }
+            None => endpoint.any = Some(index),
+        }
         Ok(id)
     }
 
@@ -205,9 +258,10 @@ impl<H> Routes<H> {
         &self.route(id).pattern
     }
 
-    /// The method `id` was registered with. Panics if `id` is not from this table.
+    /// The method `id` was registered with ([`ANY_METHOD`] for an `add_any` route). Panics
+    /// if `id` is not from this table.
     pub fn method(&self, id: RouteId) -> &str {
-        &self.route(id).method
+        self.route(id).method.as_deref().unwrap_or(ANY_METHOD)
     }
 
     /// Number of routes; ids run from 0 to `len() - 1`.
@@ -231,7 +285,7 @@ impl<H> Routes<H> {
     /// a refused route leaves no half-built branch behind.
     fn check_conflicts(
         &self,
-        method: &str,
+        method: Option<&str>,
         pattern: &str,
         segments: &[Segment<'_>],
     ) -> Result<(), RouteError> {
@@ -247,12 +301,13 @@ impl<H> Routes<H> {
             };
             node = next;
         }
-        let registered = node
-            .endpoint
-            .and_then(|e| self.endpoints[e].route_for(method, false));
+        let registered = node.endpoint.and_then(|e| match method {
+            Some(method) => self.endpoints[e].route_for(method, false),
+            None => self.endpoints[e].any,
+        });
         match registered {
             Some(_) => Err(RouteError::Duplicate {
-                method: method.into(),
+                method: method.unwrap_or(ANY_METHOD).into(),
                 pattern: pattern.into(),
             }),
             None => Ok(()),
@@ -328,17 +383,16 @@ fn same_name<'n>(
 }
 
 impl Endpoint {
-    /// The route serving `method`; with `head_uses_get`, a `HEAD` without its own route gets
-    /// the `GET` one (the connection then drops the body).
-    fn route_for(&self, method: &str, head_uses_get: bool) -> Option<usize> {
+    /// The route serving `method`. With `lookup` (a request, not a registration check), a
+    /// `HEAD` without its own route gets the `GET` one (the connection then drops the body),
+    /// and a method still without one gets the `any` route. HEAD prefers GET to `any` so that
+    /// it answers with the head GET would have (RFC 9110 §9.3.2).
+    fn route_for(&self, method: &str, lookup: bool) -> Option<usize> {
         let exact = |m: &str| self.methods.iter().find(|(have, _)| **have == *m);
         exact(method)
-            .or_else(|| {
-                (head_uses_get && method == "HEAD")
-                    .then(|| exact("GET"))
-                    .flatten()
-            })
+            .or_else(|| (lookup && method == "HEAD").then(|| exact("GET")).flatten())
             .map(|&(_, index)| index)
+            .or(if lookup { self.any } else { None })
     }
 }
 
@@ -410,6 +464,35 @@ impl<'a> Search<'a, '_, '_> {
         self.first_match.get_or_insert(endpoint);
         endpoint.route_for(self.method, true)
     }
+}
+
+/// Checks a `Router::nest` prefix: a pattern (`/api`, `/tenants/:tenant`) that nested
+/// patterns can follow, so no trailing '/', no `*wildcard`, and not the root.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), RouteError> {
+    let refuse = |fix: String| {
+        Err(RouteError::BadNestPrefix {
+            prefix: prefix.into(),
+            fix,
+        })
+    };
+    if prefix.is_empty() || prefix == "/" {
+        return refuse("nesting at the root is merging: write `.merge(router)`".into());
+    }
+    if !prefix.starts_with('/') {
+        return refuse(format!("a prefix starts with '/': write `/{prefix}`"));
+    }
+    if let Some(trimmed) = prefix.strip_suffix('/') {
+        return refuse(format!(
+            "write `{trimmed}`: the nested patterns bring their own leading '/'"
+        ));
+    }
+    let segments = parse_pattern(prefix)?;
+    if let Some(Segment::Wildcard(name)) = segments.last() {
+        return refuse(format!(
+            "`*{name}` takes the rest of the path, so nothing can follow it; use `:{name}`"
+        ));
+    }
+    Ok(())
 }
 
 fn check_method(method: &str, pattern: &str) -> Result<(), RouteError> {

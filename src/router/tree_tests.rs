@@ -1,6 +1,6 @@
 //! One route table, a table of lookups against it, every registration error, and proptests.
 
-use super::{Found, MAX_PARAMS, Params, RouteError, RouteId, Routes};
+use super::{ANY_METHOD, Found, MAX_PARAMS, Params, RouteError, RouteId, Routes, check_prefix};
 use proptest::prelude::*;
 
 /// (method, pattern); the handler is the row's index, so it must equal the `RouteId`.
@@ -369,4 +369,109 @@ proptest! {
             prop_assert_eq!(params.get("id"), Some(id.as_str()));
         }
     }
+}
+
+/// GET and POST on `/x`, `any` on `/x` and on `/y/:id`; the handler names the route.
+fn with_any() -> Routes<&'static str> {
+    let mut routes = Routes::new();
+    routes.add("GET", "/x", "get").expect("valid");
+    routes.add("POST", "/x", "post").expect("valid");
+    routes.add_any("/x", "any").expect("valid");
+    routes.add_any("/y/:id", "any-y").expect("valid");
+    routes
+}
+
+fn handler_for(routes: &Routes<&'static str>, method: &str, path: &str) -> Option<&'static str> {
+    match routes.find(method, path, &mut Params::new()) {
+        Found::Route { handler, .. } => Some(*handler),
+        _ => None,
+    }
+}
+
+#[test]
+fn any_serves_the_methods_without_a_route_of_their_own() {
+    let routes = with_any();
+    assert_eq!(handler_for(&routes, "GET", "/x"), Some("get"));
+    assert_eq!(handler_for(&routes, "POST", "/x"), Some("post"));
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "BREW"] {
+        assert_eq!(handler_for(&routes, method, "/x"), Some("any"), "{method}");
+    }
+    assert_eq!(handler_for(&routes, "DELETE", "/y/7"), Some("any-y"));
+    assert_eq!(routes.method(RouteId(2)), ANY_METHOD);
+    assert_eq!(routes.pattern(RouteId(2)), "/x");
+}
+
+#[test]
+fn head_prefers_get_to_any_and_any_to_nothing() {
+    let routes = with_any();
+    assert_eq!(handler_for(&routes, "HEAD", "/x"), Some("get"));
+    assert_eq!(handler_for(&routes, "HEAD", "/y/1"), Some("any-y"));
+}
+
+#[test]
+fn a_pattern_with_any_never_answers_405() {
+    let mut routes = with_any();
+    routes.add("GET", "/z", "z").expect("valid");
+    let found = routes.find("PUT", "/z", &mut Params::new());
+    assert!(
+        matches!(found, Found::MethodNotAllowed { allow: "GET, HEAD" }),
+        "{found:?}"
+    );
+    // Backtracking reaches a matching `any` after a literal that lacks the method.
+    routes.add("GET", "/y/lit", "lit").expect("valid");
+    assert_eq!(handler_for(&routes, "PUT", "/y/lit"), Some("any-y"));
+}
+
+#[test]
+fn any_twice_on_one_pattern_is_a_duplicate() {
+    let mut routes = with_any();
+    let want = RouteError::Duplicate {
+        method: "*".into(),
+        pattern: "/x".into(),
+    };
+    assert_eq!(routes.add_any("/x", "again"), Err(want));
+    assert!(routes.add_any("x", "bad").is_err());
+    assert_eq!(routes.len(), 4);
+}
+
+#[test]
+fn into_routes_gives_every_route_in_id_order() {
+    let taken: Vec<_> = with_any().into_routes().collect();
+    let want = [
+        (Some("GET"), "/x", "get"),
+        (Some("POST"), "/x", "post"),
+        (None, "/x", "any"),
+        (None, "/y/:id", "any-y"),
+    ];
+    assert_eq!(taken.len(), want.len());
+    for ((method, pattern, handler), want) in taken.iter().zip(want) {
+        assert_eq!((method.as_deref(), &**pattern, *handler), want);
+    }
+}
+
+#[test]
+fn nest_prefixes_are_checked() {
+    for ok in ["/api", "/v1/api", "/tenants/:tenant"] {
+        assert_eq!(check_prefix(ok), Ok(()), "{ok}");
+    }
+    for (bad, fix) in [
+        ("", "merge"),
+        ("/", "merge"),
+        ("api", "write `/api`"),
+        ("/api/", "write `/api`"),
+        ("/files/*rest", "use `:rest`"),
+    ] {
+        let err = check_prefix(bad).expect_err(bad);
+        assert!(
+            matches!(err, RouteError::BadNestPrefix { .. }),
+            "{bad}: {err:?}"
+        );
+        assert!(err.to_string().contains(fix), "{bad}: {err}");
+    }
+    assert_eq!(
+        check_prefix("/a b"),
+        Err(RouteError::InvalidChar {
+            pattern: "/a b".into()
+        })
+    );
 }
