@@ -17,6 +17,7 @@
 //! `config`, `stats`, `runtime` (may setup, going home, offload), `placement` (where a
 //! connection runs), `conn` (the connection process and its hibernation), `server` (wiring).
 //! Only the items re-exported below are public.
+#![warn(missing_docs)]
 
 mod config;
 mod conn;
