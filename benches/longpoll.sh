@@ -18,7 +18,7 @@
 # Corral runs with --workers 2 and a config setting demo.poll_timeout_ms = 120000; the Go
 # peer with GOMAXPROCS=2 and -timeout 120s, so no long-poll times out within a run.
 #
-# Machine limits (ARCHITECTURE §2): a process may hold 20,000 files (hard limit). Corral
+# Machine limits (docs/architecture.md §4): a process may hold 20,000 files (hard limit). Corral
 # raises its own soft limit to the hard one; the Go peer gets `ulimit -n <hard>` here (Go
 # >= 1.19 raises it itself as well); the client raises its own. One source address runs out
 # of ephemeral ports near 28k, and its TIME_WAIT leftovers (60 s) slow every later bind to
@@ -173,8 +173,8 @@ start_server() { # name port log
 # ---- build ---------------------------------------------------------------------------------
 
 if wants corral; then
-    echo "== cargo build --release   (corral)"
-    cargo build --release || die "building Corral failed"
+    echo "== cargo build --release --features cli   (corral)"
+    cargo build --release --features cli || die "building Corral failed"
     [[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
 fi
 if wants go; then

@@ -144,8 +144,8 @@ start_server() { # policy port log
 
 # ---- build ---------------------------------------------------------------------------------
 
-echo "== cargo build --release   (corral)"
-cargo build --release || die "building Corral failed"
+echo "== cargo build --release --features cli   (corral)"
+cargo build --release --features cli || die "building Corral failed"
 [[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
 commit=$(git describe --always --dirty 2>/dev/null || echo '?')
 corral_bin=$OUT/corral

@@ -22,7 +22,7 @@
 #   OUT            where wrk output and server logs go [target/bench/plaintext-<timestamp>]
 #
 # The peer is its own crate (benches/peers/may_minihttp_hello, own target dir) so its may
-# features never unify into Corral's build; see ARCHITECTURE §2 "Feature unification".
+# features never unify into Corral's build; see docs/architecture.md, "Hazards" (feature unification).
 set -euo pipefail
 
 SCRIPT_NAME=plaintext.sh
@@ -112,8 +112,8 @@ hint() {
 # ---- build ---------------------------------------------------------------------------------
 
 if wants corral; then
-    echo "== cargo build --release   (corral)"
-    cargo build --release ||
+    echo "== cargo build --release --features cli   (corral)"
+    cargo build --release --features cli ||
         die "building Corral failed; to measure only the peer: SERVERS=peer $0"
     [[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
     corral_may=$(cargo tree -i may -e normal -f '{f}' --depth 0 2>/dev/null) || corral_may='?'

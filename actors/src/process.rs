@@ -492,7 +492,7 @@ impl Spawn {
         self
     }
 
-    /// Start on may worker `id` (until its first wait on I/O; see ARCHITECTURE §2).
+    /// Start on may worker `id` (until its first wait on I/O; see docs/architecture.md §4).
     pub fn worker(mut self, id: usize) -> Self {
         self.worker = Some(id);
         self

@@ -1,4 +1,4 @@
-//! The showcase routes (ARCHITECTURE §5): each one exercises a capability.
+//! The showcase routes: each one exercises a capability (`GET /` lists them).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
