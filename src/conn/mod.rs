@@ -3,6 +3,7 @@
 //!
 //! - `serve.rs`: the loop — read a head, read the body, dispatch, queue the answer, flush
 //!   once per pipelined batch, keep alive or close, hibernate when idle or waiting.
+//! - `idle.rs`: between requests, and the hand-over of the socket to a ward.
 //! - `read_buf.rs` (bytes read, not yet consumed), `body.rs` (Content-Length and chunked
 //!   bodies, `100-continue`), `dispatch.rs` (route, call the handler under `catch_unwind`),
 //!   `write.rs` (encode, stream, reject with a lingering close).
@@ -17,6 +18,7 @@
 mod body;
 mod dispatch;
 pub(crate) mod hibernate;
+mod idle;
 mod read_buf;
 pub(crate) mod resume;
 mod serve;

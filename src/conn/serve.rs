@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use super::hibernate::{Arrival, Parked};
+use super::hibernate::Parked;
+use super::idle::Idle;
 use super::read_buf::ReadBuf;
 use super::resume::{Ending, First, Resume};
 use super::transport::{Transport, at_least_a_millisecond, is_timeout};
@@ -23,9 +24,6 @@ use crate::http::status::Status;
 use crate::http::wait::Deferred;
 use crate::placement::cost;
 
-/// With hibernation off: a keep-alive connection idle this long gives its buffers back
-/// until its next request.
-const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
 
@@ -99,10 +97,10 @@ pub(super) struct Conn<'s, S: Transport> {
     /// Decoded chunked body of the current request.
     pub(super) body: Vec<u8>,
     pub(super) head: Head,
-    limits: HeadLimits,
+    pub(super) limits: HeadLimits,
     /// The read timeout currently set on the socket (set only on change: it is a syscall).
     read_timeout: Option<Duration>,
-    served: u64,
+    pub(super) served: u64,
     /// Placed but no request parsed yet (counted against the admission cap).
     fresh: bool,
     first: Option<First>,
@@ -278,86 +276,6 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
     }
 
-    /// A keep-alive connection between requests.
-    ///
-    /// The first stretch (`timeouts.hibernate_after_ms`) is spent in an ordinary read: busy
-    /// clients come back sooner. After that the connection hibernates: its coroutine ends
-    /// and the bare socket waits in the scheduler's ward for the rest of the idle timeout.
-    /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
-    /// one-byte peek into the stack instead.
-    fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
-        let timeouts = &self.shared.config.timeouts;
-        let idle = timeouts.idle();
-        let hibernate_after = timeouts.hibernate_after();
-        let grace = if hibernate_after.is_zero() {
-            IDLE_RELEASE
-        } else {
-            hibernate_after
-        }
-        .min(idle);
-        match self.fill(grace, self.limits.max_head_bytes) {
-            Ok(0) => return Ok(Idle::Over),
-            Ok(_) => return Ok(Idle::Input),
-            Err(err) if is_timeout(&err) => {}
-            Err(err) => return Err(err.into()),
-        }
-        let rest = idle.saturating_sub(grace);
-        if rest.is_zero() {
-            return Ok(Idle::Over);
-        }
-        if !hibernate_after.is_zero() {
-            // The grace read just timed out: what is left of the idle timeout runs from now.
-            return Ok(Idle::Hibernate {
-                deadline: Instant::now() + rest,
-            });
-        }
-        self.release_buffers();
-        self.set_read_timeout(rest)?;
-        let mut probe = [0u8; 1];
-        match self.stream.peek(&mut probe) {
-            Ok(0) => Ok(Idle::Over),
-            Ok(_) => Ok(Idle::Input),
-            Err(err) if is_timeout(&err) => Ok(Idle::Over),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// Ends the coroutine's hold on the connection: the socket goes to the scheduler's ward.
-    fn hibernate(self, deadline: Instant, parked: Parked) -> Ending {
-        let Conn {
-            stream,
-            shared,
-            scheduler,
-            served,
-            ..
-        } = self;
-        let Ok(fd) = stream.into_fd() else {
-            // Only a transport that hibernates gets here (`serve` checks); close it.
-            return Ending::Closed;
-        };
-        let arrival = Arrival {
-            fd,
-            deadline,
-            parked,
-            served,
-        };
-        match shared.wards.park(scheduler, arrival) {
-            Ok(()) => Ending::Hibernated,
-            // The server is stopping: a wait is answered at once, an idle socket closed.
-            Err(refused) => {
-                shared.wards.refused(refused);
-                Ending::Closed
-            }
-        }
-    }
-
-    fn release_buffers(&mut self) {
-        self.rbuf = ReadBuf::default();
-        self.wbuf = Vec::new();
-        self.body = Vec::new();
-        self.head.headers = Vec::new();
-    }
-
     /// Body, handler, response.
     fn serve_request(&mut self) -> Result<After, ConnError> {
         let started = Instant::now();
@@ -436,14 +354,4 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
         Ok(())
     }
-}
-
-/// What a keep-alive connection's wait between requests came to.
-enum Idle {
-    Input,
-    /// The peer closed, or the idle timeout passed.
-    Over,
-    Hibernate {
-        deadline: Instant,
-    },
 }

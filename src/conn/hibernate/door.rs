@@ -13,7 +13,8 @@ use std::time::Instant;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{EventfdFlags, eventfd};
 
-use super::ward::{BELL, FIRST_ID, Ward, send_now};
+use super::answer::send_now;
+use super::ward::{BELL, FIRST_ID, Ward};
 use crate::conn::Shared;
 use crate::http::reply::{ReplyShape, encode_reply};
 use crate::http::wait::{Doorbell, Outcome, Pending, Seat};

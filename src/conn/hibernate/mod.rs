@@ -19,6 +19,7 @@
 //! A ward is a plain thread with its own `epoll_wait`, not a may coroutine: nesting its epoll
 //! set in may's edge-triggered one lost wakeups (docs/architecture.md, "Hazards").
 
+mod answer;
 mod door;
 mod ward;
 

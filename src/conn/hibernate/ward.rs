@@ -27,16 +27,12 @@ use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, Event, EventData, EventFlags};
-use rustix::net::SendFlags;
 use rustix::time::Timespec;
 
 use super::door::{Arrival, Door, Parked, WardParts};
 use crate::conn::Shared;
-use crate::conn::resume::{First, Resume};
+use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
-use crate::http::reply::encode_reply;
-use crate::http::response::Response;
-use crate::http::status::Status;
 use crate::http::wait::Outcome;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
@@ -50,22 +46,22 @@ const TRIM_QUIET: Duration = Duration::from_millis(100);
 /// ...or at once after this many, when they never stop.
 const TRIM_AFTER: usize = 4096;
 
-struct Entry {
-    fd: OwnedFd,
-    deadline: Instant,
-    parked: Parked,
-    served: u64,
+pub(super) struct Entry {
+    pub fd: OwnedFd,
+    pub deadline: Instant,
+    pub parked: Parked,
+    pub served: u64,
     /// Its epoll token, kept when a wait turns idle.
-    id: u64,
+    pub id: u64,
     /// Input arrived while it waited (a pipelined request): no edge will announce it again.
-    input_pending: bool,
+    pub input_pending: bool,
 }
 
 pub(super) struct Ward {
-    k: usize,
-    shared: Arc<Shared>,
+    pub(super) k: usize,
+    pub(super) shared: Arc<Shared>,
     door: Arc<Door>,
-    epoll: OwnedFd,
+    pub(super) epoll: OwnedFd,
     bell: File,
     entries: HashMap<u64, Entry>,
     /// Deadlines, earliest first; an entry removed early leaves a stale one behind.
@@ -76,7 +72,7 @@ pub(super) struct Ward {
     /// Sockets that came to hibernate since the last heap trim, and when the next is due.
     since_trim: usize,
     trim_at: Option<Instant>,
-    scratch: Vec<u8>,
+    pub(super) scratch: Vec<u8>,
 }
 
 enum Flow {
@@ -325,96 +321,18 @@ impl Ward {
         }
     }
 
-    /// Finishes a wait: runs its resume function and writes the response, without a
-    /// coroutine when it fits the socket buffer. The socket is no longer in `entries`.
-    fn answer(&mut self, entry: Entry, outcome: Outcome) {
-        let Entry {
-            fd,
-            parked,
-            served,
-            id,
-            input_pending,
-            ..
-        } = entry;
-        let Parked::Waiting {
-            pending,
-            shape,
-            leftover,
-            ..
-        } = parked
-        else {
-            return self.close(fd);
-        };
-        let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
-            Ok(Some(response)) => response,
-            Ok(None) => return self.close(fd),
-            Err(_) => {
-                self.shared.stats.record_panic(self.k);
-                log::error!("a hibernated request's resume function panicked");
-                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
-            }
-        };
-        self.scratch.clear();
-        let draining = self.shared.is_draining();
-        let encoded = encode_reply(&mut self.scratch, response, shape, draining);
-        let keep_alive = encoded.keep_alive;
-        if let Some((stream, chunked)) = encoded.stream {
-            let _ = epoll::delete(&self.epoll, &fd);
-            let head = std::mem::take(&mut self.scratch);
-            let first = First::Stream {
-                head,
-                stream,
-                chunked,
-                keep_alive,
-            };
-            return self.spawn(fd, Resume::after_wait(served, leftover, first));
-        }
-        match send_now(&fd, &self.scratch) {
-            Err(err) => {
-                log::debug!("ward {}: answer not sent: {err}", self.k);
-                self.close(fd);
-            }
-            Ok(sent) if sent < self.scratch.len() => {
-                let _ = epoll::delete(&self.epoll, &fd);
-                let first = First::Bytes {
-                    bytes: self.scratch[sent..].to_vec(),
-                    keep_alive,
-                };
-                self.spawn(fd, Resume::after_wait(served, leftover, first));
-            }
-            Ok(_) if !keep_alive => self.close(fd),
-            Ok(_) if !leftover.is_empty() || input_pending => {
-                let _ = epoll::delete(&self.epoll, &fd);
-                self.spawn(fd, Resume::pipelined(served, leftover));
-            }
-            // Answered: the connection stays here, now idle, under the same registration.
-            Ok(_) => {
-                let deadline = Instant::now() + self.shared.config.timeouts.idle();
-                let entry = Entry {
-                    fd,
-                    deadline,
-                    parked: Parked::Idle,
-                    served,
-                    id,
-                    input_pending: false,
-                };
-                self.insert(id, entry);
-            }
-        }
-    }
-
-    fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
+    pub(super) fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
         if let Err(err) = resume_connection(&self.shared, fd, self.k, resume) {
             log::warn!("ward {}: cannot resume a connection: {err}", self.k);
         }
     }
 
-    fn close(&mut self, fd: OwnedFd) {
+    pub(super) fn close(&mut self, fd: OwnedFd) {
         drop(fd);
         self.shared.stats.connection_closed(self.k);
     }
 
-    fn insert(&mut self, id: u64, entry: Entry) {
+    pub(super) fn insert(&mut self, id: u64, entry: Entry) {
         match entry.parked {
             Parked::Idle => self.idle += 1,
             Parked::Waiting { .. } => self.waiting += 1,
@@ -503,25 +421,6 @@ fn at_eof(fd: &OwnedFd) -> bool {
     let mut probe = [0u8; 1];
     let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
     matches!(rustix::net::recv(fd.as_fd(), &mut probe, flags), Ok((0, _)))
-}
-
-/// One non-blocking send; `Ok(n)` may be short (0 when the buffer is full).
-pub(super) fn send_now(fd: &OwnedFd, bytes: &[u8]) -> io::Result<usize> {
-    let mut sent = 0;
-    while sent < bytes.len() {
-        match rustix::net::send(
-            fd.as_fd(),
-            &bytes[sent..],
-            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
-        ) {
-            Ok(0) => break,
-            Ok(n) => sent += n,
-            Err(rustix::io::Errno::AGAIN) => break,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(sent)
 }
 
 fn timespec(d: Duration) -> Timespec {

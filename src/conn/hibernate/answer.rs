@@ -1,0 +1,117 @@
+//! A ward answering a finished wait: the resume function's response, written with one
+//! non-blocking send when it fits the socket buffer, else handed to a coroutine.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use rustix::event::epoll;
+use rustix::net::SendFlags;
+
+use super::door::Parked;
+use super::ward::{Entry, Ward};
+use crate::conn::resume::{First, Resume};
+use crate::http::reply::encode_reply;
+use crate::http::response::Response;
+use crate::http::status::Status;
+use crate::http::wait::Outcome;
+
+impl Ward {
+    /// Finishes a wait: runs its resume function and writes the response, without a
+    /// coroutine when it fits the socket buffer. The socket is no longer in `entries`.
+    pub(super) fn answer(&mut self, entry: Entry, outcome: Outcome) {
+        let Entry {
+            fd,
+            parked,
+            served,
+            id,
+            input_pending,
+            ..
+        } = entry;
+        let Parked::Waiting {
+            pending,
+            shape,
+            leftover,
+            ..
+        } = parked
+        else {
+            return self.close(fd);
+        };
+        let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
+            Ok(Some(response)) => response,
+            Ok(None) => return self.close(fd),
+            Err(_) => {
+                self.shared.stats.record_panic(self.k);
+                log::error!("a hibernated request's resume function panicked");
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        };
+        self.scratch.clear();
+        let draining = self.shared.is_draining();
+        let encoded = encode_reply(&mut self.scratch, response, shape, draining);
+        let keep_alive = encoded.keep_alive;
+        if let Some((stream, chunked)) = encoded.stream {
+            let _ = epoll::delete(&self.epoll, &fd);
+            let head = std::mem::take(&mut self.scratch);
+            let first = First::Stream {
+                head,
+                stream,
+                chunked,
+                keep_alive,
+            };
+            return self.spawn(fd, Resume::after_wait(served, leftover, first));
+        }
+        match send_now(&fd, &self.scratch) {
+            Err(err) => {
+                log::debug!("ward {}: answer not sent: {err}", self.k);
+                self.close(fd);
+            }
+            Ok(sent) if sent < self.scratch.len() => {
+                let _ = epoll::delete(&self.epoll, &fd);
+                let first = First::Bytes {
+                    bytes: self.scratch[sent..].to_vec(),
+                    keep_alive,
+                };
+                self.spawn(fd, Resume::after_wait(served, leftover, first));
+            }
+            Ok(_) if !keep_alive => self.close(fd),
+            Ok(_) if !leftover.is_empty() || input_pending => {
+                let _ = epoll::delete(&self.epoll, &fd);
+                self.spawn(fd, Resume::pipelined(served, leftover));
+            }
+            // Answered: the connection stays here, now idle, under the same registration.
+            Ok(_) => {
+                let deadline = Instant::now() + self.shared.config.timeouts.idle();
+                let entry = Entry {
+                    fd,
+                    deadline,
+                    parked: Parked::Idle,
+                    served,
+                    id,
+                    input_pending: false,
+                };
+                self.insert(id, entry);
+            }
+        }
+    }
+}
+
+/// One non-blocking send; `Ok(n)` may be short (0 when the buffer is full).
+pub(super) fn send_now(fd: &OwnedFd, bytes: &[u8]) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match rustix::net::send(
+            fd.as_fd(),
+            &bytes[sent..],
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        ) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(sent)
+}
