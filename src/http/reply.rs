@@ -1,6 +1,6 @@
 //! Turning a handler's `Response` into bytes for the request it answers: framing, the
 //! `Connection` header and keep-alive. Shared by the connection loop and by the scheduler's
-//! ward, which answers hibernated requests without a coroutine (`crate::hibernate`).
+//! ward, which answers hibernated requests without a coroutine (`conn::hibernate`).
 
 use super::encode::{self, BodyFraming, ConnectionHeader};
 use super::parse::Version;
