@@ -25,46 +25,81 @@ const MAX_WORKERS: usize = 1024;
 /// Smallest coroutine stack we accept: the connection loop itself needs ~8 KiB.
 const MIN_STACK_BYTES: usize = 16 * 1024;
 
+/// Why a configuration was refused; the message names the key and where its value came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A key that is unknown, of the wrong type or out of range.
     /// `origin` is a file path, a `CORRAL_*` variable or a `--flag`.
     #[error("{origin}: `{key}`: {problem}")]
     Invalid {
+        /// Where the bad value came from (`embedded config/default.toml` for a default).
         origin: String,
+        /// The dotted key, e.g. `server.workers` (`?` if the table as a whole did not fit).
         key: String,
+        /// What is wrong with the value and, where there is a rule, what it must be.
         problem: String,
     },
+    /// The `--config` file is not valid TOML.
     /// toml's message points at the line and column.
     #[error("{}: {err}", path.display())]
-    Toml { path: PathBuf, err: toml::de::Error },
+    Toml {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// The syntax error, with its line and column.
+        err: toml::de::Error,
+    },
+    /// The `--config` file could not be read.
     #[error("{}: cannot read: {err}", path.display())]
-    Read { path: PathBuf, err: std::io::Error },
+    Read {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// Why it could not be read (not found, no permission, ...).
+        err: std::io::Error,
+    },
 }
 
+/// The whole configuration, one field per table of `config/default.toml`: start from
+/// [`Config::embedded`], or layer a file, env and flags over it with [`Config::load`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[server]`: the listening address, the schedulers and the shutdown drain.
     pub server: ServerConfig,
+    /// `[placement]`: how new connections are spread over the schedulers.
     pub placement: PlacementConfig,
+    /// `[limits]`: how large a request may be.
     pub limits: Limits,
+    /// `[timeouts]`: how long each phase of a request or connection may take.
     pub timeouts: Timeouts,
+    /// `[demo]`: settings of the `corral` binary's built-in apps.
     pub demo: DemoConfig,
     /// Where each key's value came from, for error messages (`server.workers` → `--workers`).
     #[serde(skip)]
     origins: BTreeMap<String, String>,
 }
 
+/// The `[server]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    /// Address to listen on, IPv4 or `[IPv6]:port` (default `127.0.0.1:8080`). Env
+    /// `CORRAL_LISTEN`, flag `--listen`.
     pub listen: String,
+    /// Scheduler (may worker) threads, each pinned to a core (default 0). Env
+    /// `CORRAL_WORKERS`, flag `--workers`.
     /// 0 = one per core.
     pub workers: usize,
+    /// Coroutine stack per connection, bytes (default 65536). Fixed: overflowing it crashes
+    /// the process. A multiple of 16, at least 16384.
     pub stack_size_bytes: usize,
+    /// Which built-in application the `corral` binary serves (default `demo`). Flag `--app`.
     pub app: AppKind,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit, ms
+    /// (default 5000).
     pub drain_timeout_ms: u64,
 }
 
+/// The built-in applications the `corral` binary can serve (`server.app`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
@@ -76,62 +111,104 @@ pub enum AppKind {
     Chat,
 }
 
+/// The `[placement]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementConfig {
+    /// How a new connection picks its scheduler (default `cost`). Env `CORRAL_PLACEMENT`,
+    /// flag `--placement`.
     pub policy: Policy,
+    /// In-flight requests per scheduler before new connections placed on it wait in its
+    /// queue, where an idle scheduler may steal them (default 0 = no cap, no queue).
     pub max_active_requests: usize,
+    /// Assumed cost of a request whose route has no samples yet, µs (default 50). Once
+    /// requests have been measured, a connection whose first request is unknown counts the mean.
     pub default_cost_us: u64,
+    /// How often the placement supervisor merges the per-scheduler cost shards, ms (default 100).
     pub merge_interval_ms: u64,
 }
 
+/// The `[limits]` table: request sizes, each refused with its status when crossed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
+    /// Request line + header fields, bytes (default 16384). Over it: 431.
     pub max_head_bytes: usize,
+    /// Request target (URI), bytes (default 8192; at most `max_head_bytes`). Over it: 414.
     pub max_uri_bytes: usize,
+    /// Number of header fields (default 64, at most 128). Over it: 431.
     pub max_headers: usize,
+    /// Decoded request body, bytes (default 8388608, 8 MiB). Over it: 413.
     pub max_body_bytes: u64,
+    /// One chunk-size line (with extensions) or one trailer line of a chunked body, bytes
+    /// (default 4096). Over it: 400.
     pub max_chunk_line_bytes: usize,
 }
 
+/// The `[timeouts]` table (the methods give each as a [`Duration`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
+    /// From the first byte of a request until its header block is complete, ms (default
+    /// 10000). Over it: 408 and close.
     pub header_timeout_ms: u64,
+    /// From the end of the header block until the body is complete, ms (default 30000).
+    /// Over it: 408 and close.
     pub body_timeout_ms: u64,
+    /// A keep-alive connection waiting for its next request, ms (default 60000). Over it:
+    /// closed quietly.
     pub idle_timeout_ms: u64,
+    /// One write of a response to a slow reader, ms (default 30000). Over it: the connection
+    /// is closed.
     pub write_timeout_ms: u64,
+    /// A keep-alive connection idle this long gives up its coroutine (stack, buffers) and
+    /// waits as a bare socket in its scheduler's ward, ms (default 1000; 0 = never).
     pub hibernate_after_ms: u64,
 }
 
+/// The `[demo]` table: settings of the `corral` binary's built-in apps (`chat` uses the
+/// poll and heartbeat ones too).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
+    /// Directory served under `GET /static/...`, relative to the working directory (default
+    /// `examples/static`).
     pub static_dir: PathBuf,
+    /// How long `GET /poll` waits for a publish before answering 204, ms (default 30000).
     pub poll_timeout_ms: u64,
+    /// Heartbeat comment interval on `GET /events` (Server-Sent Events) streams, ms
+    /// (default 15000).
     pub sse_heartbeat_ms: u64,
 }
 
 /// Overrides from the command line (each `None` when the flag is absent).
 #[derive(Debug, Default, Clone)]
 pub struct CliOverrides {
+    /// `--config FILE`: a TOML file overriding any subset of the default's keys.
     pub config: Option<PathBuf>,
+    /// `--listen ADDR`, for `server.listen`.
     pub listen: Option<String>,
+    /// `--workers N`, for `server.workers`; the text must be a whole number.
     pub workers: Option<String>,
+    /// `--app APP`, for `server.app`: `demo`, `echo` or `chat`.
     pub app: Option<String>,
+    /// `--placement POLICY`, for `placement.policy`: one of [`Policy::NAMES`].
     pub placement: Option<String>,
 }
 
 /// The two environment variables we read, passed in so tests need not touch the process env.
 #[derive(Debug, Default, Clone)]
 pub struct EnvOverrides {
+    /// `CORRAL_LISTEN`, for `server.listen`.
     pub listen: Option<String>,
+    /// `CORRAL_WORKERS`, for `server.workers`; the text must be a whole number.
     pub workers: Option<String>,
+    /// `CORRAL_PLACEMENT`, for `placement.policy`: one of [`Policy::NAMES`].
     pub placement: Option<String>,
 }
 
 impl EnvOverrides {
+    /// Reads the three variables from this process's environment (unset or not UTF-8: `None`).
     pub fn from_process() -> Self {
         Self {
             listen: std::env::var("CORRAL_LISTEN").ok(),
@@ -280,6 +357,7 @@ impl Config {
         Ok(())
     }
 
+    /// The address to bind: `server.listen` parsed, or an error naming where it came from.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server.listen.parse().map_err(|_| {
             self.invalid(
@@ -302,15 +380,19 @@ impl Config {
 }
 
 impl Timeouts {
+    /// [`Self::header_timeout_ms`] as a [`Duration`].
     pub fn header(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
     }
+    /// [`Self::body_timeout_ms`] as a [`Duration`].
     pub fn body(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
     }
+    /// [`Self::idle_timeout_ms`] as a [`Duration`].
     pub fn idle(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
     }
+    /// [`Self::write_timeout_ms`] as a [`Duration`].
     pub fn write(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
     }

@@ -21,27 +21,43 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// Listen backlog: enough for bursts of thousands of connects on a small machine.
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// Why [`Server::start`] or [`Server::run`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The configuration failed [`Config::validate`]; the message names the key and its origin.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The router refused some registrations ([`Router::errors`]), each listed; nothing started.
     #[error("invalid routes: {}", list(.0))]
     Routes(Vec<RouteError>),
+    /// The may runtime could not start, or already runs with other workers or stack size
+    /// (it is configured once per process).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The listening socket could not be set up (address in use, no permission).
     #[error("cannot listen on {addr}: {err}")]
     Bind {
+        /// The address from `server.listen`.
         addr: SocketAddr,
+        /// The OS's reason.
         err: std::io::Error,
     },
+    /// The supervision tree that runs and restarts the listener processes did not start.
     #[error("cannot start the supervision tree: {0}")]
     Supervisor(#[from] StartError),
+    /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
+    /// [`Server::run`] could not install its SIGTERM/SIGINT handlers.
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signals(std::io::Error),
+    /// `server.drain_timeout_ms` passed with requests still in flight (the `corral` binary
+    /// exits with 3).
     #[error("drain timeout: {inflight} requests were still in flight")]
-    DrainTimeout { inflight: usize },
+    DrainTimeout {
+        /// Requests still being handled at the deadline.
+        inflight: usize,
+    },
 }
 
 fn list(errors: &[RouteError]) -> String {
@@ -187,6 +203,7 @@ impl Server {
         })
     }
 
+    /// The address actually bound: with port 0 in `server.listen`, the port the OS chose.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -65,11 +65,15 @@ pub enum Framing {
 /// HTTP minor version of an HTTP/1.x request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0: the connection closes after the response unless the request asked for
+    /// keep-alive; a streamed body ends with the close.
     Http10,
+    /// HTTP/1.1: keep-alive unless `Connection: close`; a streamed body is sent chunked.
     Http11,
 }
 
 impl Version {
+    /// The version as written on a request or status line, e.g. `HTTP/1.1`.
     pub fn as_str(self) -> &'static str {
         match self {
             Version::Http10 => "HTTP/1.0",

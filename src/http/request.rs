@@ -97,6 +97,7 @@ impl<'a> Request<'a> {
         self.origin.server()
     }
 
+    /// The method token exactly as sent (case-sensitive: `GET`, not `get`).
     pub fn method(&self) -> &'a str {
         self.head.method.str(self.buf)
     }
@@ -116,6 +117,7 @@ impl<'a> Request<'a> {
         self.head.query.map(|q| q.str(self.buf))
     }
 
+    /// The request line's HTTP version, which sets the keep-alive default and body framing.
     pub fn version(&self) -> Version {
         self.head.version
     }
@@ -134,6 +136,7 @@ impl<'a> Request<'a> {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The first field named `name` (case-insensitive), raw: for values that may not be UTF-8.
     pub fn header_bytes(&self, name: &str) -> Option<&'a [u8]> {
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -32,6 +32,8 @@ pub struct Waker<T: Send + 'static> {
 }
 
 impl<T: Send + 'static> Waker<T> {
+    /// Ends the wait with [`Wake::Message`]`(value)`; from any thread, never blocking. Too
+    /// late (the wait timed out or the client left), the value is dropped.
     pub fn wake(mut self, value: T) {
         self.fill(Wake::Message(value));
     }

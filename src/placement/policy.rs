@@ -9,16 +9,20 @@ pub enum Policy {
     /// Lowest expected load: Σ route cost of in-flight requests (the running one: what is
     /// left of it, plus the backlog behind it) + not-yet-read connections × the mean cost.
     Cost,
+    /// Each scheduler in turn, whatever its load.
     RoundRobin,
     /// Wherever the accepted descriptor's number puts it (may's own default, no dup).
     FdHash,
+    /// Fewest open connections (hibernated ones included); ties rotate.
     LeastConnections,
 }
 
 impl Policy {
+    /// The words `placement.policy`, `CORRAL_PLACEMENT` and `--placement` accept.
     pub const NAMES: &'static [&'static str] =
         &["cost", "round_robin", "fd_hash", "least_connections"];
 
+    /// The word that selects this policy in the configuration (one of [`Self::NAMES`]).
     pub fn name(self) -> &'static str {
         match self {
             Policy::Cost => "cost",

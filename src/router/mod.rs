@@ -203,7 +203,7 @@ impl Router {
         self.state.as_deref()
     }
 
-    /// The route table: patterns and methods by [`RouteId`].
+    /// The route table: patterns and methods by `RouteId`.
     pub fn routes(&self) -> &tree::Routes<BoxHandler> {
         &self.routes
     }

@@ -20,67 +20,154 @@ use crate::http::params::{MAX_PARAMS, Params};
 /// what to write instead.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RouteError {
+    /// The pattern does not start with `/`: write `/` and the pattern.
     #[error("route pattern `{pattern}` must start with '/': write `/{pattern}`")]
-    NoLeadingSlash { pattern: String },
+    NoLeadingSlash {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// The pattern holds a space, control, non-ASCII, `?` or `#` byte, which no request path
+    /// holds: percent-encode it, and leave any query string out.
     #[error(
         "route pattern `{pattern}` contains a space, control, non-ASCII, '?' or '#' character, \
          which a request path never holds: percent-encode it, and leave any query string out"
     )]
-    InvalidChar { pattern: String },
+    InvalidChar {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// The pattern has an empty segment (`//`): remove the extra `/` (only a trailing `/` is
+    /// allowed).
     #[error(
         "route pattern `{pattern}` has an empty segment (`//`): remove the extra '/' \
          (only a trailing '/' is allowed)"
     )]
-    EmptySegment { pattern: String },
+    EmptySegment {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// A `:` or `*` with no name after it: write e.g. `/users/:id` or `/files/*path`.
     #[error(
         "route pattern `{pattern}`: ':' and '*' must be followed by a name, \
          e.g. `/users/:id` or `/files/*path`"
     )]
-    EmptyParamName { pattern: String },
+    EmptyParamName {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// A parameter name holding more than ASCII letters, digits and `_`, often text after it
+    /// in its segment: make the parameter the whole segment (`/files/:name`).
     #[error(
         "route pattern `{pattern}`: parameter name `{name}` may hold only ASCII letters, digits \
          and '_', and a parameter is a whole segment (`/files/:name`, not `/files/:name.txt`)"
     )]
-    BadParamName { pattern: String, name: String },
+    BadParamName {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+        /// All of the segment after its `:` or `*` (`name.txt` in `/files/:name.txt`).
+        name: String,
+    },
+    /// A `*wildcard` before the last segment: use `:name` to match a single segment.
     #[error(
         "route pattern `{pattern}`: `*{name}` must be the last segment; \
          use `:{name}` to match a single segment"
     )]
-    WildcardNotLast { pattern: String, name: String },
+    WildcardNotLast {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+        /// The wildcard's name, without its `*`.
+        name: String,
+    },
+    /// One parameter name used twice in a pattern: give each parameter its own.
     #[error("route pattern `{pattern}` uses the name `{name}` twice: give each parameter its own")]
-    DuplicateParam { pattern: String, name: String },
+    DuplicateParam {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+        /// The repeated name, without its `:` or `*`.
+        name: String,
+    },
+    /// More parameters than a request can hold (8): capture the tail with one `*rest` and
+    /// split it in the handler.
     #[error(
         "route pattern `{pattern}` has more than {max} parameters: \
          capture the tail with one `*rest` and split it in the handler",
         max = MAX_PARAMS
     )]
-    TooManyParams { pattern: String },
+    TooManyParams {
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// A parameter where an earlier route has one of another name: one position takes one
+    /// name, so write the earlier one here too.
     #[error(
         "route pattern `{pattern}` has `{name}` where an earlier route has `{existing}`: \
          one position takes one name, so write `{existing}` here too"
     )]
     ConflictingParam {
+        /// The pattern, with any nest prefix in front.
         pattern: String,
+        /// This pattern's parameter at that position, with its sigil (`:user`).
         name: String,
+        /// The earlier route's parameter there, with its sigil (`:id`): the name to write.
         existing: String,
     },
+    /// A method and pattern registered twice, perhaps by [`Router::nest`] or
+    /// [`Router::merge`]: remove one of them.
     /// `method` is `*` for a route registered with `any`.
+    ///
+    /// [`Router::nest`]: crate::Router::nest
+    /// [`Router::merge`]: crate::Router::merge
     #[error("`{method} {pattern}` is registered twice: remove one of them")]
-    Duplicate { method: String, pattern: String },
+    Duplicate {
+        /// The method both routes serve.
+        method: String,
+        /// The pattern, with any nest prefix in front.
+        pattern: String,
+    },
+    /// A method that is not an HTTP token (empty, or with a space or separator): write one
+    /// such as `GET` (methods are case-sensitive).
     #[error(
         "route `{method} {pattern}`: `{method}` is not a method token; write a method such \
          as `GET` (methods are case-sensitive)"
     )]
-    BadMethod { method: String, pattern: String },
+    BadMethod {
+        /// The method as given.
+        method: String,
+        /// The pattern it was to serve.
+        pattern: String,
+    },
+    /// A [`Router::nest`] prefix that is the root, lacks its leading `/`, ends in `/` or ends
+    /// in a `*wildcard`; `fix` says what to write instead.
+    ///
+    /// [`Router::nest`]: crate::Router::nest
     #[error("nest prefix `{prefix}`: {fix}")]
-    BadNestPrefix { prefix: String, fix: String },
+    BadNestPrefix {
+        /// The prefix as given.
+        prefix: String,
+        /// What to write instead, e.g. `.merge(router)` for the root.
+        fix: String,
+    },
+    /// The router given to [`Router::nest`] has a fallback, which answers for the whole
+    /// server: set it on the outer router, or route `prefix/*rest` there.
+    ///
+    /// [`Router::nest`]: crate::Router::nest
     #[error(
         "the router nested at `{prefix}` has a fallback, but a fallback answers for the whole \
          server: set it on the outer router, or route the rest of the prefix with `{prefix}/*rest`"
     )]
-    NestedFallback { prefix: String },
+    NestedFallback {
+        /// Where the router was to be nested.
+        prefix: String,
+    },
+    /// Both routers given to [`Router::merge`] have a fallback: a server has one, so keep one.
+    ///
+    /// [`Router::merge`]: crate::Router::merge
     #[error("both merged routers have a fallback: a server has one, so keep one of them")]
     TwoFallbacks,
+    /// Both routers nested or merged have a state ([`Router::with_state`]): a server has one,
+    /// so put both values in one struct.
+    ///
+    /// [`Router::with_state`]: crate::Router::with_state
     #[error(
         "both routers have a state (`Router::with_state`): a server has one state, so put \
          both values in one struct"
