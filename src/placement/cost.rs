@@ -28,7 +28,7 @@ use crate::router::RouteId;
 pub const COST_ALPHA: f64 = 0.2;
 /// Latency histogram buckets: bucket 0 is < 1 µs, bucket i is [2^(i-1), 2^i) µs; the last
 /// one takes everything from ~2^30 µs (18 min) up.
-const LATENCY_BUCKETS: usize = 32;
+pub const LATENCY_BUCKETS: usize = 32;
 
 thread_local! {
     /// Moves whenever a Corral coroutine starts work on this thread (a handler starts, a
@@ -89,6 +89,8 @@ struct Slot {
     ewma_bits: AtomicU64,
     count: AtomicU64,
     latency: [AtomicU64; LATENCY_BUCKETS],
+    /// Σ latency, ns (a histogram's `_sum`).
+    latency_sum_ns: AtomicU64,
 }
 
 /// One scheduler's figures, a slot per route plus one for unmatched requests.
@@ -106,8 +108,10 @@ pub struct RouteFigures {
     pub requests: u64,
     /// Merged expected occupancy, ns (the default cost while unsampled).
     pub cost_ns: u64,
-    /// (quantile, latency upper bound in µs) for 0.5, 0.99, 0.999.
-    pub latency_us: [(f64, u64); 3],
+    /// Requests per latency bucket (see `LATENCY_BUCKETS`), not cumulative.
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+    /// Σ latency, ns.
+    pub latency_sum_ns: u64,
 }
 
 pub struct CostTable {
@@ -180,6 +184,8 @@ impl CostTable {
         };
         s.ewma_bits.store(ewma.to_bits(), Ordering::Relaxed);
         s.latency[bucket(latency)].fetch_add(1, Ordering::Relaxed);
+        s.latency_sum_ns
+            .fetch_add(latency.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Merges the shards into the published table. `seen[k * slots + r]` holds the counts
@@ -236,10 +242,11 @@ impl CostTable {
     /// Requests, merged cost and latency quantiles of one slot, over all schedulers.
     pub fn figures(&self, slot: usize) -> RouteFigures {
         let mut buckets = [0u64; LATENCY_BUCKETS];
-        let mut requests = 0;
+        let (mut requests, mut sum_ns) = (0, 0u64);
         for shard in self.shards.iter() {
             let s = &shard.slots[slot];
             requests += s.count.load(Ordering::Relaxed);
+            sum_ns = sum_ns.wrapping_add(s.latency_sum_ns.load(Ordering::Relaxed));
             for (total, b) in buckets.iter_mut().zip(&s.latency) {
                 *total += b.load(Ordering::Relaxed);
             }
@@ -247,7 +254,8 @@ impl CostTable {
         RouteFigures {
             requests,
             cost_ns: self.expected_ns(slot),
-            latency_us: [0.5, 0.99, 0.999].map(|q| (q, quantile(&buckets, q))),
+            latency_buckets: buckets,
+            latency_sum_ns: sum_ns,
         }
     }
 }
@@ -255,23 +263,6 @@ impl CostTable {
 fn bucket(latency: Duration) -> usize {
     let us = latency.as_micros() as u64;
     ((u64::BITS - us.leading_zeros()) as usize).min(LATENCY_BUCKETS - 1)
-}
-
-/// Upper bound (µs) of the bucket holding quantile `q`; 0 without samples.
-fn quantile(buckets: &[u64; LATENCY_BUCKETS], q: f64) -> u64 {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
-        return 0;
-    }
-    let rank = ((q * total as f64).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (i, &n) in buckets.iter().enumerate() {
-        seen += n;
-        if seen >= rank {
-            return 1u64 << i;
-        }
-    }
-    1u64 << (LATENCY_BUCKETS - 1)
 }
 
 #[cfg(test)]
@@ -341,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_come_from_the_histogram() {
+    fn latencies_fill_power_of_two_buckets_and_the_sum() {
         let t = CostTable::new(1, 1, us(50));
         for _ in 0..990 {
             t.record(0, 0, us(1), us(3)); // bucket [2,4)
@@ -351,7 +342,9 @@ mod tests {
         }
         let f = t.figures(0);
         assert_eq!(f.requests, 1000);
-        assert_eq!(f.latency_us, [(0.5, 4), (0.99, 4), (0.999, 4096)]);
+        assert_eq!((f.latency_buckets[2], f.latency_buckets[12]), (990, 10));
+        assert_eq!(f.latency_buckets.iter().sum::<u64>(), 1000);
+        assert_eq!(f.latency_sum_ns, 990 * 3_000 + 10 * 3_000_000);
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //!
 //! Mount it on any router: `.get("/metrics", corral::metrics_handler)`.
 
+mod process;
+
 use std::fmt::Write;
 
 use crate::conn::Shared;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::http::status::Status;
+use crate::placement::cost::{LATENCY_BUCKETS, RouteFigures};
 
 /// Prometheus' text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -70,6 +73,18 @@ fn render(shared: &Shared) -> String {
         "Pauley 2019 §3.2: queue size × 1 s × schedulers / median handler cost (requests).",
     );
     let _ = writeln!(out, "corral_capacity_index {}", capacity_index(shared));
+    family(
+        &mut out,
+        "corral_build_info",
+        "gauge",
+        "Always 1; the labels say which Corral this is.",
+    );
+    let _ = writeln!(
+        out,
+        "corral_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    process::render(&mut out);
     out
 }
 
@@ -105,7 +120,7 @@ fn schedulers(out: &mut String, shared: &Shared) {
             &|k| stats.running(k).map_or(0.0, |r| r.elapsed_ns as f64 / 1e9),
         ),
         (
-            "corral_scheduler_utilisation",
+            "corral_scheduler_utilisation_ratio",
             "gauge",
             "Share of the last cost-merge interval spent running handlers.",
             &|k| shared.placement.costs.utilisation(k),
@@ -194,19 +209,41 @@ fn routes(out: &mut String, shared: &Shared) {
     }
     family(
         out,
-        "corral_route_latency_seconds",
-        "gauge",
-        "Request latency quantiles (upper bound of a power-of-two bucket).",
+        "corral_request_duration_seconds",
+        "histogram",
+        "Time from a request's head to its answer being queued, per route (power-of-two buckets).",
     );
     for (labels, f) in &figures {
-        for (q, us) in f.latency_us {
-            let _ = writeln!(
-                out,
-                "corral_route_latency_seconds{{{labels},quantile=\"{q}\"}} {}",
-                us as f64 / 1e6
-            );
-        }
+        latency_histogram(out, labels, f);
     }
+}
+
+/// Bucket i of the cost table holds latencies in [2^(i-1), 2^i) µs, so the cumulative count
+/// up to i is the count of latencies ≤ 2^i µs. Buckets below `FIRST_BUCKET` hold nothing a
+/// real request takes; the last one is unbounded (`+Inf`).
+fn latency_histogram(out: &mut String, labels: &str, f: &RouteFigures) {
+    const FIRST_BUCKET: usize = 2;
+    let name = "corral_request_duration_seconds";
+    let mut cumulative: u64 = f.latency_buckets[..FIRST_BUCKET].iter().sum();
+    for (i, n) in f
+        .latency_buckets
+        .iter()
+        .enumerate()
+        .take(LATENCY_BUCKETS - 1)
+        .skip(FIRST_BUCKET)
+    {
+        cumulative += n;
+        let le = (1u64 << i) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let count: u64 = f.latency_buckets.iter().sum();
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        f.latency_sum_ns as f64 / 1e9
+    );
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
 /// Pauley's index with live figures: queue size (the admission cap, 1 when uncapped) × 1 s ×

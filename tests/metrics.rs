@@ -1,0 +1,89 @@
+//! `/metrics` as Prometheus reads it: the demo's output passes `promtool check metrics`
+//! (Debian's `prometheus` package; `.ci/run` installs it), latency is a real histogram, and
+//! the process metrics are there.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{TestServer, sample, sum_of};
+
+/// The demo's metrics after a few requests, one of them unmatched.
+fn scrape() -> String {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    assert_eq!(c.get("/plaintext").status, 200);
+    assert_eq!(c.get("/no/such/route").status, 404);
+    c.get("/metrics").text().to_string()
+}
+
+#[test]
+fn promtool_accepts_the_metrics() {
+    let text = scrape();
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        // CI installs promtool; a developer machine without it says so instead of failing.
+        Err(err) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: promtool is not installed ({err}); apt-get install prometheus");
+            return;
+        }
+        Err(err) => panic!("promtool is required in CI: {err}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool: {report}");
+    assert!(report.trim().is_empty(), "promtool lint: {report}");
+}
+
+#[test]
+fn latency_is_a_histogram_per_route() {
+    let metrics = common::parse_prometheus(&scrape());
+    let route = r#"method="GET",route="/plaintext""#;
+    let count = sample(
+        &metrics,
+        &format!("corral_request_duration_seconds_count{{{route}}}"),
+    );
+    let inf = sample(
+        &metrics,
+        &format!(r#"corral_request_duration_seconds_bucket{{{route},le="+Inf"}}"#),
+    );
+    assert_eq!((count, inf), (1.0, 1.0));
+    let sum = sample(
+        &metrics,
+        &format!("corral_request_duration_seconds_sum{{{route}}}"),
+    );
+    assert!(sum > 0.0, "one request took some time: {sum}");
+}
+
+#[test]
+fn process_and_build_metrics_are_exported() {
+    let metrics = common::parse_prometheus(&scrape());
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+    ] {
+        assert!(sum_of(&metrics, name) > 0.0, "{name} missing or zero");
+    }
+    let build = format!(
+        r#"corral_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&metrics, &build), 1.0);
+}
