@@ -41,6 +41,7 @@ pub use http::wait::{Wake, Waker};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_metrics};
 pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;
+pub use runtime::{RuntimeError, WorkerCount};
 pub use server::{Server, ServerError, ServerStats};
 
 /// The `may` runtime Corral is built on, with the features Corral needs. Use it (e.g.

@@ -2,6 +2,8 @@
 //! (Debian's `prometheus` package; `.ci/run` installs it), latency is a real histogram, and
 //! the process metrics are there.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;
