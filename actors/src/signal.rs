@@ -24,7 +24,9 @@ use crate::registry;
 pub enum Exit {
     /// The body returned normally.
     Normal,
-    /// Asked to stop (by a supervisor or a parent), and did.
+    /// Asked to stop (by a supervisor or a parent), and did. Also how a supervisor that
+    /// exceeded its restart intensity exits, as in OTP: its children are stopped, and only a
+    /// `Permanent` parent starts it again.
     Shutdown,
     /// Ended by [`kill`] (untrappable) or a supervisor's brutal kill.
     Killed,
@@ -34,8 +36,6 @@ pub enum Exit {
     Error(String),
     /// A linked process exited abnormally and this one did not trap exits.
     Linked(Pid, Box<Exit>),
-    /// A supervisor exceeded its restart intensity and gave up (its children are stopped).
-    MaxRestarts,
 }
 
 impl Exit {
@@ -54,7 +54,6 @@ impl fmt::Display for Exit {
             Exit::Panic(msg) => write!(f, "panic: {msg}"),
             Exit::Error(msg) => write!(f, "error: {msg}"),
             Exit::Linked(pid, why) => write!(f, "linked {pid} exited: {why}"),
-            Exit::MaxRestarts => f.write_str("restart intensity exceeded"),
         }
     }
 }
@@ -245,12 +244,7 @@ mod tests {
     #[test]
     fn only_normal_is_normal() {
         assert!(Exit::Normal.is_normal());
-        for e in [
-            Exit::Shutdown,
-            Exit::Killed,
-            Exit::Panic("x".into()),
-            Exit::MaxRestarts,
-        ] {
+        for e in [Exit::Shutdown, Exit::Killed, Exit::Panic("x".into())] {
             assert!(!e.is_normal(), "{e}");
         }
     }

@@ -245,9 +245,9 @@ fn exceeding_intensity_stops_children_in_reverse_and_escalates_to_the_parent() {
     send("esc-b", Cmd::Crash); // second within 5 s: the inner supervisor gives up
     assert_eq!(next(&ev), Ev::Stopped("esc-c".into()));
     assert_eq!(next(&ev), Ev::Stopped("esc-a".into()));
-    assert_eq!(down_rx.recv_timeout(WAIT), Ok(Exit::MaxRestarts));
+    assert_eq!(down_rx.recv_timeout(WAIT), Ok(Exit::Shutdown));
 
-    // The outer supervisor saw its child exit and restarted the whole subtree.
+    // The outer supervisor saw its (permanent) child exit and restarted the whole subtree.
     for n in ["esc-a", "esc-b", "esc-c"] {
         started(&ev, n);
     }
@@ -387,4 +387,47 @@ fn a_failed_start_fails_the_supervisor_and_stops_started_children() {
     assert_eq!(err.reason, "no database");
     started(&ev, "fail-a");
     assert_eq!(next(&ev), Ev::Stopped("fail-a".into()));
+}
+
+// --- OTP departures (issue 14, point 6), named like supervisor_SUITE's cases -------------------
+
+/// OTP: "if more than MaxR restarts occur within MaxT seconds, the supervisor terminates all
+/// child processes and then itself. The termination reason ... will be `shutdown`." So a
+/// transient parent, which restarts only abnormal exits, leaves it down.
+#[test]
+fn one_for_one_escalation_exits_shutdown_and_a_transient_parent_does_not_restart_it() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let inner = Supervisor::new(Strategy::OneForOne) // OTP default: 1 restart in 5 s
+        .child(ChildSpec::new("shut-a", worker("shut-a", &tx)))
+        .child(ChildSpec::new("shut-b", worker("shut-b", &tx)));
+    let outer = Supervisor::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(5))
+        .child(ChildSpec::supervisor("shut-inner", inner).restart(Restart::Transient))
+        .start()
+        .expect("starts");
+    started(&ev, "shut-a");
+    started(&ev, "shut-b");
+    let inner_pid = outer.which_children().expect("listing")[0]
+        .pid
+        .clone()
+        .expect("running");
+
+    send("shut-a", Cmd::Crash); // first restart: within intensity
+    started(&ev, "shut-a");
+    send("shut-a", Cmd::Crash); // second within 5 s: the inner supervisor gives up
+    assert_eq!(next(&ev), Ev::Stopped("shut-b".into()));
+    assert_eq!(wait_exit(&inner_pid), Exit::Shutdown);
+
+    // Links are signalled before monitors, so the outer supervisor had the exit in its
+    // mailbox when `wait_exit` returned; this call is answered after it was handled.
+    let listing = outer.which_children().expect("listing");
+    assert_eq!(
+        listing[0].pid, None,
+        "a transient child that shut down stays down"
+    );
+    assert_eq!(listing[0].restarts, 0);
+    assert_eq!(outer.restarts(), 0);
+    assert!(ev.try_recv().is_err(), "nothing was started again");
+    outer.stop().expect("stops");
 }

@@ -8,9 +8,10 @@
 //! 2. A child's exit arrives as an [`ExitSignal`] message. `should_restart` decides; a restart
 //!    is recorded in the intensity window, and the strategy picks which siblings are stopped
 //!    (right to left) and started again (left to right).
-//! 3. More than `max_restarts` within `period`: the supervisor stops all its children right
-//!    to left and exits with [`Exit::MaxRestarts`] — escalation is simply the supervisor
-//!    exiting, which its own supervisor sees as a child exit.
+//! 3. More than `max_restarts` within `period`: the supervisor logs it, stops all its children
+//!    right to left and exits with [`Exit::Shutdown`], as OTP's does — escalation is simply the
+//!    supervisor exiting, which its own supervisor sees as a child exit: a `Permanent` parent
+//!    restarts it, a `Transient` or `Temporary` one leaves it down.
 //! 4. An exit signal from its parent (the supervisor whose start function started it):
 //!    stop all children right to left, exit with the parent's reason.
 
@@ -492,7 +493,8 @@ impl State {
             ctx.pid()
         );
         self.stop_all(ctx);
-        Exit::MaxRestarts
+        // OTP: `{stop, shutdown, State}`; the reason is in the log, not in the exit.
+        Exit::Shutdown
     }
 
     /// Stop every running child, last started first.
