@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -73,6 +75,16 @@ fn send(name: &str, cmd: Cmd) {
 
 fn wait_exit(pid: &Pid) -> Exit {
     pid.wait_exit(Some(WAIT)).expect("exited within the bound")
+}
+
+/// Sets the flag when dropped, so a failing assertion still releases what waits on it
+/// (a spinning child, a start function that keeps failing) instead of leaving it running.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 #[test]
@@ -430,4 +442,146 @@ fn one_for_one_escalation_exits_shutdown_and_a_transient_parent_does_not_restart
     assert_eq!(outer.restarts(), 0);
     assert!(ev.try_recv().is_err(), "nothing was started again");
     outer.stop().expect("stops");
+}
+
+/// A worker spec whose start fails ("database down") while `up` is false; the first failure
+/// after `failures` was reset to 0 is reported on `failed`.
+fn flaky(
+    name: &str,
+    ev: &mpsc::Sender<Ev>,
+    up: &Arc<AtomicBool>,
+    failures: &Arc<AtomicUsize>,
+    failed: mpsc::Sender<()>,
+) -> ChildSpec {
+    let start = worker(name, ev);
+    let (up, failures) = (up.clone(), failures.clone());
+    ChildSpec::new(name, move || {
+        if up.load(Ordering::SeqCst) {
+            return Ok(start());
+        }
+        if failures.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = failed.send(());
+        }
+        Err("database down")
+    })
+}
+
+/// Never gives up: the window keeps only the last millisecond's restarts, so it stays small
+/// however often a start fails before the test lets it succeed.
+fn never_give_up(strategy: Strategy) -> Supervisor {
+    Supervisor::new(strategy).intensity(u32::MAX, Duration::from_millis(1))
+}
+
+/// OTP `try_again_restart` (supervisor_SUITE `hanging_restart_loop`): a restart whose start
+/// fails is retried from the mailbox, so requests are answered while the child is down.
+#[test]
+fn hanging_restart_loop_answers_calls_while_the_retry_is_pending() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let (failed_tx, failed_rx) = mpsc::channel();
+    let up = Arc::new(AtomicBool::new(true));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sup = never_give_up(Strategy::OneForOne)
+        .child(flaky("retry-a", &tx, &up, &failures, failed_tx))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    let first = started(&ev, "retry-a");
+    let _recover = SetOnDrop(up.clone());
+    up.store(false, Ordering::SeqCst);
+    kill(&first);
+    failed_rx.recv_timeout(WAIT).expect("the restart failed");
+
+    let listing = sup
+        .which_children()
+        .expect("answered while the restart keeps failing");
+    assert_eq!(listing[0].pid, None, "not running");
+    assert!(listing[0].restarting, "its restart is pending");
+    assert!(
+        sup.tree()
+            .expect("tree")
+            .to_string()
+            .contains("retry-a restarting")
+    );
+
+    up.store(true, Ordering::SeqCst);
+    let second = started(&ev, "retry-a");
+    let listing = sup.which_children().expect("listing");
+    assert_eq!(listing[0].pid.as_ref(), Some(&second));
+    assert!(!listing[0].restarting);
+    assert_eq!(listing[0].restarts, 1);
+
+    // A child in a restart loop can be terminated, which cancels the pending retry.
+    up.store(false, Ordering::SeqCst);
+    failures.store(0, Ordering::SeqCst);
+    send("retry-a", Cmd::Crash);
+    failed_rx
+        .recv_timeout(WAIT)
+        .expect("the restart failed again");
+    sup.terminate_child("retry-a")
+        .expect("terminated while restarting");
+    assert!(sup.which_children().expect("listing").is_empty());
+    up.store(true, Ordering::SeqCst);
+    sup.stop().expect("stops");
+    assert!(
+        ev.try_recv().is_err(),
+        "the cancelled retry started nothing"
+    );
+}
+
+/// OTP `rest_for_one_other_child_fails_restart`: when a later sibling fails to start, it is
+/// left restarting and retried from the mailbox; the siblings before it keep running.
+#[test]
+fn rest_for_one_other_child_fails_restart() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let (failed_tx, failed_rx) = mpsc::channel();
+    let up = Arc::new(AtomicBool::new(true));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sup = never_give_up(Strategy::RestForOne)
+        .child(ChildSpec::new("rfof-a", worker("rfof-a", &tx)))
+        .child(ChildSpec::new("rfof-b", worker("rfof-b", &tx)))
+        .child(flaky("rfof-c", &tx, &up, &failures, failed_tx))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    let a = started(&ev, "rfof-a");
+    started(&ev, "rfof-b");
+    started(&ev, "rfof-c");
+    let _recover = SetOnDrop(up.clone());
+    up.store(false, Ordering::SeqCst);
+    send("rfof-b", Cmd::Crash);
+    assert_eq!(next(&ev), Ev::Stopped("rfof-c".into()));
+    let b = started(&ev, "rfof-b");
+    failed_rx.recv_timeout(WAIT).expect("c's restart failed");
+
+    let listing = sup.which_children().expect("answered meanwhile");
+    assert_eq!(
+        listing[0].pid.as_ref(),
+        Some(&a),
+        "earlier sibling untouched"
+    );
+    assert_eq!(listing[1].pid.as_ref(), Some(&b), "the dead child is back");
+    assert_eq!(listing[2].pid, None);
+    assert!(listing[2].restarting);
+
+    up.store(true, Ordering::SeqCst);
+    let c = started(&ev, "rfof-c");
+    let listing = sup.which_children().expect("listing");
+    assert_eq!(
+        listing[0].pid.as_ref(),
+        Some(&a),
+        "the retry restarts from c only"
+    );
+    assert_eq!(listing[1].pid.as_ref(), Some(&b));
+    assert_eq!(listing[2].pid.as_ref(), Some(&c));
+    assert_eq!(
+        listing.iter().map(|c| c.restarts).collect::<Vec<_>>(),
+        vec![0, 1, 1]
+    );
+    assert!(
+        ev.try_recv().is_err(),
+        "nothing else was stopped or started"
+    );
+    sup.stop().expect("stops");
 }
