@@ -8,10 +8,18 @@
 //! - A monitor is one-way: the watcher gets one [`Down`] message and is never terminated.
 //! - [`kill`] cannot be trapped: the target ends with [`Exit::Killed`].
 //!
-//! Termination uses may's coroutine cancellation: the target unwinds at its next blocking
-//! point (receive, send on a full box, call, I/O, sleep), and the process wrapper records the
-//! reason that was set here. A process spinning on the CPU without blocking cannot be killed
-//! until it blocks or yields.
+//! Termination uses may's coroutine cancellation: [`kill`] (and a non-trapped exit signal)
+//! records the reason, sets the coroutine's cancel flag and, if it is parked, wakes it; it
+//! unwinds from there, and the process wrapper records the reason that was set here.
+//!
+//! What that can interrupt: a process parked in, or next calling, any may blocking point —
+//! `receive`, `call`, a send on a full mailbox, `may::sync`, `may::net` I/O,
+//! `may::coroutine::sleep` or `yield_now`.
+//! What it cannot: may has no preemption, so a process computing without reaching such a
+//! point (a busy loop, a long computation) or blocked in a non-may call (`std::thread::sleep`,
+//! `std::net`, a contended `std::sync::Mutex`) keeps running until it gets there; it also keeps
+//! its worker thread, so the coroutines queued on that worker wait too. A supervisor does not
+//! wait for such a child forever (see [`Shutdown`](crate::Shutdown)).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

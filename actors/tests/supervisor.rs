@@ -6,9 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{WAIT, init};
+use corral_actors::supervisor::KILL_WAIT;
 use corral_actors::{
     Addr, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy, SupError,
     Supervisor, kill, monitor_with, whereis,
@@ -583,5 +584,63 @@ fn rest_for_one_other_child_fails_restart() {
         ev.try_recv().is_err(),
         "nothing else was stopped or started"
     );
+    sup.stop().expect("stops");
+}
+
+/// may cannot preempt: a child that spins without reaching a yield point cannot be killed
+/// until it yields. `terminate` must still return after the shutdown timeout (plus the
+/// bounded wait for the kill) and leave the child running, unlinked, instead of hanging.
+#[test]
+fn shutdown_timeout_returns_for_a_child_that_never_yields() {
+    init();
+    let release = Arc::new(AtomicBool::new(false));
+    let _release = SetOnDrop(release.clone());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let spin = release.clone();
+    let spinner = move || {
+        let (ready_tx, spin) = (ready_tx.clone(), spin.clone());
+        corral_actors::spawn(move |mut ctx: Ctx<ExitSignal>| {
+            ctx.trap_exit(|s| s);
+            let _ = ready_tx.send(());
+            // The shutdown request arrives as a message; from then on, no yield point at all.
+            let _shutdown = ctx.receive();
+            while !spin.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let grace = Duration::from_millis(30);
+    let sup = Supervisor::new(Strategy::OneForOne)
+        .child(ChildSpec::new("spinner", spinner).shutdown(Shutdown::Timeout(grace)))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    ready_rx.recv_timeout(WAIT).expect("trapping");
+    let pid = sup.which_children().expect("listing")[0]
+        .pid
+        .clone()
+        .expect("running");
+
+    // The child starts spinning on the worker the supervisor woke it on, while the supervisor
+    // is in a timed wait, which may resumes on its timer thread: so the supervisor can go on,
+    // and the test must not wake it again (onto a worker, maybe that one) until the release.
+    let t0 = Instant::now();
+    sup.terminate_child("spinner")
+        .expect("terminate returns instead of waiting for the spinning child");
+    let took = t0.elapsed();
+    assert!(
+        took >= grace,
+        "the child got its shutdown timeout ({took:?})"
+    );
+    assert!(
+        took < grace + KILL_WAIT + Duration::from_secs(1),
+        "returned after the timeout and the bounded kill wait ({took:?})"
+    );
+    assert!(pid.is_alive(), "still spinning: reported, not waited for");
+
+    // Once it stops spinning (here: its body returns), the kill takes effect.
+    release.store(true, Ordering::Release);
+    assert_eq!(wait_exit(&pid), Exit::Killed);
+    assert!(sup.which_children().expect("listing").is_empty());
     sup.stop().expect("stops");
 }

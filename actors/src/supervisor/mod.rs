@@ -20,6 +20,11 @@
 //!    restarts it, a `Transient` or `Temporary` one leaves it down.
 //! 4. An exit signal from its parent (the supervisor whose start function started it):
 //!    stop all children right to left, exit with the parent's reason.
+//!
+//! Stopping a child follows its [`Shutdown`] policy, with one departure that may forces: a
+//! kill cannot interrupt a coroutine that never yields, so the supervisor waits at most
+//! [`KILL_WAIT`] after a kill, then logs the child as not stopped and goes on without it
+//! (unlinked, forgotten; it ends with `Killed` at its next yield point).
 
 mod intensity;
 mod spec;
@@ -38,8 +43,8 @@ use crate::signal::{Exit, ExitSignal, kill};
 use intensity::Intensity;
 pub use intensity::{DEFAULT_MAX_RESTARTS, DEFAULT_PERIOD};
 pub use spec::{
-    ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, IntoStarted, Restart, Shutdown, StartError,
-    Started, should_restart,
+    ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, IntoStarted, KILL_WAIT, Restart, Shutdown,
+    StartError, Started, should_restart,
 };
 pub use strategy::Strategy;
 
@@ -47,6 +52,12 @@ pub use strategy::Strategy;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 may::coroutine_local!(static CURRENT_SUPERVISOR: RefCell<Option<Pid>> = RefCell::new(None));
+
+/// Kill `pid` and wait up to [`KILL_WAIT`] for it to exit; `false` if it is still running.
+fn kill_and_wait(pid: &Pid) -> bool {
+    kill(pid);
+    pid.wait_exit(Some(KILL_WAIT)).is_some()
+}
 
 /// A supervisor's specification: strategy, intensity, children. Build it, then [`start`].
 ///
@@ -547,7 +558,9 @@ impl State {
         }
     }
 
-    /// Stop child `i` by its shutdown policy and wait for its exit (OTP `shutdown/1`).
+    /// Stop child `i` by its shutdown policy and wait for its exit (OTP `shutdown/1`), but
+    /// never forever on a kill: after [`KILL_WAIT`] a child that has not exited is logged and
+    /// left behind (it is unlinked already, so its late exit is not taken for a new one).
     fn terminate(&mut self, ctx: &Ctx<SupMsg>, i: usize) {
         let child = &mut self.children[i];
         child.sup = None;
@@ -558,18 +571,28 @@ impl State {
         };
         // Unlinked first, so its exit is not also delivered as a message to handle later.
         ctx.unlink(&pid);
-        match child.spec.shutdown {
-            Shutdown::BrutalKill => kill(&pid),
+        let id = &child.spec.id;
+        let stopped = match child.spec.shutdown {
+            Shutdown::BrutalKill => kill_and_wait(&pid),
             Shutdown::Timeout(grace) => {
                 ctx.exit(&pid, Exit::Shutdown);
-                if pid.wait_exit(Some(grace)).is_none() {
-                    log::warn!("child `{}` ignored shutdown; killing", child.spec.id);
-                    kill(&pid);
+                pid.wait_exit(Some(grace)).is_some() || {
+                    log::warn!("child `{id}` ignored shutdown for {grace:?}; killing");
+                    kill_and_wait(&pid)
                 }
             }
-            Shutdown::Infinity => ctx.exit(&pid, Exit::Shutdown),
+            Shutdown::Infinity => {
+                ctx.exit(&pid, Exit::Shutdown);
+                pid.wait_exit(None).is_some()
+            }
+        };
+        if !stopped {
+            log::error!(
+                "child `{id}` ({pid}) still running {KILL_WAIT:?} after it was killed: it has not \
+                 reached a yield point (a busy loop, or a blocking non-may call); leaving it \
+                 behind, unlinked"
+            );
         }
-        pid.wait_exit(None);
     }
 
     fn infos(&self) -> Vec<ChildInfo> {
