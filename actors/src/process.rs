@@ -391,6 +391,12 @@ impl<M: Send + 'static> Ctx<M> {
         signal::monitor_with(target, move |down| deliver(&me, into(down)))
     }
 
+    /// Queue `msg` in this process's own mailbox, past its bound (a process must never block
+    /// on itself). The supervisor's retries use it.
+    pub(crate) fn send_self(&self, msg: M) {
+        self.me.0.mailbox.push_system(msg);
+    }
+
     /// Send an exit signal from this process (Erlang `exit(Pid, Reason)`).
     pub fn exit(&self, to: &Pid, reason: Exit) {
         signal::exit(self.pid(), to, reason);

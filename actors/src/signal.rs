@@ -8,10 +8,18 @@
 //! - A monitor is one-way: the watcher gets one [`Down`] message and is never terminated.
 //! - [`kill`] cannot be trapped: the target ends with [`Exit::Killed`].
 //!
-//! Termination uses may's coroutine cancellation: the target unwinds at its next blocking
-//! point (receive, send on a full box, call, I/O, sleep), and the process wrapper records the
-//! reason that was set here. A process spinning on the CPU without blocking cannot be killed
-//! until it blocks or yields.
+//! Termination uses may's coroutine cancellation: [`kill`] (and a non-trapped exit signal)
+//! records the reason, sets the coroutine's cancel flag and, if it is parked, wakes it; it
+//! unwinds from there, and the process wrapper records the reason that was set here.
+//!
+//! What that can interrupt: a process parked in, or next calling, any may blocking point —
+//! `receive`, `call`, a send on a full mailbox, `may::sync`, `may::net` I/O,
+//! `may::coroutine::sleep` or `yield_now`.
+//! What it cannot: may has no preemption, so a process computing without reaching such a
+//! point (a busy loop, a long computation) or blocked in a non-may call (`std::thread::sleep`,
+//! `std::net`, a contended `std::sync::Mutex`) keeps running until it gets there; it also keeps
+//! its worker thread, so the coroutines queued on that worker wait too. A supervisor does not
+//! wait for such a child forever (see [`Shutdown`](crate::Shutdown)).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +32,9 @@ use crate::registry;
 pub enum Exit {
     /// The body returned normally.
     Normal,
-    /// Asked to stop (by a supervisor or a parent), and did.
+    /// Asked to stop (by a supervisor or a parent), and did. Also how a supervisor that
+    /// exceeded its restart intensity exits, as in OTP: its children are stopped, and only a
+    /// `Permanent` parent starts it again.
     Shutdown,
     /// Ended by [`kill`] (untrappable) or a supervisor's brutal kill.
     Killed,
@@ -34,8 +44,6 @@ pub enum Exit {
     Error(String),
     /// A linked process exited abnormally and this one did not trap exits.
     Linked(Pid, Box<Exit>),
-    /// A supervisor exceeded its restart intensity and gave up (its children are stopped).
-    MaxRestarts,
 }
 
 impl Exit {
@@ -54,7 +62,6 @@ impl fmt::Display for Exit {
             Exit::Panic(msg) => write!(f, "panic: {msg}"),
             Exit::Error(msg) => write!(f, "error: {msg}"),
             Exit::Linked(pid, why) => write!(f, "linked {pid} exited: {why}"),
-            Exit::MaxRestarts => f.write_str("restart intensity exceeded"),
         }
     }
 }
@@ -245,12 +252,7 @@ mod tests {
     #[test]
     fn only_normal_is_normal() {
         assert!(Exit::Normal.is_normal());
-        for e in [
-            Exit::Shutdown,
-            Exit::Killed,
-            Exit::Panic("x".into()),
-            Exit::MaxRestarts,
-        ] {
+        for e in [Exit::Shutdown, Exit::Killed, Exit::Panic("x".into())] {
             assert!(!e.is_normal(), "{e}");
         }
     }

@@ -3,10 +3,13 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{WAIT, init};
+use corral_actors::supervisor::KILL_WAIT;
 use corral_actors::{
     Addr, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy, SupError,
     Supervisor, kill, monitor_with, whereis,
@@ -73,6 +76,16 @@ fn send(name: &str, cmd: Cmd) {
 
 fn wait_exit(pid: &Pid) -> Exit {
     pid.wait_exit(Some(WAIT)).expect("exited within the bound")
+}
+
+/// Sets the flag when dropped, so a failing assertion still releases what waits on it
+/// (a spinning child, a start function that keeps failing) instead of leaving it running.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 #[test]
@@ -245,9 +258,9 @@ fn exceeding_intensity_stops_children_in_reverse_and_escalates_to_the_parent() {
     send("esc-b", Cmd::Crash); // second within 5 s: the inner supervisor gives up
     assert_eq!(next(&ev), Ev::Stopped("esc-c".into()));
     assert_eq!(next(&ev), Ev::Stopped("esc-a".into()));
-    assert_eq!(down_rx.recv_timeout(WAIT), Ok(Exit::MaxRestarts));
+    assert_eq!(down_rx.recv_timeout(WAIT), Ok(Exit::Shutdown));
 
-    // The outer supervisor saw its child exit and restarted the whole subtree.
+    // The outer supervisor saw its (permanent) child exit and restarted the whole subtree.
     for n in ["esc-a", "esc-b", "esc-c"] {
         started(&ev, n);
     }
@@ -387,4 +400,247 @@ fn a_failed_start_fails_the_supervisor_and_stops_started_children() {
     assert_eq!(err.reason, "no database");
     started(&ev, "fail-a");
     assert_eq!(next(&ev), Ev::Stopped("fail-a".into()));
+}
+
+// --- OTP departures (issue 14, point 6), named like supervisor_SUITE's cases -------------------
+
+/// OTP: "if more than MaxR restarts occur within MaxT seconds, the supervisor terminates all
+/// child processes and then itself. The termination reason ... will be `shutdown`." So a
+/// transient parent, which restarts only abnormal exits, leaves it down.
+#[test]
+fn one_for_one_escalation_exits_shutdown_and_a_transient_parent_does_not_restart_it() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let inner = Supervisor::new(Strategy::OneForOne) // OTP default: 1 restart in 5 s
+        .child(ChildSpec::new("shut-a", worker("shut-a", &tx)))
+        .child(ChildSpec::new("shut-b", worker("shut-b", &tx)));
+    let outer = Supervisor::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(5))
+        .child(ChildSpec::supervisor("shut-inner", inner).restart(Restart::Transient))
+        .start()
+        .expect("starts");
+    started(&ev, "shut-a");
+    started(&ev, "shut-b");
+    let inner_pid = outer.which_children().expect("listing")[0]
+        .pid
+        .clone()
+        .expect("running");
+
+    send("shut-a", Cmd::Crash); // first restart: within intensity
+    started(&ev, "shut-a");
+    send("shut-a", Cmd::Crash); // second within 5 s: the inner supervisor gives up
+    assert_eq!(next(&ev), Ev::Stopped("shut-b".into()));
+    assert_eq!(wait_exit(&inner_pid), Exit::Shutdown);
+
+    // Links are signalled before monitors, so the outer supervisor had the exit in its
+    // mailbox when `wait_exit` returned; this call is answered after it was handled.
+    let listing = outer.which_children().expect("listing");
+    assert_eq!(
+        listing[0].pid, None,
+        "a transient child that shut down stays down"
+    );
+    assert_eq!(listing[0].restarts, 0);
+    assert_eq!(outer.restarts(), 0);
+    assert!(ev.try_recv().is_err(), "nothing was started again");
+    outer.stop().expect("stops");
+}
+
+/// A worker spec whose start fails ("database down") while `up` is false; the first failure
+/// after `failures` was reset to 0 is reported on `failed`.
+fn flaky(
+    name: &str,
+    ev: &mpsc::Sender<Ev>,
+    up: &Arc<AtomicBool>,
+    failures: &Arc<AtomicUsize>,
+    failed: mpsc::Sender<()>,
+) -> ChildSpec {
+    let start = worker(name, ev);
+    let (up, failures) = (up.clone(), failures.clone());
+    ChildSpec::new(name, move || {
+        if up.load(Ordering::SeqCst) {
+            return Ok(start());
+        }
+        if failures.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = failed.send(());
+        }
+        Err("database down")
+    })
+}
+
+/// Never gives up: the window keeps only the last millisecond's restarts, so it stays small
+/// however often a start fails before the test lets it succeed.
+fn never_give_up(strategy: Strategy) -> Supervisor {
+    Supervisor::new(strategy).intensity(u32::MAX, Duration::from_millis(1))
+}
+
+/// OTP `try_again_restart` (supervisor_SUITE `hanging_restart_loop`): a restart whose start
+/// fails is retried from the mailbox, so requests are answered while the child is down.
+#[test]
+fn hanging_restart_loop_answers_calls_while_the_retry_is_pending() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let (failed_tx, failed_rx) = mpsc::channel();
+    let up = Arc::new(AtomicBool::new(true));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sup = never_give_up(Strategy::OneForOne)
+        .child(flaky("retry-a", &tx, &up, &failures, failed_tx))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    let first = started(&ev, "retry-a");
+    let _recover = SetOnDrop(up.clone());
+    up.store(false, Ordering::SeqCst);
+    kill(&first);
+    failed_rx.recv_timeout(WAIT).expect("the restart failed");
+
+    let listing = sup
+        .which_children()
+        .expect("answered while the restart keeps failing");
+    assert_eq!(listing[0].pid, None, "not running");
+    assert!(listing[0].restarting, "its restart is pending");
+    assert!(
+        sup.tree()
+            .expect("tree")
+            .to_string()
+            .contains("retry-a restarting")
+    );
+
+    up.store(true, Ordering::SeqCst);
+    let second = started(&ev, "retry-a");
+    let listing = sup.which_children().expect("listing");
+    assert_eq!(listing[0].pid.as_ref(), Some(&second));
+    assert!(!listing[0].restarting);
+    assert_eq!(listing[0].restarts, 1);
+
+    // A child in a restart loop can be terminated, which cancels the pending retry.
+    up.store(false, Ordering::SeqCst);
+    failures.store(0, Ordering::SeqCst);
+    send("retry-a", Cmd::Crash);
+    failed_rx
+        .recv_timeout(WAIT)
+        .expect("the restart failed again");
+    sup.terminate_child("retry-a")
+        .expect("terminated while restarting");
+    assert!(sup.which_children().expect("listing").is_empty());
+    up.store(true, Ordering::SeqCst);
+    sup.stop().expect("stops");
+    assert!(
+        ev.try_recv().is_err(),
+        "the cancelled retry started nothing"
+    );
+}
+
+/// OTP `rest_for_one_other_child_fails_restart`: when a later sibling fails to start, it is
+/// left restarting and retried from the mailbox; the siblings before it keep running.
+#[test]
+fn rest_for_one_other_child_fails_restart() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let (failed_tx, failed_rx) = mpsc::channel();
+    let up = Arc::new(AtomicBool::new(true));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sup = never_give_up(Strategy::RestForOne)
+        .child(ChildSpec::new("rfof-a", worker("rfof-a", &tx)))
+        .child(ChildSpec::new("rfof-b", worker("rfof-b", &tx)))
+        .child(flaky("rfof-c", &tx, &up, &failures, failed_tx))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    let a = started(&ev, "rfof-a");
+    started(&ev, "rfof-b");
+    started(&ev, "rfof-c");
+    let _recover = SetOnDrop(up.clone());
+    up.store(false, Ordering::SeqCst);
+    send("rfof-b", Cmd::Crash);
+    assert_eq!(next(&ev), Ev::Stopped("rfof-c".into()));
+    let b = started(&ev, "rfof-b");
+    failed_rx.recv_timeout(WAIT).expect("c's restart failed");
+
+    let listing = sup.which_children().expect("answered meanwhile");
+    assert_eq!(
+        listing[0].pid.as_ref(),
+        Some(&a),
+        "earlier sibling untouched"
+    );
+    assert_eq!(listing[1].pid.as_ref(), Some(&b), "the dead child is back");
+    assert_eq!(listing[2].pid, None);
+    assert!(listing[2].restarting);
+
+    up.store(true, Ordering::SeqCst);
+    let c = started(&ev, "rfof-c");
+    let listing = sup.which_children().expect("listing");
+    assert_eq!(
+        listing[0].pid.as_ref(),
+        Some(&a),
+        "the retry restarts from c only"
+    );
+    assert_eq!(listing[1].pid.as_ref(), Some(&b));
+    assert_eq!(listing[2].pid.as_ref(), Some(&c));
+    assert_eq!(
+        listing.iter().map(|c| c.restarts).collect::<Vec<_>>(),
+        vec![0, 1, 1]
+    );
+    assert!(
+        ev.try_recv().is_err(),
+        "nothing else was stopped or started"
+    );
+    sup.stop().expect("stops");
+}
+
+/// may cannot preempt: a child that spins without reaching a yield point cannot be killed
+/// until it yields. `terminate` must still return after the shutdown timeout (plus the
+/// bounded wait for the kill) and leave the child running, unlinked, instead of hanging.
+#[test]
+fn shutdown_timeout_returns_for_a_child_that_never_yields() {
+    init();
+    let release = Arc::new(AtomicBool::new(false));
+    let _release = SetOnDrop(release.clone());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let spin = release.clone();
+    let spinner = move || {
+        let (ready_tx, spin) = (ready_tx.clone(), spin.clone());
+        corral_actors::spawn(move |mut ctx: Ctx<ExitSignal>| {
+            ctx.trap_exit(|s| s);
+            let _ = ready_tx.send(());
+            // The shutdown request arrives as a message; from then on, no yield point at all.
+            let _shutdown = ctx.receive();
+            while !spin.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let grace = Duration::from_millis(30);
+    let sup = Supervisor::new(Strategy::OneForOne)
+        .child(ChildSpec::new("spinner", spinner).shutdown(Shutdown::Timeout(grace)))
+        .start()
+        .expect("starts")
+        .with_timeout(WAIT);
+    ready_rx.recv_timeout(WAIT).expect("trapping");
+    let pid = sup.which_children().expect("listing")[0]
+        .pid
+        .clone()
+        .expect("running");
+
+    // The child starts spinning on the worker the supervisor woke it on, while the supervisor
+    // is in a timed wait, which may resumes on its timer thread: so the supervisor can go on,
+    // and the test must not wake it again (onto a worker, maybe that one) until the release.
+    let t0 = Instant::now();
+    sup.terminate_child("spinner")
+        .expect("terminate returns instead of waiting for the spinning child");
+    let took = t0.elapsed();
+    assert!(
+        took >= grace,
+        "the child got its shutdown timeout ({took:?})"
+    );
+    assert!(
+        took < grace + KILL_WAIT + Duration::from_secs(1),
+        "returned after the timeout and the bounded kill wait ({took:?})"
+    );
+    assert!(pid.is_alive(), "still spinning: reported, not waited for");
+
+    // Once it stops spinning (here: its body returns), the kill takes effect.
+    release.store(true, Ordering::Release);
+    assert_eq!(wait_exit(&pid), Exit::Killed);
+    assert!(sup.which_children().expect("listing").is_empty());
+    sup.stop().expect("stops");
 }

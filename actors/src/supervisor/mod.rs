@@ -8,11 +8,23 @@
 //! 2. A child's exit arrives as an [`ExitSignal`] message. `should_restart` decides; a restart
 //!    is recorded in the intensity window, and the strategy picks which siblings are stopped
 //!    (right to left) and started again (left to right).
-//! 3. More than `max_restarts` within `period`: the supervisor stops all its children right
-//!    to left and exits with [`Exit::MaxRestarts`] — escalation is simply the supervisor
-//!    exiting, which its own supervisor sees as a child exit.
+//!    If a start fails, the child is left *restarting* ([`ChildInfo::restarting`]) and the
+//!    supervisor sends itself a message to try again (OTP `try_again_restart`): requests and
+//!    exits queued meanwhile are handled first, so it keeps answering (`which_children`,
+//!    `terminate_child`, `stop`) while a child cannot start. Each retry counts as a restart,
+//!    so a child that keeps failing ends in step 3. The siblings the strategy would have
+//!    started after it wait for that retry (OTP: `{try_again, FailedId}`).
+//! 3. More than `max_restarts` within `period`: the supervisor logs it, stops all its children
+//!    right to left and exits with [`Exit::Shutdown`], as OTP's does — escalation is simply the
+//!    supervisor exiting, which its own supervisor sees as a child exit: a `Permanent` parent
+//!    restarts it, a `Transient` or `Temporary` one leaves it down.
 //! 4. An exit signal from its parent (the supervisor whose start function started it):
 //!    stop all children right to left, exit with the parent's reason.
+//!
+//! Stopping a child follows its [`Shutdown`] policy, with one departure that may forces: a
+//! kill cannot interrupt a coroutine that never yields, so the supervisor waits at most
+//! [`KILL_WAIT`] after a kill, then logs the child as not stopped and goes on without it
+//! (unlinked, forgotten; it ends with `Killed` at its next yield point).
 
 mod intensity;
 mod spec;
@@ -31,8 +43,8 @@ use crate::signal::{Exit, ExitSignal, kill};
 use intensity::Intensity;
 pub use intensity::{DEFAULT_MAX_RESTARTS, DEFAULT_PERIOD};
 pub use spec::{
-    ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, IntoStarted, Restart, Shutdown, StartError,
-    Started, should_restart,
+    ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, IntoStarted, KILL_WAIT, Restart, Shutdown,
+    StartError, Started, should_restart,
 };
 pub use strategy::Strategy;
 
@@ -40,6 +52,12 @@ pub use strategy::Strategy;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 may::coroutine_local!(static CURRENT_SUPERVISOR: RefCell<Option<Pid>> = RefCell::new(None));
+
+/// Kill `pid` and wait up to [`KILL_WAIT`] for it to exit; `false` if it is still running.
+fn kill_and_wait(pid: &Pid) -> bool {
+    kill(pid);
+    pid.wait_exit(Some(KILL_WAIT)).is_some()
+}
 
 /// A supervisor's specification: strategy, intensity, children. Build it, then [`start`].
 ///
@@ -150,8 +168,11 @@ pub enum SupError {
 #[derive(Debug, Clone)]
 pub struct ChildInfo {
     pub id: String,
-    /// `None` while not running (a transient child that exited normally).
+    /// `None` while not running: a transient child that exited normally, or one whose
+    /// restart failed and is to be tried again (see `restarting`).
     pub pid: Option<Pid>,
+    /// Its restart failed and a retry is queued (OTP lists such a child as `restarting`).
+    pub restarting: bool,
     pub kind: ChildKind,
     pub restart: Restart,
     /// How many times this child was started again after its first start.
@@ -164,7 +185,8 @@ pub struct ChildInfo {
 #[derive(Debug, Clone)]
 pub struct SupTree {
     pub pid: Pid,
-    /// Restart decisions this supervisor has taken (each may restart several children).
+    /// Restart decisions this supervisor has taken (each may restart several children; each
+    /// retry of a failed start counts too).
     pub restarts: u64,
     pub children: Vec<(ChildInfo, Option<SupTree>)>,
 }
@@ -174,10 +196,11 @@ impl SupTree {
         writeln!(f, "supervisor {} restarts={}", self.pid, self.restarts)?;
         for (child, sub) in &self.children {
             let pad = "  ".repeat(depth + 1);
-            let pid = child
-                .pid
-                .as_ref()
-                .map_or_else(|| "-".to_string(), Pid::to_string);
+            let pid = match &child.pid {
+                Some(pid) => pid.to_string(),
+                None if child.restarting => "restarting".to_string(),
+                None => "-".to_string(),
+            };
             write!(
                 f,
                 "{pad}{} {pid} {:?} restarts={}",
@@ -227,7 +250,8 @@ impl SupRef {
         self
     }
 
-    /// Restart decisions taken so far; a lock-free read, for metrics.
+    /// Restart decisions taken so far (retries of failed starts included); a lock-free read,
+    /// for metrics.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
@@ -287,6 +311,9 @@ pub(crate) enum SupMsg {
     TerminateChild(String, ReplyTo<Result<(), SupError>>),
     Children(ReplyTo<Vec<ChildInfo>>),
     Stop(ReplyTo<()>),
+    /// Sent to itself after a failed restart of the child with this id (OTP's
+    /// `try_again_restart` cast), so what is already queued is handled before the retry.
+    TryAgain(String),
 }
 
 struct Child {
@@ -295,6 +322,8 @@ struct Child {
     sup: Option<SupRef>,
     restarts: u64,
     dynamic: bool,
+    /// Its restart failed; a `TryAgain` for it is queued.
+    restarting: bool,
 }
 
 struct State {
@@ -373,6 +402,15 @@ impl State {
                     let _ = reply.send(());
                     return Exit::Shutdown;
                 }
+                SupMsg::TryAgain(id) => {
+                    // While a child keeps failing, this message is always waiting, so
+                    // `receive` never parks: yield, or the coroutines queued on this worker
+                    // would wait until the intensity runs out.
+                    may::coroutine::yield_now();
+                    if let Some(reason) = self.try_again(ctx, &id) {
+                        return reason;
+                    }
+                }
             }
         }
     }
@@ -400,6 +438,7 @@ impl State {
             sup: started.sup,
             restarts: 0,
             dynamic,
+            restarting: false,
         });
         Ok(pid)
     }
@@ -420,6 +459,7 @@ impl State {
         self.on_child_exit(ctx, i, &sig.reason)
     }
 
+    /// OTP `do_restart/3`: restart by the child's [`Restart`] type, or forget it.
     fn on_child_exit(&mut self, ctx: &Ctx<SupMsg>, dead: usize, why: &Exit) -> Option<Exit> {
         let child = &self.children[dead];
         if !should_restart(child.spec.restart, why) {
@@ -429,6 +469,24 @@ impl State {
             return None;
         }
         log::info!("child `{}` exited ({why}); restarting", child.spec.id);
+        self.restart(ctx, dead)
+    }
+
+    /// A queued retry: restart the child again if it is still waiting for one (it may have
+    /// been terminated, or restarted with its siblings, since).
+    fn try_again(&mut self, ctx: &Ctx<SupMsg>, id: &str) -> Option<Exit> {
+        let i = self.index_of(id)?;
+        if !self.children[i].restarting {
+            return None;
+        }
+        self.restart(ctx, i)
+    }
+
+    /// OTP `restart/2`: count a restart against the intensity (`Some(Shutdown)`: exceeded,
+    /// the supervisor must exit), then restart child `dead` and the siblings its strategy
+    /// takes along. A failed start leaves that child restarting and queues a retry; the
+    /// siblings after it are started by that retry.
+    fn restart(&mut self, ctx: &Ctx<SupMsg>, dead: usize) -> Option<Exit> {
         if !self.intensity.add_restart(Instant::now()) {
             return Some(self.give_up(ctx));
         }
@@ -447,8 +505,10 @@ impl State {
         }
         let mut i = affected.start;
         let mut end = affected.end;
+        let dead_id = self.children[dead].spec.id.clone();
         while i < end {
-            if i != dead && self.children[i].spec.restart == Restart::Temporary {
+            let c = &self.children[i];
+            if c.spec.id != dead_id && c.spec.restart == Restart::Temporary {
                 self.children.remove(i);
                 end -= 1;
             } else {
@@ -456,34 +516,29 @@ impl State {
             }
         }
         for id in restart_ids {
-            if let Some(reason) = self.restart(ctx, &id) {
-                return Some(reason);
+            let Some(i) = self.index_of(&id) else {
+                continue;
+            };
+            if let Err(e) = self.start_again(ctx, i) {
+                log::warn!("{e}; trying again");
+                self.children[i].restarting = true;
+                ctx.send_self(SupMsg::TryAgain(id));
+                return None;
             }
         }
         None
     }
 
-    /// Start child `id` again; a failed start counts as another restart.
-    fn restart(&mut self, ctx: &Ctx<SupMsg>, id: &str) -> Option<Exit> {
-        let i = self.index_of(id)?;
-        loop {
-            match self.children[i].spec.start() {
-                Ok(started) => {
-                    ctx.link(&started.pid);
-                    let child = &mut self.children[i];
-                    child.pid = Some(started.pid);
-                    child.sup = started.sup;
-                    child.restarts += 1;
-                    return None;
-                }
-                Err(e) => {
-                    log::warn!("{e}");
-                    if !self.intensity.add_restart(Instant::now()) {
-                        return Some(self.give_up(ctx));
-                    }
-                }
-            }
-        }
+    /// Run child `i`'s start function again and link to the new process.
+    fn start_again(&mut self, ctx: &Ctx<SupMsg>, i: usize) -> Result<(), StartError> {
+        let started = self.children[i].spec.start()?;
+        ctx.link(&started.pid);
+        let child = &mut self.children[i];
+        child.pid = Some(started.pid);
+        child.sup = started.sup;
+        child.restarts += 1;
+        child.restarting = false;
+        Ok(())
     }
 
     fn give_up(&mut self, ctx: &Ctx<SupMsg>) -> Exit {
@@ -492,7 +547,8 @@ impl State {
             ctx.pid()
         );
         self.stop_all(ctx);
-        Exit::MaxRestarts
+        // OTP: `{stop, shutdown, State}`; the reason is in the log, not in the exit.
+        Exit::Shutdown
     }
 
     /// Stop every running child, last started first.
@@ -502,27 +558,41 @@ impl State {
         }
     }
 
-    /// Stop child `i` by its shutdown policy and wait for its exit (OTP `shutdown/1`).
+    /// Stop child `i` by its shutdown policy and wait for its exit (OTP `shutdown/1`), but
+    /// never forever on a kill: after [`KILL_WAIT`] a child that has not exited is logged and
+    /// left behind (it is unlinked already, so its late exit is not taken for a new one).
     fn terminate(&mut self, ctx: &Ctx<SupMsg>, i: usize) {
         let child = &mut self.children[i];
         child.sup = None;
+        // A pending retry is cancelled: the child is stopped now, not restarting.
+        child.restarting = false;
         let Some(pid) = child.pid.take() else {
             return;
         };
         // Unlinked first, so its exit is not also delivered as a message to handle later.
         ctx.unlink(&pid);
-        match child.spec.shutdown {
-            Shutdown::BrutalKill => kill(&pid),
+        let id = &child.spec.id;
+        let stopped = match child.spec.shutdown {
+            Shutdown::BrutalKill => kill_and_wait(&pid),
             Shutdown::Timeout(grace) => {
                 ctx.exit(&pid, Exit::Shutdown);
-                if pid.wait_exit(Some(grace)).is_none() {
-                    log::warn!("child `{}` ignored shutdown; killing", child.spec.id);
-                    kill(&pid);
+                pid.wait_exit(Some(grace)).is_some() || {
+                    log::warn!("child `{id}` ignored shutdown for {grace:?}; killing");
+                    kill_and_wait(&pid)
                 }
             }
-            Shutdown::Infinity => ctx.exit(&pid, Exit::Shutdown),
+            Shutdown::Infinity => {
+                ctx.exit(&pid, Exit::Shutdown);
+                pid.wait_exit(None).is_some()
+            }
+        };
+        if !stopped {
+            log::error!(
+                "child `{id}` ({pid}) still running {KILL_WAIT:?} after it was killed: it has not \
+                 reached a yield point (a busy loop, or a blocking non-may call); leaving it \
+                 behind, unlinked"
+            );
         }
-        pid.wait_exit(None);
     }
 
     fn infos(&self) -> Vec<ChildInfo> {
@@ -534,6 +604,7 @@ impl State {
                 kind: c.spec.kind,
                 restart: c.spec.restart,
                 restarts: c.restarts,
+                restarting: c.restarting,
                 supervisor: c.sup.clone(),
             })
             .collect()

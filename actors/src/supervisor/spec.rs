@@ -20,17 +20,29 @@ pub enum Restart {
     Temporary,
 }
 
-/// How a supervisor stops a child.
+/// How a supervisor stops a child (OTP `shutdown/1`).
+///
+/// On may a kill takes effect only when the child reaches a yield point (see
+/// [`kill`](crate::kill)), so after killing, the supervisor waits at most [`KILL_WAIT`]. A
+/// child still alive then (spinning on the CPU, or blocked in a non-may call) is logged as not
+/// stopped and left running, unlinked and forgotten: it unwinds with [`Exit::Killed`] at its
+/// next yield point. So `BrutalKill` and `Timeout` never hang the supervisor; `Infinity` does
+/// wait for as long as the child takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
-    /// [`kill`](crate::kill) at once.
+    /// [`kill`](crate::kill) at once; wait up to [`KILL_WAIT`] for the exit.
     BrutalKill,
-    /// Send an exit signal with [`Exit::Shutdown`]; kill if still alive after the timeout.
-    /// A child that traps exits gets the time to clean up.
+    /// Send an exit signal with [`Exit::Shutdown`]; kill if still alive after the timeout,
+    /// then wait up to [`KILL_WAIT`]. A child that traps exits gets the time to clean up.
     Timeout(Duration),
     /// Send [`Exit::Shutdown`] and wait for as long as it takes (the default for supervisors).
     Infinity,
 }
+
+/// How long a supervisor waits for a kill to take effect before it reports the child as not
+/// stopped and goes on without it (see [`Shutdown`]). A child parked in a may call unwinds
+/// within microseconds; this bound only matters for one that does not yield.
+pub const KILL_WAIT: Duration = Duration::from_millis(100);
 
 /// Default shutdown for workers: OTP's 5000 ms.
 pub const DEFAULT_WORKER_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
