@@ -273,7 +273,7 @@ fn metrics_parse_and_match_what_was_sent() {
         for name in [
             "corral_scheduler_expected_load_seconds",
             "corral_scheduler_running_handler_seconds",
-            "corral_scheduler_utilisation",
+            "corral_scheduler_utilisation_ratio",
             "corral_scheduler_steals_total",
         ] {
             sample(&m, &format!("{name}{{scheduler=\"{k}\"}}"));
