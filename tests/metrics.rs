@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{TestServer, sample, sum_of};
+use common::{TestServer, sample};
 
 /// The demo's metrics after a few requests, one of them unmatched.
 fn scrape() -> String {
@@ -78,11 +78,12 @@ fn process_and_build_metrics_are_exported() {
         "process_resident_memory_bytes",
         "process_open_fds",
         "process_max_fds",
-        "process_cpu_seconds_total",
         "process_start_time_seconds",
     ] {
-        assert!(sum_of(&metrics, name) > 0.0, "{name} missing or zero");
+        assert!(sample(&metrics, name) > 0.0, "{name} is zero");
     }
+    // A fresh test process may not have used a whole clock tick yet.
+    assert!(sample(&metrics, "process_cpu_seconds_total") >= 0.0);
     let build = format!(
         r#"corral_build_info{{version="{}"}}"#,
         env!("CARGO_PKG_VERSION")
