@@ -4,15 +4,15 @@
 //! One worker makes this deterministic even with `work_steal` on (this crate's may has it):
 //! a single worker has no one to steal from, so the census of workers is exact.
 
-use corral::runtime::{RuntimeError, WorkerCount};
-use corral::{Config, Router, Server, ServerError};
+use corral::{Router, Server, ServerError};
+use corral::{RuntimeError, WorkerCount};
 
 #[test]
 fn a_scheduler_started_before_the_server_is_refused_with_its_worker_count() {
     may::config().set_workers(1);
     may::go!(|| {}).join().expect("the early coroutine ran");
 
-    let config = Config::for_tests();
+    let config = corral_may_defaults::test_config();
     assert_eq!(config.server.workers, 2);
     let router = Router::new().get("/", |_: &corral::Request| "never served");
     let err = Server::start(config, router)

@@ -1,19 +1,21 @@
 //! `Server::start` called from inside a coroutine: may's scheduler is up already (it runs the
 //! caller), so Corral cannot have configured it, nor can it block a worker to check it.
 
-use corral::runtime::RuntimeError;
-use corral::{Config, Router, Server, ServerError};
+use corral::RuntimeError;
+use corral::{Router, Server, ServerError};
 
 #[test]
 fn a_server_started_from_a_coroutine_is_refused() {
     let refusal = may::go!(|| {
         let router = Router::new().get("/", |_: &corral::Request| "never served");
-        Server::start(Config::for_tests(), router).err().map(|err| {
-            (
-                matches!(err, ServerError::Runtime(RuntimeError::StartedInCoroutine)),
-                err.to_string(),
-            )
-        })
+        Server::start(corral_may_defaults::test_config(), router)
+            .err()
+            .map(|err| {
+                (
+                    matches!(err, ServerError::Runtime(RuntimeError::StartedInCoroutine)),
+                    err.to_string(),
+                )
+            })
     })
     .join()
     .expect("the coroutine returned");

@@ -1,12 +1,12 @@
 //! `may = "0.3"` in this crate's manifest turns on may's `work_steal` for the whole build: the
 //! server must refuse to start and name the feature and the fix.
 
-use corral::runtime::RuntimeError;
-use corral::{Config, Router, Server, ServerError};
+use corral::RuntimeError;
+use corral::{Router, Server, ServerError};
 
 #[test]
 fn a_may_built_with_work_steal_is_refused_with_the_feature_named() {
-    let config = Config::for_tests();
+    let config = corral_may_defaults::test_config();
     assert!(config.server.workers >= 2, "stealing needs two workers");
     let router = Router::new().get("/", |_: &corral::Request| "never served");
     let err = Server::start(config, router)
