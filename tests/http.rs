@@ -81,6 +81,25 @@ fn one_mebibyte_body_round_trips() {
 }
 
 #[test]
+fn eight_megabyte_body_round_trips() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    let body: Vec<u8> = (0..8_000_000).map(|i| (i % 251) as u8).collect();
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.reply();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "8 MB body differs");
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+}
+
+#[test]
 fn chunked_body_split_across_many_writes_is_decoded() {
     let srv = TestServer::demo(|_| {});
     let mut c = srv.client();

@@ -47,9 +47,9 @@ impl<S: Transport> Conn<'_, S> {
         match self.head.framing {
             Framing::None => Ok(0),
             Framing::Length(n) => {
-                // Fits in usize: the parser refused lengths over max_body_bytes.
+                // Fits in usize: the parser refused lengths over max_body_bytes. The buffer
+                // grows as the body arrives, up to `total` (`ReadBuf::fill`).
                 let total = self.head.len + n as usize;
-                self.rbuf.make_room(total);
                 while self.rbuf.filled().len() < total {
                     self.fill_body(deadline, total)?;
                 }

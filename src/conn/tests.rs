@@ -1,7 +1,7 @@
 //! The connection loop over in-memory byte streams: no socket, no scheduler, no server.
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -21,6 +21,26 @@ use crate::placement::policy::Policy;
 use crate::placement::{Placement, Settings};
 use crate::router::Router;
 use crate::stats::Stats;
+
+/// What happened on a connection, in order: the loop's reads and writes. Kept per thread:
+/// `serve` runs on the test's thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Event {
+    /// A read returned this many bytes (0: the client closed).
+    Read(usize),
+    /// A write, by the status lines it carries.
+    Wrote(Vec<String>),
+}
+
+thread_local! {
+    static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
+    /// The largest buffer the loop offered a single read, bytes.
+    static LARGEST_READ: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(event: Event) {
+    EVENTS.with(|e| e.borrow_mut().push(event));
+}
 
 /// A client that sends `chunks` (each arrives as one read: the split points) and then
 /// closes; what the server writes is collected, one entry per `write` call.
@@ -42,7 +62,9 @@ impl Memory {
 
 impl Read for Memory {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        LARGEST_READ.with(|l| l.set(l.get().max(buf.len())));
         let Some(chunk) = self.chunks.front_mut() else {
+            note(Event::Read(0));
             return Ok(0);
         };
         let n = chunk.len().min(buf.len());
@@ -51,12 +73,16 @@ impl Read for Memory {
         if chunk.is_empty() {
             self.chunks.pop_front();
         }
+        note(Event::Read(n));
         Ok(n)
     }
 }
 
 impl Write for Memory {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let lines = statuses(&text).into_iter().map(String::from).collect();
+        note(Event::Wrote(lines));
         self.writes.borrow_mut().push(buf.to_vec());
         Ok(buf.len())
     }
@@ -143,6 +169,8 @@ fn shared() -> Arc<Shared> {
 
 /// Serves one connection that sends `chunks`; returns what was written, per write call.
 fn run(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<String> {
+    EVENTS.with(|e| e.borrow_mut().clear());
+    LARGEST_READ.with(|l| l.set(0));
     let (memory, writes) = Memory::new(chunks);
     let ending = serve(memory, shared, 0, Resume::fresh());
     assert_eq!(ending, Ending::Closed);
@@ -162,15 +190,18 @@ fn statuses(out: &str) -> Vec<&str> {
 
 const GET_HI: &[u8] = b"GET /hi HTTP/1.1\r\nHost: t\r\n\r\n";
 
+/// Serves `chunks` and returns the events: reads, writes (as status lines) and handler marks.
+fn events(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<Event> {
+    run(shared, chunks);
+    EVENTS.with(|e| e.borrow().clone())
+}
+
+const POST_ABC: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+
 #[test]
 fn a_pipelined_batch_is_answered_in_order_with_one_write() {
     let shared = shared();
-    let batch = [
-        GET_HI,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
-        GET_HI,
-    ]
-    .concat();
+    let batch = [GET_HI, POST_ABC, GET_HI].concat();
     let writes = run(&shared, &[&batch]);
     assert_eq!(writes.len(), 1, "one flush for the whole batch: {writes:?}");
     let out = &writes[0];
@@ -262,5 +293,22 @@ fn head_gets_the_length_of_get_but_no_body() {
     assert!(
         rest.starts_with("HTTP/1.1 200 OK"),
         "HEAD carried a body: {out}"
+    );
+}
+
+// ---- memory follows bytes received ---------------------------------------------------------
+
+#[test]
+fn a_declared_body_does_not_size_the_read_buffer() {
+    let shared = shared();
+    let head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n";
+    // The head, 10 body bytes, then the client goes away.
+    let events = events(&shared, &[head, b"0123456789"]);
+    assert_eq!(events.last(), Some(&Event::Read(0)), "{events:?}");
+    let largest = LARGEST_READ.with(Cell::get);
+    assert!(
+        largest <= 2 * super::read_buf::READ_BUF_INITIAL,
+        "a read was offered {largest} bytes after {} received",
+        head.len() + 10
     );
 }
