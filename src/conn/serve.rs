@@ -1,10 +1,18 @@
 //! The connection loop: one connection, served by one coroutine in plain blocking style.
 //!
 //! The loop reads a head (header timeout), reads the body (body timeout), routes, calls the
-//! handler under `catch_unwind`, encodes the response into the write buffer, and flushes once
-//! no further complete request is already buffered: pipelined requests are answered in order
-//! with one write per batch. Buffers live as long as the connection and are reused across
-//! requests, so a keep-alive request allocates nothing in the server.
+//! handler under `catch_unwind` and encodes the response into the write buffer. Pipelined
+//! requests are answered in order with one write per batch. Buffers live as long as the
+//! connection and are reused across requests, so a keep-alive request allocates nothing in
+//! the server.
+//!
+//! When the write buffer goes out (STYLE §1: before anything that can block, every answer
+//! already produced is on the wire):
+//! - before every read from the socket (`Conn::fill`): a read may wait, so only a request
+//!   complete in the buffer, head and body, is answered in the same batch — not stray CRLFs
+//!   or a head whose body is still arriving;
+//! - before a handler that is not known to be quick (`dispatch`): it may wait or run long;
+//! - when it reaches `WRITE_BUF_FLUSH`, before a stream, a hibernation or a close.
 
 use std::io;
 use std::sync::Arc;
@@ -16,6 +24,7 @@ use super::idle::Idle;
 use super::read_buf::ReadBuf;
 use super::resume::{Ending, First, Resume};
 use super::transport::{Transport, at_least_a_millisecond, is_timeout};
+use super::write::write_out;
 use crate::http::chunked::ChunkedError;
 use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
 use crate::http::reply::ReplyShape;
@@ -228,12 +237,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                     return Ok(Step::Wait { deferred, shape });
                 }
             }
-            let more_buffered = self.has_complete_head();
-            if !more_buffered || self.wbuf.len() >= WRITE_BUF_FLUSH {
+            // Otherwise the answer goes out with the next read or before the next handler
+            // that may wait (module doc).
+            if self.wbuf.len() >= WRITE_BUF_FLUSH {
                 self.flush()?;
-            }
-            if !more_buffered {
-                self.rbuf.release_if_idle();
             }
         }
     }
@@ -243,6 +250,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         let timeouts = &self.shared.config.timeouts;
         let mut deadline = None;
         if self.served > 0 && self.rbuf.is_empty() {
+            self.rbuf.release_if_idle();
             match self.wait_while_idle()? {
                 Idle::Input => {}
                 Idle::Over => return Ok(Next::Closed),
@@ -288,7 +296,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             self.send_continue()?;
         }
         let body_in_buf = self.read_body()?;
-        let mut done = self.dispatch(body_in_buf);
+        let mut done = self.dispatch(body_in_buf)?;
         let after = match done.response.deferred.take() {
             Some(deferred) => Ok(After::Wait {
                 deferred,
@@ -303,6 +311,9 @@ impl<'s, S: Transport> Conn<'s, S> {
         };
         let costs = &self.shared.placement.costs;
         costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
+        if done.waited {
+            costs.note_waited(self.scheduler, done.slot);
+        }
         self.rbuf.consume(self.head.len + body_in_buf);
         after
     }
@@ -317,11 +328,12 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
     }
 
-    fn has_complete_head(&self) -> bool {
-        memchr::memmem::find(self.rbuf.filled(), b"\r\n\r\n").is_some()
-    }
-
+    /// Reads more input, after writing every answer queued: the read may wait.
+    ///
+    /// A failed write comes back as `ErrorKind::Other`, so that a write timeout is never
+    /// taken for a read timeout (a 408) by the callers.
     pub(super) fn fill(&mut self, timeout: Duration, max_total: usize) -> io::Result<usize> {
+        self.flush().map_err(io::Error::other)?;
         if timeout.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
@@ -348,10 +360,6 @@ impl<'s, S: Transport> Conn<'s, S> {
     }
 
     pub(super) fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf)?;
-            self.wbuf.clear();
-        }
-        Ok(())
+        write_out(&mut self.stream, &mut self.wbuf)
     }
 }

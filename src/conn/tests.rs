@@ -22,14 +22,17 @@ use crate::placement::{Placement, Settings};
 use crate::router::Router;
 use crate::stats::Stats;
 
-/// What happened on a connection, in order: the loop's reads and writes. Kept per thread:
-/// `serve` runs on the test's thread.
+/// What happened on a connection, in order: the loop's reads and writes, and the test
+/// handlers' own marks. Kept per thread: `serve` runs on the test's thread, and the handlers
+/// (which must be `Send + Sync`) can reach it there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Event {
     /// A read returned this many bytes (0: the client closed).
     Read(usize),
     /// A write, by the status lines it carries.
     Wrote(Vec<String>),
+    /// A test handler ran.
+    Handler(&'static str),
 }
 
 thread_local! {
@@ -136,6 +139,25 @@ fn router() -> Router {
         .get("/panic", |_: &Request| -> &'static str {
             panic!("on purpose")
         })
+        .get("/slow", |_: &Request| {
+            note(Event::Handler("slow"));
+            "slow"
+        })
+        .get("/yields", |_: &Request| {
+            // What a handler that waits looks like to its stopwatch: another connection ran
+            // on the scheduler meanwhile.
+            crate::placement::cost::note_resume();
+            note(Event::Handler("yields"));
+            "yielded"
+        })
+        .get("/cpu", |_: &Request| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+            note(Event::Handler("cpu"));
+            "burnt"
+        })
 }
 
 /// A server's shared state with one scheduler and no hibernation (memory cannot hibernate).
@@ -196,11 +218,20 @@ fn events(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<Event> {
     EVENTS.with(|e| e.borrow().clone())
 }
 
+fn wrote(statuses: &[&str]) -> Event {
+    Event::Wrote(statuses.iter().map(|s| s.to_string()).collect())
+}
+
+const OK: &str = "HTTP/1.1 200 OK";
 const POST_ABC: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
 
 #[test]
 fn a_pipelined_batch_is_answered_in_order_with_one_write() {
     let shared = shared();
+    // Once each route has run, it is known to be quick (before a route never seen, the
+    // answers queued are written first: it might wait).
+    run(&shared, &[GET_HI]);
+    run(&shared, &[POST_ABC]);
     let batch = [GET_HI, POST_ABC, GET_HI].concat();
     let writes = run(&shared, &[&batch]);
     assert_eq!(writes.len(), 1, "one flush for the whole batch: {writes:?}");
@@ -294,6 +325,79 @@ fn head_gets_the_length_of_get_but_no_body() {
         rest.starts_with("HTTP/1.1 200 OK"),
         "HEAD carried a body: {out}"
     );
+}
+
+// ---- flushing: no answer waits behind something that can block ----------------------------
+
+#[test]
+fn an_answer_followed_by_stray_crlfs_is_written_before_the_next_read() {
+    let shared = shared();
+    let batch = [GET_HI, b"\r\n\r\n"].concat();
+    let events = events(&shared, &[&batch]);
+    assert_eq!(
+        events,
+        [Event::Read(batch.len()), wrote(&[OK]), Event::Read(0)],
+        "the CRLFs are no request: the answer must not wait for one"
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_the_next_requests_body_is_awaited() {
+    let shared = shared();
+    let post_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n";
+    let batch = [GET_HI, post_head].concat();
+    let events = events(&shared, &[&batch, b"hello"]);
+    assert_eq!(
+        events,
+        [
+            Event::Read(batch.len()),
+            wrote(&[OK]),
+            Event::Read(5),
+            wrote(&[OK]),
+            Event::Read(0)
+        ]
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_a_handler_never_seen_before_runs() {
+    let shared = shared();
+    let batch = [GET_HI, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"].concat();
+    let events = events(&shared, &[&batch]);
+    assert_eq!(
+        events,
+        [
+            Event::Read(batch.len()),
+            wrote(&[OK]),
+            Event::Handler("slow"),
+            wrote(&[OK]),
+            Event::Read(0)
+        ]
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_a_handler_that_waited_or_burnt_cpu_before() {
+    let shared = shared();
+    run(&shared, &[GET_HI]);
+    for (path, mark) in [("/yields", "yields"), ("/cpu", "cpu")] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        // Once alone, so the route has a record: it waited, or ran over the cheap bound.
+        run(&shared, &[request.as_bytes()]);
+        let batch = [GET_HI, request.as_bytes()].concat();
+        let events = events(&shared, &[&batch]);
+        assert_eq!(
+            events,
+            [
+                Event::Read(batch.len()),
+                wrote(&[OK]),
+                Event::Handler(mark),
+                wrote(&[OK]),
+                Event::Read(0)
+            ],
+            "{path}"
+        );
+    }
 }
 
 // ---- memory follows bytes received ---------------------------------------------------------

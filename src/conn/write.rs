@@ -167,6 +167,16 @@ impl<S: Transport> Conn<'_, S> {
     }
 }
 
+/// Writes the queued answers and empties the buffer. A free function, so the loop can call
+/// it while the request still borrows the read buffer (`dispatch`).
+pub(super) fn write_out<S: Transport>(stream: &mut S, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    if !wbuf.is_empty() {
+        stream.write_all(wbuf)?;
+        wbuf.clear();
+    }
+    Ok(())
+}
+
 /// Writes a streamed body to the socket: one chunk per `write_all` on HTTP/1.1.
 struct StreamWriter<'a, S> {
     stream: &'a mut S,
