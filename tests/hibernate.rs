@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, eventually, sum_of};
-use corral::{Config, Request, Router};
+use corral::{Config, Request, Response, Router, Status, Waker};
 
 fn hibernating(srv: &TestServer, state: &str) -> f64 {
     sum_of(
@@ -209,4 +209,25 @@ fn a_client_closing_a_hibernated_idle_connection_is_uncounted() {
                 == 1.0 + sum_of(&m, "corral_scheduler_hibernating_idle")
         },
     );
+}
+
+#[test]
+fn a_resumed_answer_that_would_break_the_framing_is_a_500_that_closes() {
+    // The ward encodes it: a 1xx status cannot end a response.
+    let router = Router::new().get("/interim-later", |_: &Request| {
+        Response::hibernate(
+            Duration::from_secs(5),
+            |waker: Waker<()>| {
+                waker.wake(());
+                Ok(|| {})
+            },
+            |_| Response::new(Status(103)),
+        )
+    });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    let r = c.get("/interim-later");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_by_server());
 }

@@ -16,7 +16,7 @@ use crate::http::request::{Context, Origin, Request};
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::placement::cost::Stopwatch;
-use crate::router::{Found, Params};
+use crate::router::{Found, Params, RouteId, Router};
 use crate::runtime::home;
 
 /// A handler expected to occupy its scheduler at most this long may run while answers to
@@ -30,6 +30,8 @@ const QUICK_HANDLER: Duration = Duration::from_micros(100);
 /// What the handler produced, and what it cost its scheduler.
 pub(super) struct Dispatched {
     pub response: Response,
+    /// The route that matched (`None`: a refusal, or the fallback handler).
+    pub route: Option<RouteId>,
     /// Cost-table slot of the matched route.
     pub slot: usize,
     pub occupancy: Duration,
@@ -94,6 +96,7 @@ impl<S: Transport> Conn<'_, S> {
                     };
                     return Ok(Dispatched {
                         response,
+                        route: None,
                         slot: costs.slot(None),
                         occupancy: Duration::ZERO,
                         waited: false,
@@ -135,10 +138,26 @@ impl<S: Transport> Conn<'_, S> {
         });
         Ok(Dispatched {
             response,
+            route: route.map(|(id, _)| id),
             slot,
             occupancy: run.unwrap_or_default(),
             waited: run.is_none(),
         })
+    }
+}
+
+/// How log lines name a request's route: the method and pattern it was registered with,
+/// e.g. `GET /users/:id`.
+pub(super) struct RouteName<'a>(pub &'a Router, pub Option<RouteId>);
+
+impl std::fmt::Display for RouteName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let routes = self.0.routes();
+        match self.1 {
+            Some(id) => write!(f, "{} {}", routes.method(id), routes.pattern(id)),
+            None if self.0.fallback_handler().is_some() => f.write_str("the fallback handler"),
+            None => f.write_str("no route"),
+        }
     }
 }
 

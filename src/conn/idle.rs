@@ -91,7 +91,7 @@ impl<S: Transport> Conn<'_, S> {
             Ok(()) => Ending::Hibernated,
             // The server is stopping: a wait is answered at once, an idle socket closed.
             Err(refused) => {
-                shared.wards.refused(refused);
+                shared.wards.refused(&shared.router, refused);
                 Ending::Closed
             }
         }

@@ -32,6 +32,7 @@ use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Deferred;
 use crate::placement::cost;
+use crate::router::RouteId;
 
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
@@ -73,10 +74,14 @@ enum Step {
         deadline: Instant,
     },
     /// The handler deferred its answer ([`Response::hibernate`]).
-    Wait {
-        deferred: Deferred,
-        shape: ReplyShape,
-    },
+    Wait(Wait),
+}
+
+/// A request whose answer comes later ([`Response::hibernate`]).
+struct Wait {
+    deferred: Deferred,
+    shape: ReplyShape,
+    route: Option<RouteId>,
 }
 
 /// What `next_head` found.
@@ -90,10 +95,7 @@ enum Next {
 enum After {
     KeepAlive,
     Close,
-    Wait {
-        deferred: Deferred,
-        shape: ReplyShape,
-    },
+    Wait(Wait),
 }
 
 /// One connection's state, over any transport (a may socket; in-memory bytes in tests).
@@ -140,14 +142,17 @@ pub(crate) fn serve<S: Transport>(
             Ok(Step::Hibernate { deadline }) => {
                 return conn.hibernate(deadline, Parked::Idle);
             }
-            Ok(Step::Wait { deferred, shape }) if !S::HIBERNATES => {
+            Ok(Step::Wait(Wait { shape, route, .. })) if !S::HIBERNATES => {
                 log::error!("a request asked to hibernate on a transport that cannot");
                 let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
-                let _ = conn.answer_now(refusal, shape);
-                drop(deferred);
+                let _ = conn.answer_now(refusal, shape, route);
                 return Ending::Closed;
             }
-            Ok(Step::Wait { deferred, shape }) => {
+            Ok(Step::Wait(Wait {
+                deferred,
+                shape,
+                route,
+            })) => {
                 let seat = shared.wards.seat(scheduler);
                 let id = seat.id();
                 let deadline = Instant::now() + deferred.timeout;
@@ -158,12 +163,13 @@ pub(crate) fn serve<S: Transport>(
                             id,
                             pending,
                             shape,
+                            route,
                             leftover,
                         };
                         return conn.hibernate(deadline, parked);
                     }
                     // Could not subscribe: answer now and carry on.
-                    Err(response) => match conn.answer_now(response, shape) {
+                    Err(response) => match conn.answer_now(response, shape, route) {
                         Ok(true) => {}
                         Ok(false) => return Ending::Closed,
                         Err(err) => {
@@ -231,10 +237,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                     self.flush()?;
                     return Ok(Step::Closed);
                 }
-                After::Wait { deferred, shape } => {
+                After::Wait(wait) => {
                     // Earlier pipelined answers go out before the connection sleeps.
                     self.flush()?;
-                    return Ok(Step::Wait { deferred, shape });
+                    return Ok(Step::Wait(wait));
                 }
             }
             // Otherwise the answer goes out with the next read or before the next handler
@@ -290,7 +296,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
-                self.queue(refusal.with_close(), started)?;
+                self.queue(refusal.with_close(), started, None)?;
                 return Ok(After::Close);
             }
             self.send_continue()?;
@@ -298,12 +304,13 @@ impl<'s, S: Transport> Conn<'s, S> {
         let body_in_buf = self.read_body()?;
         let mut done = self.dispatch(body_in_buf)?;
         let after = match done.response.deferred.take() {
-            Some(deferred) => Ok(After::Wait {
+            Some(deferred) => Ok(After::Wait(Wait {
                 deferred,
                 shape: self.reply_shape(),
-            }),
+                route: done.route,
+            })),
             // Queue before consuming: the access log and HEAD check read the head in place.
-            None => match self.queue(done.response, started) {
+            None => match self.queue(done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),
                 Ok(false) => Ok(After::Close),
                 Err(err) => Err(err),

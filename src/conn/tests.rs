@@ -17,6 +17,8 @@ use super::serve::serve;
 use super::transport::Transport;
 use crate::config::Config;
 use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::http::status::Status;
 use crate::placement::policy::Policy;
 use crate::placement::{Placement, Settings};
 use crate::router::Router;
@@ -149,6 +151,22 @@ fn router() -> Router {
             crate::placement::cost::note_resume();
             note(Event::Handler("yields"));
             "yielded"
+        })
+        .get("/interim", |_: &Request| Response::new(Status(103)))
+        .get("/status-1000", |_: &Request| Response::new(Status(1000)))
+        .get("/no-content-stream", |_: &Request| {
+            Response::stream("text/plain", |out| out.write_all(b"x"))
+                .with_status(Status::NO_CONTENT)
+        })
+        .get("/no-content-body", |_: &Request| {
+            (Status::NO_CONTENT, "text")
+        })
+        .get("/not-modified", |_: &Request| {
+            Response::new(Status::NOT_MODIFIED)
+        })
+        .get("/no-content", |_: &Request| Status::NO_CONTENT)
+        .get("/bad-type", |_: &Request| {
+            Response::text("x").with_content_type("text/plain\r\nX-Evil: 1")
         })
         .get("/cpu", |_: &Request| {
             let start = std::time::Instant::now();
@@ -415,4 +433,85 @@ fn a_declared_body_does_not_size_the_read_buffer() {
         "a read was offered {largest} bytes after {} received",
         head.len() + 10
     );
+}
+
+// ---- a handler cannot break the framing ----------------------------------------------------
+
+/// Captures error log lines per thread (the logger is process-wide; each test reads its own).
+struct Capture;
+
+thread_local! {
+    static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            ERRORS.with(|e| e.borrow_mut().push(record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+/// The error lines logged on this thread while `f` runs.
+fn errors_logged(f: impl FnOnce()) -> Vec<String> {
+    if log::set_logger(&CAPTURE).is_ok() {
+        log::set_max_level(log::LevelFilter::Error);
+    }
+    ERRORS.with(|e| e.borrow_mut().clear());
+    f();
+    ERRORS.with(|e| e.borrow().clone())
+}
+
+#[test]
+fn a_response_that_would_break_the_framing_is_a_500_that_names_the_route() {
+    let shared = shared();
+    for path in [
+        "/interim",
+        "/status-1000",
+        "/no-content-stream",
+        "/no-content-body",
+        "/bad-type",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let batch = [request.as_bytes(), GET_HI].concat();
+        let mut out = String::new();
+        let errors = errors_logged(|| out = run(&shared, &[&batch]).concat());
+        assert_eq!(
+            statuses(&out),
+            ["HTTP/1.1 500 Internal Server Error"],
+            "{path}: {out}"
+        );
+        assert!(out.contains("Connection: close\r\n"), "{path}: {out}");
+        assert!(
+            !out.contains("Evil") && !out.contains("chunked"),
+            "{path}: {out}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains(&format!("GET {path}"))),
+            "{path}: no error line names the route: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn bodiless_statuses_get_no_framing_headers() {
+    let shared = shared();
+    for (path, status) in [
+        ("/not-modified", "HTTP/1.1 304 Not Modified"),
+        ("/no-content", "HTTP/1.1 204 No Content"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let out = run(&shared, &[&[request.as_bytes(), GET_HI].concat()]).concat();
+        assert_eq!(statuses(&out), [status, OK], "{out}");
+        let head = out.split("\r\n\r\n").next().unwrap();
+        assert!(!head.contains("Content-Length") && !head.contains("Transfer-Encoding"));
+    }
 }

@@ -11,8 +11,9 @@ use rustix::net::SendFlags;
 
 use super::door::Parked;
 use super::ward::{Entry, Ward};
+use crate::conn::dispatch::RouteName;
 use crate::conn::resume::{First, Resume};
-use crate::http::reply::encode_reply;
+use crate::conn::write::encode_or_refuse;
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Outcome;
@@ -32,6 +33,7 @@ impl Ward {
         let Parked::Waiting {
             pending,
             shape,
+            route,
             leftover,
             ..
         } = parked
@@ -49,7 +51,8 @@ impl Ward {
         };
         self.scratch.clear();
         let draining = self.shared.is_draining();
-        let encoded = encode_reply(&mut self.scratch, response, shape, draining);
+        let route = RouteName(&self.shared.router, route);
+        let encoded = encode_or_refuse(&mut self.scratch, response, shape, draining, route);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {
             let _ = epoll::delete(&self.epoll, &fd);
