@@ -153,6 +153,25 @@ fn pipelined_answer_arrives_while_a_slow_handler_after_it_runs() {
 }
 
 #[test]
+fn absolute_form_without_a_path_and_an_unknown_1x_minor_are_served() {
+    let router = Router::new().get("/", |req: &Request| {
+        format!("{} {}", req.path(), req.query().unwrap_or("-"))
+    });
+    let srv = TestServer::start(test_config(), router);
+    let mut c = srv.client();
+    // RFC 9112 §3.2.2: the path of `http://host?x=1` is "/".
+    c.send(b"GET http://t?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "/ x=1"));
+    // RFC 9110 §2.5: a 1.x minor the server does not know is answered as 1.1.
+    c.send(b"GET /?y HTTP/1.2\r\nHost: t\r\n\r\n");
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "/ y"));
+    assert_eq!(r.header("connection"), None, "kept alive, as 1.1");
+    assert_eq!(c.get("/").text(), "/ -");
+}
+
+#[test]
 fn chunked_body_split_across_many_writes_is_decoded() {
     let srv = TestServer::demo(|_| {});
     let mut c = srv.client();
