@@ -231,3 +231,33 @@ fn a_resumed_answer_that_would_break_the_framing_is_a_500_that_closes() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.closed_by_server());
 }
+
+#[test]
+fn a_subscribe_that_panics_is_a_counted_500_that_closes_and_names_the_route() {
+    common::ErrorLog::install();
+    let router = Router::new()
+        .get("/plaintext", |_: &Request| "Hello, World!")
+        .get("/subscribe-panics", |_: &Request| {
+            Response::hibernate(
+                Duration::from_secs(5),
+                |_: Waker<()>| -> Result<fn(), Response> { panic!("subscribe fails on purpose") },
+                |_| Response::text("never"),
+            )
+        });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    let r = c.get("/subscribe-panics");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_by_server());
+    assert_eq!(srv.server().stats().panics(), 1);
+    let logged = common::ErrorLog::lines_with("GET /subscribe-panics");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("subscribe fails on purpose")),
+        "{logged:?}"
+    );
+    // The scheduler goes on serving.
+    assert_eq!(srv.client().get("/plaintext").text(), "Hello, World!");
+}

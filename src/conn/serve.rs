@@ -15,10 +15,13 @@
 //! - when it reaches `WRITE_BUF_FLUSH`, before a stream, a hibernation or a close.
 
 use std::io;
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::Idle;
 use super::read_buf::ReadBuf;
@@ -33,6 +36,7 @@ use crate::http::status::Status;
 use crate::http::wait::Deferred;
 use crate::placement::cost;
 use crate::router::RouteId;
+use crate::runtime::home;
 
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
@@ -148,35 +152,10 @@ pub(crate) fn serve<S: Transport>(
                 let _ = conn.answer_now(refusal, shape, route);
                 return Ending::Closed;
             }
-            Ok(Step::Wait(Wait {
-                deferred,
-                shape,
-                route,
-            })) => {
-                let seat = shared.wards.seat(scheduler);
-                let id = seat.id();
-                let deadline = Instant::now() + deferred.timeout;
-                match (deferred.start)(seat) {
-                    Ok(pending) => {
-                        let leftover = conn.rbuf.filled().to_vec();
-                        let parked = Parked::Waiting {
-                            id,
-                            pending,
-                            shape,
-                            route,
-                            leftover,
-                        };
-                        return conn.hibernate(deadline, parked);
-                    }
-                    // Could not subscribe: answer now and carry on.
-                    Err(response) => match conn.answer_now(response, shape, route) {
-                        Ok(true) => {}
-                        Ok(false) => return Ending::Closed,
-                        Err(err) => {
-                            log::debug!("connection closed: {err}");
-                            return Ending::Closed;
-                        }
-                    },
+            Ok(Step::Wait(wait)) => {
+                conn = match conn.start_wait(wait) {
+                    ControlFlow::Break(ending) => return ending,
+                    ControlFlow::Continue(conn) => conn,
                 }
             }
         }
@@ -209,6 +188,57 @@ impl<'s, S: Transport> Conn<'s, S> {
             // A resumed connection was counted as started long ago.
             fresh: resume.served == 0,
             first: resume.first,
+        }
+    }
+
+    /// Starts a deferred answer: runs its `subscribe`, then hands the socket to the ward
+    /// until the answer is ready. `subscribe` is the handler's code: a panic in it is what a
+    /// handler's panic is (a 500 that closes, counted, logged with the route), not the end
+    /// of the connection without a word. `Continue`: it answered at once; serve on.
+    fn start_wait(mut self, wait: Wait) -> ControlFlow<Ending, Self> {
+        let Wait {
+            deferred,
+            shape,
+            route,
+        } = wait;
+        let shared = self.shared;
+        let seat = shared.wards.seat(self.scheduler);
+        let id = seat.id();
+        let deadline = Instant::now() + deferred.timeout;
+        let started = catch_unwind(AssertUnwindSafe(|| (deferred.start)(seat)));
+        // `subscribe` may block (call an actor): come back to k if it resumed elsewhere.
+        home::go_home(self.scheduler);
+        let response = match started {
+            Ok(Ok(pending)) => {
+                let leftover = self.rbuf.filled().to_vec();
+                let parked = Parked::Waiting {
+                    id,
+                    pending,
+                    shape,
+                    route,
+                    leftover,
+                };
+                return ControlFlow::Break(self.hibernate(deadline, parked));
+            }
+            // Could not subscribe: answer now and carry on.
+            Ok(Err(response)) => response,
+            Err(panic) => {
+                shared.stats.record_panic(self.scheduler);
+                log::error!(
+                    "subscribe of {} panicked: {}",
+                    RouteName(&shared.router, route),
+                    panic_message(&panic)
+                );
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        };
+        match self.answer_now(response, shape, route) {
+            Ok(true) => ControlFlow::Continue(self),
+            Ok(false) => ControlFlow::Break(Ending::Closed),
+            Err(err) => {
+                log::debug!("connection closed: {err}");
+                ControlFlow::Break(Ending::Closed)
+            }
         }
     }
 

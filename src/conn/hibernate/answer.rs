@@ -11,7 +11,7 @@ use rustix::net::SendFlags;
 
 use super::door::Parked;
 use super::ward::{Entry, Ward};
-use crate::conn::dispatch::RouteName;
+use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
 use crate::conn::write::encode_or_refuse;
 use crate::http::response::Response;
@@ -40,18 +40,19 @@ impl Ward {
         else {
             return self.close(fd);
         };
+        let route = RouteName(&self.shared.router, route);
         let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
             Ok(Some(response)) => response,
             Ok(None) => return self.close(fd),
-            Err(_) => {
+            Err(panic) => {
                 self.shared.stats.record_panic(self.k);
-                log::error!("a hibernated request's resume function panicked");
+                let why = panic_message(&panic);
+                log::error!("resume of {route} (hibernated) panicked: {why}");
                 Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
             }
         };
         self.scratch.clear();
         let draining = self.shared.is_draining();
-        let route = RouteName(&self.shared.router, route);
         let encoded = encode_or_refuse(&mut self.scratch, response, shape, draining, route);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {
