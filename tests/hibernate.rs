@@ -261,3 +261,25 @@ fn a_subscribe_that_panics_is_a_counted_500_that_closes_and_names_the_route() {
     // The scheduler goes on serving.
     assert_eq!(srv.client().get("/plaintext").text(), "Hello, World!");
 }
+
+#[test]
+fn a_wait_with_a_timeout_too_long_to_represent_is_served() {
+    // `Instant::now() + Duration::MAX` overflows: the deadline must saturate, not panic.
+    let router = Router::new().get("/forever", |_: &Request| {
+        Response::hibernate(
+            Duration::MAX,
+            |waker: Waker<&'static str>| {
+                waker.wake("woken");
+                Ok(|| {})
+            },
+            |wake| match wake {
+                corral::Wake::Message(text) => Response::text(text),
+                _ => Response::text("not woken"),
+            },
+        )
+    });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    assert_eq!(c.get("/forever").text(), "woken");
+    assert_eq!(c.get("/forever").text(), "woken", "the connection lives on");
+}

@@ -26,7 +26,7 @@ use super::hibernate::Parked;
 use super::idle::Idle;
 use super::read_buf::ReadBuf;
 use super::resume::{Ending, First, Resume};
-use super::transport::{Transport, at_least_a_millisecond, is_timeout};
+use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
 use super::write::write_out;
 use crate::http::chunked::ChunkedError;
 use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
@@ -204,7 +204,8 @@ impl<'s, S: Transport> Conn<'s, S> {
         let shared = self.shared;
         let seat = shared.wards.seat(self.scheduler);
         let id = seat.id();
-        let deadline = Instant::now() + deferred.timeout;
+        // The handler chose this timeout: it may be `Duration::MAX`.
+        let deadline = deadline_in(deferred.timeout);
         let started = catch_unwind(AssertUnwindSafe(|| (deferred.start)(seat)));
         // `subscribe` may block (call an actor): come back to k if it resumed elsewhere.
         home::go_home(self.scheduler);
@@ -293,14 +294,14 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
             }
             // Bytes are waiting: the header timeout runs from here.
-            deadline = Some(Instant::now() + timeouts.header());
+            deadline = Some(deadline_in(timeouts.header()));
         }
         loop {
             if !self.rbuf.is_empty() {
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
                     return Ok(Next::Head);
                 }
-                deadline.get_or_insert_with(|| Instant::now() + timeouts.header());
+                deadline.get_or_insert_with(|| deadline_in(timeouts.header()));
             }
             let timeout = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),

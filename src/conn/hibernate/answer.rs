@@ -4,7 +4,6 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use rustix::event::epoll;
 use rustix::net::SendFlags;
@@ -13,6 +12,7 @@ use super::door::Parked;
 use super::ward::{Entry, Ward};
 use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
+use crate::conn::transport::deadline_in;
 use crate::conn::write::encode_or_refuse;
 use crate::http::response::Response;
 use crate::http::status::Status;
@@ -86,7 +86,7 @@ impl Ward {
             }
             // Answered: the connection stays here, now idle, under the same registration.
             Ok(_) => {
-                let deadline = Instant::now() + self.shared.config.timeouts.idle();
+                let deadline = deadline_in(self.shared.config.timeouts.idle());
                 let entry = Entry {
                     fd,
                     deadline,
