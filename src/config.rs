@@ -24,6 +24,10 @@ const DEFAULT_ORIGIN: &str = "embedded config/default.toml";
 const MAX_WORKERS: usize = 1024;
 /// Smallest coroutine stack we accept: the connection loop itself needs ~8 KiB.
 const MIN_STACK_BYTES: usize = 16 * 1024;
+/// The longest any `*_ms` timeout or interval may be: 24 h. Longer is almost certainly a
+/// typo, and a deadline `Instant::now() + timeout` must stay representable (an overflow
+/// panics the thread computing it: a ward, a connection).
+const MAX_MS: u64 = 86_400_000;
 
 /// Why a configuration was refused; the message names the key and where its value came from.
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +238,7 @@ impl Config {
                 path: path.clone(),
                 err,
             })?;
+            check_integers(&text, &path.display().to_string())?;
             let file: toml::Table = toml::from_str(&text).map_err(|err| ConfigError::Toml {
                 path: path.clone(),
                 err,
@@ -342,6 +347,10 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(key, "must be greater than 0"));
         }
+        let millis = self.millisecond_keys();
+        if let Some((key, ms)) = millis.iter().find(|(_, ms)| *ms > MAX_MS) {
+            return Err(self.invalid(key, too_long(&ms.to_string())));
+        }
         if self.limits.max_headers > MAX_HEADERS_CAP {
             return Err(self.invalid(
                 "limits.max_headers",
@@ -355,6 +364,25 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
+    fn millisecond_keys(&self) -> [(&'static str, u64); 9] {
+        let (t, demo) = (&self.timeouts, &self.demo);
+        [
+            ("server.drain_timeout_ms", self.server.drain_timeout_ms),
+            (
+                "placement.merge_interval_ms",
+                self.placement.merge_interval_ms,
+            ),
+            ("timeouts.header_timeout_ms", t.header_timeout_ms),
+            ("timeouts.body_timeout_ms", t.body_timeout_ms),
+            ("timeouts.idle_timeout_ms", t.idle_timeout_ms),
+            ("timeouts.write_timeout_ms", t.write_timeout_ms),
+            ("timeouts.hibernate_after_ms", t.hibernate_after_ms),
+            ("demo.poll_timeout_ms", demo.poll_timeout_ms),
+            ("demo.sse_heartbeat_ms", demo.sse_heartbeat_ms),
+        ]
     }
 
     /// The address to bind: `server.listen` parsed, or an error naming where it came from.
@@ -454,6 +482,47 @@ fn merge_checked(
         }
     }
     Ok(())
+}
+
+fn too_long(ms: &str) -> String {
+    format!("{ms} ms is more than {MAX_MS} ms (24 h)")
+}
+
+/// Refuses an integer of the file that TOML cannot hold (more than `i64::MAX`), naming its
+/// key: toml's own error would point at the line but not name the key, and for a timeout
+/// (`idle_timeout_ms = 18446744073709551615`) say nothing of the bound. A file that does
+/// not parse is left to `toml::from_str`, whose error points at the line.
+fn check_integers(text: &str, origin: &str) -> Result<(), ConfigError> {
+    fn walk(table: &toml::de::DeTable<'_>, prefix: &str, origin: &str) -> Result<(), ConfigError> {
+        for (name, value) in table {
+            let key = match prefix {
+                "" => name.get_ref().to_string(),
+                _ => format!("{prefix}.{}", name.get_ref()),
+            };
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) => walk(inner, &key, origin)?,
+                toml::de::DeValue::Integer(n)
+                    if i64::from_str_radix(n.as_str(), n.radix()).is_err() =>
+                {
+                    let problem = match key.ends_with("_ms") {
+                        true => too_long(&n.to_string()),
+                        false => format!("{n} is too large (at most {})", i64::MAX),
+                    };
+                    return Err(ConfigError::Invalid {
+                        origin: origin.to_string(),
+                        key,
+                        problem,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    match toml::de::DeTable::parse(text) {
+        Ok(table) => walk(table.get_ref(), "", origin),
+        Err(_) => Ok(()),
+    }
 }
 
 /// For keys that take one of a fixed set of words, what is wrong with `value`, if anything.
@@ -653,5 +722,50 @@ mod tests {
             msg.starts_with("/nonexistent/corral.toml: cannot read"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn timeouts_past_a_day_are_refused_naming_key_and_origin() {
+        // u64::MAX does not fit a TOML integer (an i64); i64::MAX does, and overflowed
+        // `Instant + Duration` alike.
+        for value in ["18446744073709551615", "9223372036854775807", "86400001"] {
+            let (path, res) = load_file(&format!("[timeouts]\nidle_timeout_ms = {value}\n"));
+            let msg = res.expect_err(value).to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("`timeouts.idle_timeout_ms`"), "{msg}");
+        }
+        let (_, res) = load_file("[timeouts]\nidle_timeout_ms = 86400000\n");
+        assert_eq!(
+            res.expect("a day is allowed").timeouts.idle_timeout_ms,
+            86_400_000
+        );
+    }
+
+    #[test]
+    fn every_ms_key_is_bounded() {
+        let default = Config::embedded();
+        let keys: Vec<String> = default
+            .millisecond_keys()
+            .iter()
+            .map(|(key, _)| key.to_string())
+            .collect();
+        // Every `*_ms` key of the default file is in the list.
+        for line in DEFAULT_TOML.lines() {
+            if let Some((name, _)) = line.split_once(" = ")
+                && name.ends_with("_ms")
+            {
+                assert!(
+                    keys.iter().any(|k| k.ends_with(&format!(".{name}"))),
+                    "{name}"
+                );
+            }
+        }
+        for key in keys {
+            let (section, name) = key.split_once('.').expect("dotted");
+            let (_, res) = load_file(&format!("[{section}]\n{name} = 86400001\n"));
+            let msg = res.expect_err(&key).to_string();
+            let want = format!("`{key}`: 86400001 ms is more than 86400000 ms (24 h)");
+            assert!(msg.contains(&want), "{msg}");
+        }
     }
 }

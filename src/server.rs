@@ -9,6 +9,7 @@ use corral_actors::StartError;
 use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
 use crate::conn::hibernate::Wards;
+use crate::conn::transport::deadline_in;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
@@ -223,7 +224,7 @@ impl Server {
     /// then close) for up to `drain`. Returns whether everything finished in time.
     pub fn shutdown(mut self, drain: Duration) -> bool {
         self.stop_accepting();
-        let deadline = Instant::now() + drain;
+        let deadline = deadline_in(drain);
         while self.shared.stats.inflight() > 0 {
             if Instant::now() >= deadline {
                 log::warn!(

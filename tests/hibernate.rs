@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, eventually, sum_of};
-use corral::{Config, Request, Router};
+use corral::{Config, Request, Response, Router, Status, Waker};
 
 fn hibernating(srv: &TestServer, state: &str) -> f64 {
     sum_of(
@@ -209,4 +209,77 @@ fn a_client_closing_a_hibernated_idle_connection_is_uncounted() {
                 == 1.0 + sum_of(&m, "corral_scheduler_hibernating_idle")
         },
     );
+}
+
+#[test]
+fn a_resumed_answer_that_would_break_the_framing_is_a_500_that_closes() {
+    // The ward encodes it: a 1xx status cannot end a response.
+    let router = Router::new().get("/interim-later", |_: &Request| {
+        Response::hibernate(
+            Duration::from_secs(5),
+            |waker: Waker<()>| {
+                waker.wake(());
+                Ok(|| {})
+            },
+            |_| Response::new(Status(103)),
+        )
+    });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    let r = c.get("/interim-later");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn a_subscribe_that_panics_is_a_counted_500_that_closes_and_names_the_route() {
+    common::ErrorLog::install();
+    let router = Router::new()
+        .get("/plaintext", |_: &Request| "Hello, World!")
+        .get("/subscribe-panics", |_: &Request| {
+            Response::hibernate(
+                Duration::from_secs(5),
+                |_: Waker<()>| -> Result<fn(), Response> { panic!("subscribe fails on purpose") },
+                |_| Response::text("never"),
+            )
+        });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    let r = c.get("/subscribe-panics");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_by_server());
+    assert_eq!(srv.server().stats().panics(), 1);
+    let logged = common::ErrorLog::lines_with("GET /subscribe-panics");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("subscribe fails on purpose")),
+        "{logged:?}"
+    );
+    // The scheduler goes on serving.
+    assert_eq!(srv.client().get("/plaintext").text(), "Hello, World!");
+}
+
+#[test]
+fn a_wait_with_a_timeout_too_long_to_represent_is_served() {
+    // `Instant::now() + Duration::MAX` overflows: the deadline must saturate, not panic.
+    let router = Router::new().get("/forever", |_: &Request| {
+        Response::hibernate(
+            Duration::MAX,
+            |waker: Waker<&'static str>| {
+                waker.wake("woken");
+                Ok(|| {})
+            },
+            |wake| match wake {
+                corral::Wake::Message(text) => Response::text(text),
+                _ => Response::text("not woken"),
+            },
+        )
+    });
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    assert_eq!(c.get("/forever").text(), "woken");
+    assert_eq!(c.get("/forever").text(), "woken", "the connection lives on");
 }

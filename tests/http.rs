@@ -4,7 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer};
+use common::{Client, TestServer, test_config};
+use corral::{Request, Router};
 
 #[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
@@ -78,6 +79,96 @@ fn one_mebibyte_body_round_trips() {
     let r = c.reply();
     assert_eq!(r.status, 200);
     assert!(r.body == body, "1 MiB body differs");
+}
+
+#[test]
+fn eight_megabyte_body_round_trips() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    let body: Vec<u8> = (0..8_000_000).map(|i| (i % 251) as u8).collect();
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.reply();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "8 MB body differs");
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+}
+
+// ---- pipelining: an answer never waits behind something that can block ---------------------
+
+const PLAINTEXT: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn pipelined_answer_followed_by_stray_crlfs_arrives_at_once() {
+    // A header timeout far beyond the client's: the answer cannot be the 408's companion.
+    let srv = TestServer::demo(|c| c.timeouts.header_timeout_ms = 60_000);
+    let mut c = srv.client();
+    c.send(&[PLAINTEXT, b"\r\n\r\n"].concat());
+    assert_eq!(c.reply().text(), "Hello, World!");
+}
+
+#[test]
+fn pipelined_answer_arrives_while_the_next_requests_body_is_still_coming() {
+    let srv = TestServer::demo(|c| c.timeouts.body_timeout_ms = 60_000);
+    let mut c = srv.client();
+    c.send(
+        &[
+            PLAINTEXT,
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n",
+        ]
+        .concat(),
+    );
+    assert_eq!(c.reply().text(), "Hello, World!");
+    c.send(b"hello");
+    assert_eq!(c.reply().text(), "hello");
+}
+
+#[test]
+fn pipelined_answer_arrives_while_a_slow_handler_after_it_runs() {
+    // `/gate` stands for the issue's `/work?us=300000`, without the clock: it waits until
+    // the test has read the first answer, so that answer must come out while it runs.
+    let (open, gate) = corral::may::sync::mpsc::channel::<()>();
+    let gate = corral::may::sync::Mutex::new(gate);
+    let router = Router::new()
+        .get("/plaintext", |_: &Request| "Hello, World!")
+        .get("/gate", move |_: &Request| {
+            let gate = gate.lock().expect("the gate's lock");
+            match gate.recv_timeout(Duration::from_secs(10)) {
+                Ok(()) => "opened",
+                Err(_) => "never opened",
+            }
+        });
+    let srv = TestServer::start(test_config(), router);
+    let mut c = srv.client();
+    c.send(&[PLAINTEXT, b"GET /gate HTTP/1.1\r\nHost: t\r\n\r\n"].concat());
+    assert_eq!(c.reply().text(), "Hello, World!");
+    open.send(()).expect("the gate handler is waiting");
+    assert_eq!(c.reply().text(), "opened");
+}
+
+#[test]
+fn absolute_form_without_a_path_and_an_unknown_1x_minor_are_served() {
+    let router = Router::new().get("/", |req: &Request| {
+        format!("{} {}", req.path(), req.query().unwrap_or("-"))
+    });
+    let srv = TestServer::start(test_config(), router);
+    let mut c = srv.client();
+    // RFC 9112 §3.2.2: the path of `http://host?x=1` is "/".
+    c.send(b"GET http://t?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "/ x=1"));
+    // RFC 9110 §2.5: a 1.x minor the server does not know is answered as 1.1.
+    c.send(b"GET /?y HTTP/1.2\r\nHost: t\r\n\r\n");
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "/ y"));
+    assert_eq!(r.header("connection"), None, "kept alive, as 1.1");
+    assert_eq!(c.get("/").text(), "/ -");
 }
 
 #[test]

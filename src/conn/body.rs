@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::dispatch::method_not_allowed;
 use super::read_buf::READ_BUF_INITIAL;
 use super::serve::{Conn, ConnError};
-use super::transport::{Transport, is_timeout};
+use super::transport::{Transport, deadline_in, is_timeout};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::encode;
 use crate::http::parse::Framing;
@@ -43,13 +43,13 @@ impl<S: Transport> Conn<'_, S> {
     /// Reads the whole body. Returns how many bytes of it sit in the read buffer after the
     /// head (Content-Length); a chunked body is decoded into `self.body` instead.
     pub(super) fn read_body(&mut self) -> Result<usize, ConnError> {
-        let deadline = Instant::now() + self.shared.config.timeouts.body();
+        let deadline = deadline_in(self.shared.config.timeouts.body());
         match self.head.framing {
             Framing::None => Ok(0),
             Framing::Length(n) => {
-                // Fits in usize: the parser refused lengths over max_body_bytes.
+                // Fits in usize: the parser refused lengths over max_body_bytes. The buffer
+                // grows as the body arrives, up to `total` (`ReadBuf::fill`).
                 let total = self.head.len + n as usize;
-                self.rbuf.make_room(total);
                 while self.rbuf.filled().len() < total {
                     self.fill_body(deadline, total)?;
                 }

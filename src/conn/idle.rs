@@ -7,7 +7,7 @@ use super::hibernate::{Arrival, Parked};
 use super::read_buf::ReadBuf;
 use super::resume::Ending;
 use super::serve::{Conn, ConnError};
-use super::transport::{Transport, is_timeout};
+use super::transport::{Transport, deadline_in, is_timeout};
 
 /// With hibernation off: a keep-alive connection idle this long gives its buffers back
 /// until its next request.
@@ -54,7 +54,7 @@ impl<S: Transport> Conn<'_, S> {
         if !hibernate_after.is_zero() {
             // The grace read just timed out: what is left of the idle timeout runs from now.
             return Ok(Idle::Hibernate {
-                deadline: Instant::now() + rest,
+                deadline: deadline_in(rest),
             });
         }
         self.release_buffers();
@@ -91,7 +91,7 @@ impl<S: Transport> Conn<'_, S> {
             Ok(()) => Ending::Hibernated,
             // The server is stopping: a wait is answered at once, an idle socket closed.
             Err(refused) => {
-                shared.wards.refused(refused);
+                shared.wards.refused(&shared.router, refused);
                 Ending::Closed
             }
         }

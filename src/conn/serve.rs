@@ -1,21 +1,33 @@
 //! The connection loop: one connection, served by one coroutine in plain blocking style.
 //!
 //! The loop reads a head (header timeout), reads the body (body timeout), routes, calls the
-//! handler under `catch_unwind`, encodes the response into the write buffer, and flushes once
-//! no further complete request is already buffered: pipelined requests are answered in order
-//! with one write per batch. Buffers live as long as the connection and are reused across
-//! requests, so a keep-alive request allocates nothing in the server.
+//! handler under `catch_unwind` and encodes the response into the write buffer. Pipelined
+//! requests are answered in order with one write per batch. Buffers live as long as the
+//! connection and are reused across requests, so a keep-alive request allocates nothing in
+//! the server.
+//!
+//! When the write buffer goes out (STYLE §1: before anything that can block, every answer
+//! already produced is on the wire):
+//! - before every read from the socket (`Conn::fill`): a read may wait, so only a request
+//!   complete in the buffer, head and body, is answered in the same batch — not stray CRLFs
+//!   or a head whose body is still arriving;
+//! - before a handler that is not known to be quick (`dispatch`): it may wait or run long;
+//! - when it reaches `WRITE_BUF_FLUSH`, before a stream, a hibernation or a close.
 
 use std::io;
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::Idle;
 use super::read_buf::ReadBuf;
 use super::resume::{Ending, First, Resume};
-use super::transport::{Transport, at_least_a_millisecond, is_timeout};
+use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
+use super::write::write_out;
 use crate::http::chunked::ChunkedError;
 use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
 use crate::http::reply::ReplyShape;
@@ -23,6 +35,8 @@ use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Deferred;
 use crate::placement::cost;
+use crate::router::RouteId;
+use crate::runtime::home;
 
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
@@ -64,10 +78,14 @@ enum Step {
         deadline: Instant,
     },
     /// The handler deferred its answer ([`Response::hibernate`]).
-    Wait {
-        deferred: Deferred,
-        shape: ReplyShape,
-    },
+    Wait(Wait),
+}
+
+/// A request whose answer comes later ([`Response::hibernate`]).
+struct Wait {
+    deferred: Deferred,
+    shape: ReplyShape,
+    route: Option<RouteId>,
 }
 
 /// What `next_head` found.
@@ -81,10 +99,7 @@ enum Next {
 enum After {
     KeepAlive,
     Close,
-    Wait {
-        deferred: Deferred,
-        shape: ReplyShape,
-    },
+    Wait(Wait),
 }
 
 /// One connection's state, over any transport (a may socket; in-memory bytes in tests).
@@ -131,37 +146,16 @@ pub(crate) fn serve<S: Transport>(
             Ok(Step::Hibernate { deadline }) => {
                 return conn.hibernate(deadline, Parked::Idle);
             }
-            Ok(Step::Wait { deferred, shape }) if !S::HIBERNATES => {
+            Ok(Step::Wait(Wait { shape, route, .. })) if !S::HIBERNATES => {
                 log::error!("a request asked to hibernate on a transport that cannot");
                 let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
-                let _ = conn.answer_now(refusal, shape);
-                drop(deferred);
+                let _ = conn.answer_now(refusal, shape, route);
                 return Ending::Closed;
             }
-            Ok(Step::Wait { deferred, shape }) => {
-                let seat = shared.wards.seat(scheduler);
-                let id = seat.id();
-                let deadline = Instant::now() + deferred.timeout;
-                match (deferred.start)(seat) {
-                    Ok(pending) => {
-                        let leftover = conn.rbuf.filled().to_vec();
-                        let parked = Parked::Waiting {
-                            id,
-                            pending,
-                            shape,
-                            leftover,
-                        };
-                        return conn.hibernate(deadline, parked);
-                    }
-                    // Could not subscribe: answer now and carry on.
-                    Err(response) => match conn.answer_now(response, shape) {
-                        Ok(true) => {}
-                        Ok(false) => return Ending::Closed,
-                        Err(err) => {
-                            log::debug!("connection closed: {err}");
-                            return Ending::Closed;
-                        }
-                    },
+            Ok(Step::Wait(wait)) => {
+                conn = match conn.start_wait(wait) {
+                    ControlFlow::Break(ending) => return ending,
+                    ControlFlow::Continue(conn) => conn,
                 }
             }
         }
@@ -197,6 +191,58 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
     }
 
+    /// Starts a deferred answer: runs its `subscribe`, then hands the socket to the ward
+    /// until the answer is ready. `subscribe` is the handler's code: a panic in it is what a
+    /// handler's panic is (a 500 that closes, counted, logged with the route), not the end
+    /// of the connection without a word. `Continue`: it answered at once; serve on.
+    fn start_wait(mut self, wait: Wait) -> ControlFlow<Ending, Self> {
+        let Wait {
+            deferred,
+            shape,
+            route,
+        } = wait;
+        let shared = self.shared;
+        let seat = shared.wards.seat(self.scheduler);
+        let id = seat.id();
+        // The handler chose this timeout: it may be `Duration::MAX`.
+        let deadline = deadline_in(deferred.timeout);
+        let started = catch_unwind(AssertUnwindSafe(|| (deferred.start)(seat)));
+        // `subscribe` may block (call an actor): come back to k if it resumed elsewhere.
+        home::go_home(self.scheduler);
+        let response = match started {
+            Ok(Ok(pending)) => {
+                let leftover = self.rbuf.filled().to_vec();
+                let parked = Parked::Waiting {
+                    id,
+                    pending,
+                    shape,
+                    route,
+                    leftover,
+                };
+                return ControlFlow::Break(self.hibernate(deadline, parked));
+            }
+            // Could not subscribe: answer now and carry on.
+            Ok(Err(response)) => response,
+            Err(panic) => {
+                shared.stats.record_panic(self.scheduler);
+                log::error!(
+                    "subscribe of {} panicked: {}",
+                    RouteName(&shared.router, route),
+                    panic_message(&panic)
+                );
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        };
+        match self.answer_now(response, shape, route) {
+            Ok(true) => ControlFlow::Continue(self),
+            Ok(false) => ControlFlow::Break(Ending::Closed),
+            Err(err) => {
+                log::debug!("connection closed: {err}");
+                ControlFlow::Break(Ending::Closed)
+            }
+        }
+    }
+
     fn run(&mut self) -> Result<Step, ConnError> {
         if let Some(first) = self.first.take()
             && !self.finish_first(first)?
@@ -222,18 +268,16 @@ impl<'s, S: Transport> Conn<'s, S> {
                     self.flush()?;
                     return Ok(Step::Closed);
                 }
-                After::Wait { deferred, shape } => {
+                After::Wait(wait) => {
                     // Earlier pipelined answers go out before the connection sleeps.
                     self.flush()?;
-                    return Ok(Step::Wait { deferred, shape });
+                    return Ok(Step::Wait(wait));
                 }
             }
-            let more_buffered = self.has_complete_head();
-            if !more_buffered || self.wbuf.len() >= WRITE_BUF_FLUSH {
+            // Otherwise the answer goes out with the next read or before the next handler
+            // that may wait (module doc).
+            if self.wbuf.len() >= WRITE_BUF_FLUSH {
                 self.flush()?;
-            }
-            if !more_buffered {
-                self.rbuf.release_if_idle();
             }
         }
     }
@@ -243,20 +287,21 @@ impl<'s, S: Transport> Conn<'s, S> {
         let timeouts = &self.shared.config.timeouts;
         let mut deadline = None;
         if self.served > 0 && self.rbuf.is_empty() {
+            self.rbuf.release_if_idle();
             match self.wait_while_idle()? {
                 Idle::Input => {}
                 Idle::Over => return Ok(Next::Closed),
                 Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
             }
             // Bytes are waiting: the header timeout runs from here.
-            deadline = Some(Instant::now() + timeouts.header());
+            deadline = Some(deadline_in(timeouts.header()));
         }
         loop {
             if !self.rbuf.is_empty() {
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
                     return Ok(Next::Head);
                 }
-                deadline.get_or_insert_with(|| Instant::now() + timeouts.header());
+                deadline.get_or_insert_with(|| deadline_in(timeouts.header()));
             }
             let timeout = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
@@ -282,20 +327,21 @@ impl<'s, S: Transport> Conn<'s, S> {
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
-                self.queue(refusal.with_close(), started)?;
+                self.queue(refusal.with_close(), started, None)?;
                 return Ok(After::Close);
             }
             self.send_continue()?;
         }
         let body_in_buf = self.read_body()?;
-        let mut done = self.dispatch(body_in_buf);
+        let mut done = self.dispatch(body_in_buf)?;
         let after = match done.response.deferred.take() {
-            Some(deferred) => Ok(After::Wait {
+            Some(deferred) => Ok(After::Wait(Wait {
                 deferred,
                 shape: self.reply_shape(),
-            }),
+                route: done.route,
+            })),
             // Queue before consuming: the access log and HEAD check read the head in place.
-            None => match self.queue(done.response, started) {
+            None => match self.queue(done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),
                 Ok(false) => Ok(After::Close),
                 Err(err) => Err(err),
@@ -303,6 +349,9 @@ impl<'s, S: Transport> Conn<'s, S> {
         };
         let costs = &self.shared.placement.costs;
         costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
+        if done.waited {
+            costs.note_waited(self.scheduler, done.slot);
+        }
         self.rbuf.consume(self.head.len + body_in_buf);
         after
     }
@@ -317,11 +366,12 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
     }
 
-    fn has_complete_head(&self) -> bool {
-        memchr::memmem::find(self.rbuf.filled(), b"\r\n\r\n").is_some()
-    }
-
+    /// Reads more input, after writing every answer queued: the read may wait.
+    ///
+    /// A failed write comes back as `ErrorKind::Other`, so that a write timeout is never
+    /// taken for a read timeout (a 408) by the callers.
     pub(super) fn fill(&mut self, timeout: Duration, max_total: usize) -> io::Result<usize> {
+        self.flush().map_err(io::Error::other)?;
         if timeout.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
@@ -348,10 +398,6 @@ impl<'s, S: Transport> Conn<'s, S> {
     }
 
     pub(super) fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf)?;
-            self.wbuf.clear();
-        }
-        Ok(())
+        write_out(&mut self.stream, &mut self.wbuf)
     }
 }

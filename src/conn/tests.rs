@@ -1,7 +1,7 @@
 //! The connection loop over in-memory byte streams: no socket, no scheduler, no server.
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -17,10 +17,35 @@ use super::serve::serve;
 use super::transport::Transport;
 use crate::config::Config;
 use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::http::status::Status;
 use crate::placement::policy::Policy;
 use crate::placement::{Placement, Settings};
 use crate::router::Router;
 use crate::stats::Stats;
+
+/// What happened on a connection, in order: the loop's reads and writes, and the test
+/// handlers' own marks. Kept per thread: `serve` runs on the test's thread, and the handlers
+/// (which must be `Send + Sync`) can reach it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Event {
+    /// A read returned this many bytes (0: the client closed).
+    Read(usize),
+    /// A write, by the status lines it carries.
+    Wrote(Vec<String>),
+    /// A test handler ran.
+    Handler(&'static str),
+}
+
+thread_local! {
+    static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
+    /// The largest buffer the loop offered a single read, bytes.
+    static LARGEST_READ: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(event: Event) {
+    EVENTS.with(|e| e.borrow_mut().push(event));
+}
 
 /// A client that sends `chunks` (each arrives as one read: the split points) and then
 /// closes; what the server writes is collected, one entry per `write` call.
@@ -42,7 +67,9 @@ impl Memory {
 
 impl Read for Memory {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        LARGEST_READ.with(|l| l.set(l.get().max(buf.len())));
         let Some(chunk) = self.chunks.front_mut() else {
+            note(Event::Read(0));
             return Ok(0);
         };
         let n = chunk.len().min(buf.len());
@@ -51,12 +78,16 @@ impl Read for Memory {
         if chunk.is_empty() {
             self.chunks.pop_front();
         }
+        note(Event::Read(n));
         Ok(n)
     }
 }
 
 impl Write for Memory {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let lines = statuses(&text).into_iter().map(String::from).collect();
+        note(Event::Wrote(lines));
         self.writes.borrow_mut().push(buf.to_vec());
         Ok(buf.len())
     }
@@ -110,6 +141,41 @@ fn router() -> Router {
         .get("/panic", |_: &Request| -> &'static str {
             panic!("on purpose")
         })
+        .get("/slow", |_: &Request| {
+            note(Event::Handler("slow"));
+            "slow"
+        })
+        .get("/yields", |_: &Request| {
+            // What a handler that waits looks like to its stopwatch: another connection ran
+            // on the scheduler meanwhile.
+            crate::placement::cost::note_resume();
+            note(Event::Handler("yields"));
+            "yielded"
+        })
+        .get("/interim", |_: &Request| Response::new(Status(103)))
+        .get("/status-1000", |_: &Request| Response::new(Status(1000)))
+        .get("/no-content-stream", |_: &Request| {
+            Response::stream("text/plain", |out| out.write_all(b"x"))
+                .with_status(Status::NO_CONTENT)
+        })
+        .get("/no-content-body", |_: &Request| {
+            (Status::NO_CONTENT, "text")
+        })
+        .get("/not-modified", |_: &Request| {
+            Response::new(Status::NOT_MODIFIED)
+        })
+        .get("/no-content", |_: &Request| Status::NO_CONTENT)
+        .get("/bad-type", |_: &Request| {
+            Response::text("x").with_content_type("text/plain\r\nX-Evil: 1")
+        })
+        .get("/cpu", |_: &Request| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+            note(Event::Handler("cpu"));
+            "burnt"
+        })
 }
 
 /// A server's shared state with one scheduler and no hibernation (memory cannot hibernate).
@@ -143,6 +209,8 @@ fn shared() -> Arc<Shared> {
 
 /// Serves one connection that sends `chunks`; returns what was written, per write call.
 fn run(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<String> {
+    EVENTS.with(|e| e.borrow_mut().clear());
+    LARGEST_READ.with(|l| l.set(0));
     let (memory, writes) = Memory::new(chunks);
     let ending = serve(memory, shared, 0, Resume::fresh());
     assert_eq!(ending, Ending::Closed);
@@ -162,15 +230,27 @@ fn statuses(out: &str) -> Vec<&str> {
 
 const GET_HI: &[u8] = b"GET /hi HTTP/1.1\r\nHost: t\r\n\r\n";
 
+/// Serves `chunks` and returns the events: reads, writes (as status lines) and handler marks.
+fn events(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<Event> {
+    run(shared, chunks);
+    EVENTS.with(|e| e.borrow().clone())
+}
+
+fn wrote(statuses: &[&str]) -> Event {
+    Event::Wrote(statuses.iter().map(|s| s.to_string()).collect())
+}
+
+const OK: &str = "HTTP/1.1 200 OK";
+const POST_ABC: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+
 #[test]
 fn a_pipelined_batch_is_answered_in_order_with_one_write() {
     let shared = shared();
-    let batch = [
-        GET_HI,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
-        GET_HI,
-    ]
-    .concat();
+    // Once each route has run, it is known to be quick (before a route never seen, the
+    // answers queued are written first: it might wait).
+    run(&shared, &[GET_HI]);
+    run(&shared, &[POST_ABC]);
+    let batch = [GET_HI, POST_ABC, GET_HI].concat();
     let writes = run(&shared, &[&batch]);
     assert_eq!(writes.len(), 1, "one flush for the whole batch: {writes:?}");
     let out = &writes[0];
@@ -263,4 +343,175 @@ fn head_gets_the_length_of_get_but_no_body() {
         rest.starts_with("HTTP/1.1 200 OK"),
         "HEAD carried a body: {out}"
     );
+}
+
+// ---- flushing: no answer waits behind something that can block ----------------------------
+
+#[test]
+fn an_answer_followed_by_stray_crlfs_is_written_before_the_next_read() {
+    let shared = shared();
+    let batch = [GET_HI, b"\r\n\r\n"].concat();
+    let events = events(&shared, &[&batch]);
+    assert_eq!(
+        events,
+        [Event::Read(batch.len()), wrote(&[OK]), Event::Read(0)],
+        "the CRLFs are no request: the answer must not wait for one"
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_the_next_requests_body_is_awaited() {
+    let shared = shared();
+    let post_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n";
+    let batch = [GET_HI, post_head].concat();
+    let events = events(&shared, &[&batch, b"hello"]);
+    assert_eq!(
+        events,
+        [
+            Event::Read(batch.len()),
+            wrote(&[OK]),
+            Event::Read(5),
+            wrote(&[OK]),
+            Event::Read(0)
+        ]
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_a_handler_never_seen_before_runs() {
+    let shared = shared();
+    let batch = [GET_HI, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"].concat();
+    let events = events(&shared, &[&batch]);
+    assert_eq!(
+        events,
+        [
+            Event::Read(batch.len()),
+            wrote(&[OK]),
+            Event::Handler("slow"),
+            wrote(&[OK]),
+            Event::Read(0)
+        ]
+    );
+}
+
+#[test]
+fn an_answer_is_written_before_a_handler_that_waited_or_burnt_cpu_before() {
+    let shared = shared();
+    run(&shared, &[GET_HI]);
+    for (path, mark) in [("/yields", "yields"), ("/cpu", "cpu")] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        // Once alone, so the route has a record: it waited, or ran over the cheap bound.
+        run(&shared, &[request.as_bytes()]);
+        let batch = [GET_HI, request.as_bytes()].concat();
+        let events = events(&shared, &[&batch]);
+        assert_eq!(
+            events,
+            [
+                Event::Read(batch.len()),
+                wrote(&[OK]),
+                Event::Handler(mark),
+                wrote(&[OK]),
+                Event::Read(0)
+            ],
+            "{path}"
+        );
+    }
+}
+
+// ---- memory follows bytes received ---------------------------------------------------------
+
+#[test]
+fn a_declared_body_does_not_size_the_read_buffer() {
+    let shared = shared();
+    let head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n";
+    // The head, 10 body bytes, then the client goes away.
+    let events = events(&shared, &[head, b"0123456789"]);
+    assert_eq!(events.last(), Some(&Event::Read(0)), "{events:?}");
+    let largest = LARGEST_READ.with(Cell::get);
+    assert!(
+        largest <= 2 * super::read_buf::READ_BUF_INITIAL,
+        "a read was offered {largest} bytes after {} received",
+        head.len() + 10
+    );
+}
+
+// ---- a handler cannot break the framing ----------------------------------------------------
+
+/// Captures error log lines per thread (the logger is process-wide; each test reads its own).
+struct Capture;
+
+thread_local! {
+    static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            ERRORS.with(|e| e.borrow_mut().push(record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+/// The error lines logged on this thread while `f` runs.
+fn errors_logged(f: impl FnOnce()) -> Vec<String> {
+    if log::set_logger(&CAPTURE).is_ok() {
+        log::set_max_level(log::LevelFilter::Error);
+    }
+    ERRORS.with(|e| e.borrow_mut().clear());
+    f();
+    ERRORS.with(|e| e.borrow().clone())
+}
+
+#[test]
+fn a_response_that_would_break_the_framing_is_a_500_that_names_the_route() {
+    let shared = shared();
+    for path in [
+        "/interim",
+        "/status-1000",
+        "/no-content-stream",
+        "/no-content-body",
+        "/bad-type",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let batch = [request.as_bytes(), GET_HI].concat();
+        let mut out = String::new();
+        let errors = errors_logged(|| out = run(&shared, &[&batch]).concat());
+        assert_eq!(
+            statuses(&out),
+            ["HTTP/1.1 500 Internal Server Error"],
+            "{path}: {out}"
+        );
+        assert!(out.contains("Connection: close\r\n"), "{path}: {out}");
+        assert!(
+            !out.contains("Evil") && !out.contains("chunked"),
+            "{path}: {out}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains(&format!("GET {path}"))),
+            "{path}: no error line names the route: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn bodiless_statuses_get_no_framing_headers() {
+    let shared = shared();
+    for (path, status) in [
+        ("/not-modified", "HTTP/1.1 304 Not Modified"),
+        ("/no-content", "HTTP/1.1 204 No Content"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let out = run(&shared, &[&[request.as_bytes(), GET_HI].concat()]).concat();
+        assert_eq!(statuses(&out), [status, OK], "{out}");
+        let head = out.split("\r\n\r\n").next().unwrap();
+        assert!(!head.contains("Content-Length") && !head.contains("Transfer-Encoding"));
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection's byte stream. Reads and writes block the calling coroutine (not its
 /// scheduler) up to the timeouts set.
@@ -79,9 +79,33 @@ pub(crate) fn at_least_a_millisecond(timeout: Duration) -> Duration {
     timeout.max(Duration::from_millis(1))
 }
 
+/// `Instant::now() + after`, saturating: a timeout too long to represent (a handler's
+/// `Duration::MAX`, a config file's huge number past validation) is a deadline a century
+/// away, never an overflow panic in a connection or a ward.
+pub(crate) fn deadline_in(after: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 pub(crate) fn is_timeout(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_saturates_instead_of_overflowing() {
+        let far = deadline_in(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        let soon = deadline_in(Duration::from_millis(5));
+        assert!(soon <= Instant::now() + Duration::from_millis(5));
+    }
 }

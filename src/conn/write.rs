@@ -6,26 +6,55 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use super::dispatch::panic_message;
+use super::dispatch::{RouteName, panic_message};
 use super::resume::First;
 use super::serve::{Conn, ConnError};
 use super::transport::{Transport, at_least_a_millisecond};
 use crate::http::encode::{self, BodyFraming, ConnectionHeader};
-use crate::http::reply::{ReplyShape, encode_reply};
+use crate::http::reply::{Encoded, ReplyShape, encode_reply};
 use crate::http::response::{BodyWrite, Response, StreamFn};
 use crate::http::status::Status;
+use crate::router::RouteId;
 use crate::runtime::home;
 
 /// After an error response, how long and how much unread input we drain before closing.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
 
+/// Encodes `response` for a request of `route` into `out`. A response the encoder refuses
+/// (a handler's bug: a status that is not final, a body on 204 or 304, a malformed header)
+/// becomes a 500 that closes the connection, and a log line naming the route: the client
+/// gets a well-framed answer, the developer the reason.
+pub(super) fn encode_or_refuse(
+    out: &mut Vec<u8>,
+    response: Response,
+    shape: ReplyShape,
+    draining: bool,
+    route: RouteName<'_>,
+) -> Encoded {
+    match encode_reply(out, response, shape, draining) {
+        Ok(encoded) => encoded,
+        Err(err) => {
+            log::error!("response of {route} refused, answered 500 instead: {err}");
+            let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
+            encode_reply(out, refusal, shape, draining)
+                .expect("every error response encodes (http::reply tests)")
+        }
+    }
+}
+
 impl<S: Transport> Conn<'_, S> {
     /// Sends a response for a request whose head is gone (a wait that could not start).
     /// Returns whether to keep the connection.
-    pub(super) fn answer_now(&mut self, response: Response, shape: ReplyShape) -> io::Result<bool> {
+    pub(super) fn answer_now(
+        &mut self,
+        response: Response,
+        shape: ReplyShape,
+        route: Option<RouteId>,
+    ) -> io::Result<bool> {
         let draining = self.shared.is_draining();
-        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        let route = RouteName(&self.shared.router, route);
+        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, route);
         if let Some((stream, chunked)) = encoded.stream {
             self.stream_body(stream, chunked)
                 .map_err(io::Error::other)?;
@@ -61,10 +90,12 @@ impl<S: Transport> Conn<'_, S> {
         &mut self,
         response: Response,
         started: Instant,
+        route: Option<RouteId>,
     ) -> Result<bool, ConnError> {
         let shape = self.reply_shape();
         let draining = self.shared.is_draining();
-        let encoded = encode_reply(&mut self.wbuf, response, shape, draining);
+        let route = RouteName(&self.shared.router, route);
+        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, route);
         let mut sent = encoded.sent;
         if let Some((stream, chunked)) = encoded.stream {
             sent = self.stream_body(stream, chunked)?;
@@ -128,12 +159,13 @@ impl<S: Transport> Conn<'_, S> {
     /// Writes a status-only response and closes (malformed requests, timeouts, limits).
     pub(super) fn reject(&mut self, status: Status) {
         let response = Response::error(status).with_close();
-        encode::encode_head(
-            &mut self.wbuf,
-            &response,
-            BodyFraming::Length(status.reason().len() as u64),
-            ConnectionHeader::Close,
-        );
+        let framing = BodyFraming::Length(status.reason().len() as u64);
+        let head = encode::encode_head(&mut self.wbuf, &response, framing, ConnectionHeader::Close);
+        if let Err(err) = head {
+            // Cannot happen: our own error responses carry no header but a static type.
+            log::error!("could not encode a {} rejection: {err}", status.code());
+            return;
+        }
         self.wbuf.extend_from_slice(status.reason().as_bytes());
         if let Err(err) = self.flush() {
             log::debug!("could not send {}: {err}", status.code());
@@ -165,6 +197,16 @@ impl<S: Transport> Conn<'_, S> {
             }
         }
     }
+}
+
+/// Writes the queued answers and empties the buffer. A free function, so the loop can call
+/// it while the request still borrows the read buffer (`dispatch`).
+pub(super) fn write_out<S: Transport>(stream: &mut S, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    if !wbuf.is_empty() {
+        stream.write_all(wbuf)?;
+        wbuf.clear();
+    }
+    Ok(())
 }
 
 /// Writes a streamed body to the socket: one chunk per `write_all` on HTTP/1.1.

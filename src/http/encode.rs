@@ -1,8 +1,28 @@
 //! Response head encoding into the connection's write buffer: no `format!`, no allocation.
+//! The encoder refuses what would not frame, rather than mend it: a header it will not write
+//! is an `EncodeError`, and nothing is written for that response.
 
 use super::date::append_date;
-use super::response::Response;
+use super::response::{HeaderError, Response, check_header, check_value};
 use super::status::Status;
+
+/// Why a response cannot go on the wire as it is: a bug in the handler that made it. The
+/// connection answers 500 instead (and closes), and logs this with the route. The messages
+/// never repeat a header value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A final response needs a status from 200 to 599: a 1xx is interim (and Corral sends
+    /// none but its own `100 Continue`), anything else is not a status (RFC 9110 §15).
+    #[error("status {0} cannot end a response: a final status is 200 to 599")]
+    NotFinal(u16),
+    /// 204 and 304 carry no body (RFC 9110 §6.4.1), so none can be framed for them.
+    #[error("status {0} has no body, but the response carries one")]
+    BodyNotAllowed(u16),
+    /// A header Corral writes itself, a name that is not a token, or a value with a control
+    /// byte: it would split the head or frame the message wrongly.
+    #[error("header refused: {0}")]
+    Header(#[from] HeaderError),
+}
 
 /// How the response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,13 +47,22 @@ pub enum ConnectionHeader {
 
 const SERVER: &[u8] = b"Server: corral\r\n";
 
-/// Appends the status line and headers, through the blank line.
+/// Appends the status line and headers, through the blank line; or, if a header would not
+/// be well formed, appends nothing and says why. A status without a body (1xx, 204, 304)
+/// gets no framing header whatever `framing` says (RFC 9112 §6.1, §6.2).
 pub fn encode_head(
     out: &mut Vec<u8>,
     response: &Response,
     framing: BodyFraming,
     connection: ConnectionHeader,
-) {
+) -> Result<(), EncodeError> {
+    // Checked before anything is written: `out` may hold earlier pipelined answers.
+    if let Some(content_type) = &response.content_type {
+        check_value("Content-Type", content_type)?;
+    }
+    for (name, value) in &response.headers {
+        check_header(name, value)?;
+    }
     status_line(out, response.status);
     out.extend_from_slice(SERVER);
     out.extend_from_slice(b"Date: ");
@@ -46,12 +75,13 @@ pub fn encode_head(
         header(out, name.as_bytes(), value.as_bytes());
     }
     match framing {
-        BodyFraming::Length(n) if response.status.allows_body() => {
+        _ if !response.status.allows_body() => {}
+        BodyFraming::Length(n) => {
             let mut digits = itoa::Buffer::new();
             header(out, b"Content-Length", digits.format(n).as_bytes());
         }
         BodyFraming::Chunked => header(out, b"Transfer-Encoding", b"chunked"),
-        BodyFraming::Length(_) | BodyFraming::UntilClose => {}
+        BodyFraming::UntilClose => {}
     }
     match connection {
         ConnectionHeader::Omit => {}
@@ -59,6 +89,7 @@ pub fn encode_head(
         ConnectionHeader::KeepAlive => header(out, b"Connection", b"keep-alive"),
     }
     out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// The interim `100 Continue` response.
@@ -95,15 +126,11 @@ fn status_line(out: &mut Vec<u8>, status: Status) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// One header line; its name and value were checked (`encode_head`) or are ours.
 fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    // A handler-supplied value with CR or LF would split the header: drop those bytes.
-    if value.iter().any(|&b| b == b'\r' || b == b'\n') {
-        out.extend(value.iter().filter(|&&b| b != b'\r' && b != b'\n'));
-    } else {
-        out.extend_from_slice(value);
-    }
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -123,11 +150,10 @@ fn hex_digits(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::response::Response;
 
     fn head(resp: &Response, framing: BodyFraming, conn: ConnectionHeader) -> String {
         let mut out = Vec::new();
-        encode_head(&mut out, resp, framing, conn);
+        encode_head(&mut out, resp, framing, conn).expect("a well-formed head");
         String::from_utf8(out).expect("ascii")
     }
 
@@ -156,22 +182,64 @@ mod tests {
     }
 
     #[test]
-    fn no_content_has_no_length() {
-        let text = head(
-            &Response::new(Status::NO_CONTENT),
-            BodyFraming::Length(0),
-            ConnectionHeader::Omit,
-        );
-        assert!(!text.contains("Content-Length"));
+    fn bodiless_statuses_get_no_framing_header() {
+        for status in [Status::CONTINUE, Status::NO_CONTENT, Status::NOT_MODIFIED] {
+            for framing in [
+                BodyFraming::Length(0),
+                BodyFraming::Length(5),
+                BodyFraming::Chunked,
+            ] {
+                let text = head(&Response::new(status), framing, ConnectionHeader::Omit);
+                assert!(!text.contains("Content-Length"), "{status:?} {framing:?}");
+                assert!(
+                    !text.contains("Transfer-Encoding"),
+                    "{status:?} {framing:?}"
+                );
+            }
+        }
     }
 
     #[test]
-    fn header_values_cannot_inject_lines() {
-        // `with_header` refuses such a value; the encoder still strips CR/LF if one slips in.
-        let mut resp = Response::new(Status::OK);
-        resp.headers.push(("X-A".into(), "a\r\nX-Evil: 1".into()));
-        let text = head(&resp, BodyFraming::Length(0), ConnectionHeader::Omit);
-        assert!(text.contains("X-A: aX-Evil: 1\r\n"));
+    fn a_header_that_slipped_past_the_builders_is_refused_and_nothing_written() {
+        // `with_header` refuses these; inside the crate the fields can still be set directly.
+        let kind = |err: &EncodeError| match err {
+            EncodeError::Header(HeaderError::InvalidValue { .. }) => "value",
+            EncodeError::Header(HeaderError::InvalidName { .. }) => "name",
+            EncodeError::Header(HeaderError::Reserved { .. }) => "reserved",
+            _ => "other",
+        };
+        let cases = [
+            ("X-A", "a\r\nX-Evil: 1", "value"),
+            ("X A", "v", "name"),
+            ("Content-Length", "5", "reserved"),
+            ("transfer-encoding", "chunked", "reserved"),
+        ];
+        for (name, value, expected) in cases {
+            let mut resp = Response::new(Status::OK);
+            resp.headers.push((name.into(), value.into()));
+            let mut out = b"earlier answer".to_vec();
+            let err = encode_head(
+                &mut out,
+                &resp,
+                BodyFraming::Length(0),
+                ConnectionHeader::Omit,
+            )
+            .expect_err(name);
+            assert_eq!(kind(&err), expected, "{name}: {err:?}");
+            assert!(!err.to_string().contains("Evil"), "{err}");
+            assert_eq!(out, b"earlier answer");
+        }
+        let resp = Response::text("x").with_content_type("text/plain\r\nX-Evil: 1");
+        let err = encode_head(
+            &mut Vec::new(),
+            &resp,
+            BodyFraming::Length(1),
+            ConnectionHeader::Omit,
+        );
+        assert!(matches!(
+            err,
+            Err(EncodeError::Header(HeaderError::InvalidValue { .. }))
+        ));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! httparse tokenises the request line and the field lines; on top of it we enforce what it
 //! leaves lenient: CRLF line endings only, the request-target grammar (RFC 3986 characters,
-//! origin/absolute/asterisk form), the HTTP-version (505 for a major other than 1), exactly
-//! one `Host` in HTTP/1.1, and the framing rules of RFC 9112 §6.3:
+//! origin/absolute/asterisk form), the HTTP-version (505 for a major other than 1; a 1.x minor
+//! we do not know is read as 1.1), exactly one `Host` in HTTP/1.1, and the framing rules of
+//! RFC 9112 §6.3:
 //!
 //! 1. `Transfer-Encoding` and `Content-Length` together → 400 (smuggling guard).
 //! 2. `Transfer-Encoding` in an HTTP/1.0 request → 400 (its framing cannot be trusted).
@@ -172,6 +173,22 @@ impl ParseError {
 
 /// Parses the head at the start of `buf` into `head`. `Ok(false)`: incomplete, read more.
 pub fn parse_head(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bool, ParseError> {
+    parse_with(buf, limits, head, Minor::AsSent)
+}
+
+/// Whether the request line's minor version is taken as sent or was rewritten to 1.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Minor {
+    AsSent,
+    ReadAs1,
+}
+
+fn parse_with(
+    buf: &[u8],
+    limits: &HeadLimits,
+    head: &mut Head,
+    minor: Minor,
+) -> Result<bool, ParseError> {
     let window = &buf[..buf.len().min(limits.max_head_bytes)];
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let fields = &mut fields[..limits.max_headers.min(MAX_HEADERS_CAP)];
@@ -182,7 +199,9 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bo
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return incomplete(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-        Err(httparse::Error::Version) => return version_error(buf, limits),
+        Err(httparse::Error::Version) if minor == Minor::AsSent => {
+            return other_version(buf, limits, head);
+        }
         Err(httparse::Error::Token) if request_line_too_long(window, limits) => {
             return Err(ParseError::UriTooLong);
         }
@@ -229,10 +248,13 @@ fn request_line_too_long(buf: &[u8], limits: &HeadLimits) -> bool {
     line_end.is_none() && buf.len() > limits.max_uri_bytes + LINE_OVERHEAD
 }
 
-/// httparse rejects any version but HTTP/1.0 and HTTP/1.1, at the first byte that differs;
-/// tell a well-formed other version (505) from garbage (400), and wait for more bytes while
-/// the version could still become one (so the answer does not depend on how reads split).
-fn version_error(buf: &[u8], limits: &HeadLimits) -> Result<bool, ParseError> {
+/// httparse rejects any version but HTTP/1.0 and HTTP/1.1, at the first byte that differs.
+/// A 1.x minor we do not know is answered as 1.1 (RFC 9110 §2.5): the head is parsed again
+/// from a copy with that digit made `1` — the spans index the copy as they would `buf`, and
+/// none covers the digit; the copy costs an allocation, only for such requests. Another
+/// well-formed version is a 505, garbage a 400; while the version could still become one of
+/// these, wait for more bytes (so the answer does not depend on how reads split).
+fn other_version(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bool, ParseError> {
     const SHAPE: &[u8] = b"HTTP/0.0"; // `0`: any digit
     let fits = |v: &[u8]| {
         v.len() <= SHAPE.len()
@@ -254,6 +276,15 @@ fn version_error(buf: &[u8], limits: &HeadLimits) -> Result<bool, ParseError> {
         None => (line, ended),
     };
     match line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default() {
+        v if v.len() == SHAPE.len() && fits(v) && v.starts_with(b"HTTP/1.") => {
+            let minor_at = v.as_ptr() as usize - buf.as_ptr() as usize + SHAPE.len() - 1;
+            let mut copy = buf[..buf.len().min(limits.max_head_bytes)].to_vec();
+            match copy.get_mut(minor_at) {
+                Some(digit) => *digit = b'1',
+                None => return incomplete(buf, limits),
+            }
+            parse_with(&copy, limits, head, Minor::ReadAs1)
+        }
         v if v.len() == SHAPE.len() && fits(v) => Err(ParseError::VersionNotSupported),
         v if !ended && fits(v) => incomplete(buf, limits),
         _ => Err(ParseError::Malformed("HTTP version")),
@@ -289,20 +320,28 @@ fn split_target<'t>(
             Err(ParseError::Malformed("asterisk-form outside OPTIONS"))
         };
     }
-    let path_and_query = if target.starts_with('/') {
-        target
+    let (path, query) = if target.starts_with('/') {
+        split_query(target)
     } else {
-        strip_absolute_form(target)?
+        absolute_form(target)?
     };
-    check_uri_chars(path_and_query)?;
-    Ok(match path_and_query.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (path_and_query, None),
-    })
+    check_uri_chars(path)?;
+    if let Some(query) = query {
+        check_uri_chars(query)?;
+    }
+    Ok((path, query))
 }
 
-/// absolute-form `http://authority/path?query` → `/path?query` (RFC 9112 §3.2.2).
-fn strip_absolute_form(target: &str) -> Result<&str, ParseError> {
+fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
+    match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    }
+}
+
+/// absolute-form `http://authority/path?query` → path `/path`, query `query`
+/// (RFC 9112 §3.2.2).
+fn absolute_form(target: &str) -> Result<(&str, Option<&str>), ParseError> {
     let bad = ParseError::Malformed("request target");
     let (scheme, rest) = target.split_once("://").ok_or(bad)?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -317,12 +356,13 @@ fn strip_absolute_form(target: &str) -> Result<&str, ParseError> {
     if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
         return Err(bad);
     }
+    // "http://host" and "http://host?q" have the path "/" (RFC 9112 §3.2.2). The path must
+    // be a slice of the buffer (the head stores offsets): take the second '/' of "://".
+    let slash = &target[scheme.len() + 2..scheme.len() + 3];
     match path.as_bytes().first() {
-        Some(b'/') => Ok(path),
-        // "http://host" and "http://host?q" mean path "/" (RFC 9112 §3.2.2); we cannot
-        // rewrite the buffer, so only the bare form is accepted. The path must be a slice of
-        // the buffer (the head stores offsets): take the second '/' of "://".
-        None => Ok(&target[scheme.len() + 2..scheme.len() + 3]),
+        Some(b'/') => Ok(split_query(path)),
+        None => Ok((slash, None)),
+        Some(b'?') => Ok((slash, Some(&path[1..]))),
         Some(_) => Err(bad),
     }
 }

@@ -177,6 +177,10 @@ fn absolute_form_keeps_path_and_query_only() {
         ("http://[::1]:80/v6", "/v6", None),
         ("http://user@h/u", "/u", None),
         ("h2c+x.y-z://h/s", "/s", None),
+        // No path but a query: the path is "/" (RFC 9112 §3.2.2).
+        ("http://host?x=1", "/", Some("x=1")),
+        ("http://h:8080?a=b?c", "/", Some("a=b?c")),
+        ("http://h?", "/", Some("")),
     ];
     for &(target, path, query) in cases {
         let buf = get_target("GET", target);
@@ -199,7 +203,9 @@ fn target_in_no_known_form_is_malformed() {
         "1http://h/p",
         "ht_tp://h/p",
         "http://h<x/p",
-        "http://h?q", // path-less with a query: we cannot rewrite the buffer to "/?q"
+        "http://?q",
+        "http://h?a b",
+        "http://h?%zz",
         "*x",
         "/*x\"",
     ];
@@ -289,17 +295,42 @@ fn http_1_0_and_1_1_parse() {
 }
 
 #[test]
-fn well_formed_other_versions_are_505() {
-    // HTTP/1.2 is refused like the other majors: httparse knows only 1.0 and 1.1.
-    for version in [
-        "HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/1.2", "HTTP/1.9", "HTTP/9.9",
-    ] {
+fn well_formed_other_majors_are_505() {
+    for version in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/9.9"] {
         for prefix in ["", "\r\n"] {
             let buf = format!("{prefix}GET / {version}\r\nHost: x\r\n\r\n");
             let err = parse_err(buf.as_bytes());
             assert_eq!(err, ParseError::VersionNotSupported, "{buf:?}");
         }
     }
+}
+
+#[test]
+fn an_unknown_1x_minor_is_parsed_as_1_1() {
+    // RFC 9110 §2.5: a 1.x minor we do not know is answered as the highest we implement.
+    for version in ["HTTP/1.2", "HTTP/1.9"] {
+        for prefix in ["", "\r\n"] {
+            let buf = format!("{prefix}GET /p?q HTTP/1.2\r\nHost: x\r\nX-A: b\r\n\r\n")
+                .replace("HTTP/1.2", version);
+            let head = parse(buf.as_bytes());
+            assert_eq!(head.version, Version::Http11, "{buf:?}");
+            assert_eq!(head.path.str(buf.as_bytes()), "/p");
+            assert_eq!(head.query.map(|q| q.str(buf.as_bytes())), Some("q"));
+            assert_eq!(head.headers.len(), 2);
+            assert_eq!(head.len, buf.len());
+        }
+    }
+    // As 1.1, it needs its Host; split anywhere, it waits, then parses the same.
+    assert_err(b"GET / HTTP/1.2\r\n\r\n", MALFORMED);
+    let buf = b"POST /a HTTP/1.3\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+    for at in 0..buf.len() {
+        assert_eq!(
+            try_parse(&buf[..at]).map(|h| h.is_some()),
+            Ok(false),
+            "cut at {at}"
+        );
+    }
+    assert_eq!(parse(buf).framing, Framing::Length(2));
 }
 
 #[test]
@@ -808,7 +839,7 @@ fn error_cases() -> Vec<Vec<u8>> {
         b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
         b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n",
         b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
-        b"\r\nGET / HTTP/1.2\r\nHost: x\r\n\r\n",
+        b"\r\nGET / HTTP/3.0\r\nHost: x\r\n\r\n",
         b"GET / HTTX/1.1\r\nHost: x\r\n\r\n",
         b"GET / HTTP/2\r\nHost: x\r\n\r\n",
         b"GET / HTTP/1.1\nHost: x\r\n\r\n",

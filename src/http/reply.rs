@@ -2,7 +2,7 @@
 //! `Connection` header and keep-alive. Shared by the connection loop and by the scheduler's
 //! ward, which answers hibernated requests without a coroutine (`conn::hibernate`).
 
-use super::encode::{self, BodyFraming, ConnectionHeader};
+use super::encode::{self, BodyFraming, ConnectionHeader, EncodeError};
 use super::parse::Version;
 use super::response::{Body, Response, StreamFn};
 use super::status::Status;
@@ -27,13 +27,22 @@ pub(crate) struct Encoded {
     pub stream: Option<(StreamFn, bool)>,
 }
 
-/// Appends the head and (unless it is a stream) the body of `response` to `out`.
+/// Appends the head and (unless it is a stream) the body of `response` to `out`; or, for a
+/// response that cannot be framed as it is, appends nothing and says why (like hyper, it
+/// refuses rather than mends: the caller answers 500).
 pub(crate) fn encode_reply(
     out: &mut Vec<u8>,
     mut response: Response,
     shape: ReplyShape,
     draining: bool,
-) -> Encoded {
+) -> Result<Encoded, EncodeError> {
+    let status = response.status;
+    if !(200..=599).contains(&status.code()) {
+        return Err(EncodeError::NotFinal(status.code()));
+    }
+    if !status.allows_body() && !response.body.is_empty() {
+        return Err(EncodeError::BodyNotAllowed(status.code()));
+    }
     let keep_alive = !response.close && !draining && shape.client_keeps_alive;
     let body = std::mem::replace(&mut response.body, Body::Empty);
     let framing = match (body.len(), shape.version) {
@@ -47,15 +56,15 @@ pub(crate) fn encode_reply(
         (true, Version::Http10) => ConnectionHeader::KeepAlive,
         (true, Version::Http11) => ConnectionHeader::Omit,
     };
-    encode::encode_head(out, &response, framing, connection);
+    encode::encode_head(out, &response, framing, connection)?;
     let mut encoded = Encoded {
         status: response.status,
         keep_alive,
         sent: 0,
         stream: None,
     };
-    if shape.is_head || !response.status.allows_body() {
-        return encoded;
+    if shape.is_head || !status.allows_body() {
+        return Ok(encoded);
     }
     encoded.sent = body.len().unwrap_or(0) as u64;
     match body {
@@ -64,7 +73,7 @@ pub(crate) fn encode_reply(
         Body::Bytes(bytes) => out.extend_from_slice(&bytes),
         Body::Stream(stream) => encoded.stream = Some((stream, framing == BodyFraming::Chunked)),
     }
-    encoded
+    Ok(encoded)
 }
 
 #[cfg(test)]
@@ -91,7 +100,8 @@ mod tests {
             Response::text("hi"),
             shape(Version::Http11, true),
             false,
-        );
+        )
+        .expect("encodes");
         assert!(kept.keep_alive);
         assert!(!text(&out).contains("Connection"));
         assert!(text(&out).ends_with("\r\n\r\nhi"));
@@ -106,7 +116,7 @@ mod tests {
             (Response::text("hi"), shape(Version::Http11, true), true),
         ] {
             let mut out = Vec::new();
-            let closed = encode_reply(&mut out, response, shape, draining);
+            let closed = encode_reply(&mut out, response, shape, draining).expect("encodes");
             assert!(!closed.keep_alive);
             assert!(text(&out).contains("Connection: close\r\n"));
         }
@@ -119,7 +129,8 @@ mod tests {
             is_head: true,
             ..shape(Version::Http11, true)
         };
-        let encoded = encode_reply(&mut out, Response::text("hello"), shape, false);
+        let encoded =
+            encode_reply(&mut out, Response::text("hello"), shape, false).expect("encodes");
         assert_eq!(encoded.sent, 0);
         assert!(text(&out).contains("Content-Length: 5\r\n"));
         assert!(text(&out).ends_with("\r\n\r\n"));
@@ -129,12 +140,62 @@ mod tests {
     fn a_stream_is_handed_back_chunked_on_1_1_and_until_close_on_1_0() {
         let stream = || Response::stream("text/plain", |_| Ok(()));
         let mut out = Vec::new();
-        let on_11 = encode_reply(&mut out, stream(), shape(Version::Http11, true), false);
+        let on_11 =
+            encode_reply(&mut out, stream(), shape(Version::Http11, true), false).expect("encodes");
         assert!(matches!(on_11.stream, Some((_, true))));
         assert!(on_11.keep_alive);
         let mut out = Vec::new();
-        let on_10 = encode_reply(&mut out, stream(), shape(Version::Http10, true), false);
+        let on_10 =
+            encode_reply(&mut out, stream(), shape(Version::Http10, true), false).expect("encodes");
         assert!(matches!(on_10.stream, Some((_, false))));
         assert!(!on_10.keep_alive);
+    }
+
+    #[test]
+    fn a_status_that_cannot_end_a_response_is_refused_and_nothing_written() {
+        for code in [0, 99, 100, 101, 103, 199, 600, 1000] {
+            let mut out = b"earlier".to_vec();
+            let response = Response::new(Status(code));
+            let err = encode_reply(&mut out, response, shape(Version::Http11, true), false);
+            assert_eq!(err.err(), Some(EncodeError::NotFinal(code)));
+            assert_eq!(out, b"earlier");
+        }
+    }
+
+    #[test]
+    fn a_body_on_a_bodiless_status_is_refused() {
+        for status in [Status::NO_CONTENT, Status::NOT_MODIFIED] {
+            let with_body = Response::text("x").with_status(status);
+            let streamed = Response::stream("text/plain", |_| Ok(())).with_status(status);
+            for response in [with_body, streamed] {
+                let mut out = Vec::new();
+                let err = encode_reply(&mut out, response, shape(Version::Http11, true), false);
+                assert_eq!(err.err(), Some(EncodeError::BodyNotAllowed(status.code())));
+                assert!(out.is_empty());
+            }
+            let mut out = Vec::new();
+            let empty = encode_reply(
+                &mut out,
+                Response::new(status),
+                shape(Version::Http11, true),
+                false,
+            )
+            .expect("a bodiless status without a body encodes");
+            assert!(empty.keep_alive);
+            let text = text(&out);
+            assert!(!text.contains("Content-Length") && !text.contains("Transfer-Encoding"));
+        }
+    }
+
+    #[test]
+    fn every_error_response_encodes() {
+        // The connection falls back on `Response::error(500)` when a response is refused, and
+        // rejects bad requests with `Response::error(4xx)`.
+        for code in 400..=599 {
+            let response = Response::error(Status(code)).with_close();
+            let mut out = Vec::new();
+            encode_reply(&mut out, response, shape(Version::Http11, true), false)
+                .unwrap_or_else(|err| panic!("{code}: {err}"));
+        }
     }
 }

@@ -5,7 +5,11 @@
 //! connection state, so a handler cannot produce a message that frames wrongly. A handler
 //! that sets one anyway, or a header that is not well formed, is refused loudly at the call:
 //! [`Response::with_header`] panics (the connection turns a handler panic into a 500 and logs
-//! the route), [`Response::try_with_header`] returns a [`HeaderError`].
+//! the route), [`Response::try_with_header`] returns a [`HeaderError`]. What the builders
+//! cannot check at the call — a status that is not final (1xx, or outside 200..=599), a body
+//! on a status that has none (1xx, 204, 304), a content type with a control byte — the
+//! encoder refuses when the response is sent: a 500 that closes, and a log line naming the
+//! route (`http::encode::EncodeError`).
 
 use std::borrow::Cow;
 use std::io;
@@ -142,7 +146,8 @@ impl Response {
         self
     }
 
-    /// Sets the `Content-Type`.
+    /// Sets the `Content-Type`. A value with a control byte other than HTAB cannot be sent:
+    /// the client gets a 500 instead, and the log names the route.
     pub fn with_content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Self {
         self.content_type = Some(content_type.into());
         self
@@ -300,25 +305,30 @@ const RESERVED: &[(&str, &str)] = &[
     ("Server", "every response says `Server: corral`"),
 ];
 
-/// The refusals of `try_with_header`, checked in this order: reserved, name, value.
-fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
+/// The refusals of `try_with_header`, checked in this order: reserved, name, value. The
+/// encoder checks every header again before it writes one (`encode::encode_head`).
+pub(super) fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
     if let Some(&(name, advice)) = RESERVED.iter().find(|(r, _)| name.eq_ignore_ascii_case(r)) {
         return Err(HeaderError::Reserved { name, advice });
     }
     if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(HeaderError::InvalidName { name: name.into() });
     }
-    // RFC 9110 §5.5: field-vchar is VCHAR or obs-text, with SP and HTAB between.
-    if let Some(at) = value
+    check_value(name, value)
+}
+
+/// RFC 9110 §5.5: field-vchar is VCHAR or obs-text, with SP and HTAB between.
+pub(super) fn check_value(name: &str, value: &str) -> Result<(), HeaderError> {
+    match value
         .bytes()
         .position(|b| (b < b' ' && b != b'\t') || b == 0x7f)
     {
-        return Err(HeaderError::InvalidValue {
+        Some(at) => Err(HeaderError::InvalidValue {
             name: name.into(),
             at,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// RFC 9110 §5.6.2 `tchar`: what a field name is made of.

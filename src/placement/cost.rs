@@ -19,7 +19,7 @@
 //! there; the EWMA is a relaxed load/store, so at worst one sample is lost, never torn.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::router::RouteId;
@@ -70,16 +70,13 @@ impl Stopwatch {
         self.started
     }
 
-    /// Scheduler occupancy: the elapsed time if the run was unbroken, else zero.
+    /// Scheduler occupancy: the elapsed time if the run was unbroken; `None` if the handler
+    /// waited (the scheduler served others meanwhile), which costs it nothing.
     #[inline(never)]
-    pub fn occupancy(&self) -> Duration {
+    pub fn stop(&self) -> Option<Duration> {
         let unbroken =
             EPOCH.with(|e| e as *const Cell<u64> as usize == self.thread && e.get() == self.epoch);
-        if unbroken {
-            self.started.elapsed()
-        } else {
-            Duration::ZERO
-        }
+        unbroken.then(|| self.started.elapsed())
     }
 }
 
@@ -88,6 +85,8 @@ struct Slot {
     /// EWMA of occupancy, ns, as f64 bits (0 = no sample yet; see `count`).
     ewma_bits: AtomicU64,
     count: AtomicU64,
+    /// A request of this route waited (yielded) at least once on this scheduler.
+    waited: AtomicBool,
     latency: [AtomicU64; LATENCY_BUCKETS],
     /// Σ latency, ns (a histogram's `_sum`).
     latency_sum_ns: AtomicU64,
@@ -165,6 +164,25 @@ impl CostTable {
         match self.mean_ns.load(Ordering::Relaxed) {
             u64::MAX => self.default_ns,
             ns => ns,
+        }
+    }
+
+    /// Has scheduler `k` run requests of this slot, none of which waited, at an expected
+    /// occupancy under `bound`? Then the next one is very likely quick too. Only this
+    /// scheduler's own figures count: they are at hand (its shard), and fresher than the
+    /// merged table.
+    pub fn known_quick(&self, k: usize, slot: usize, bound: Duration) -> bool {
+        let s = &self.shards[k].slots[slot];
+        s.count.load(Ordering::Relaxed) > 0
+            && !s.waited.load(Ordering::Relaxed)
+            && f64::from_bits(s.ewma_bits.load(Ordering::Relaxed)) < bound.as_nanos() as f64
+    }
+
+    /// Notes that a request of this slot waited on scheduler `k` (see `known_quick`).
+    pub fn note_waited(&self, k: usize, slot: usize) {
+        let waited = &self.shards[k].slots[slot].waited;
+        if !waited.load(Ordering::Relaxed) {
+            waited.store(true, Ordering::Relaxed);
         }
     }
 
@@ -348,17 +366,35 @@ mod tests {
     }
 
     #[test]
-    fn a_run_interrupted_by_other_work_counts_zero() {
+    fn a_run_interrupted_by_other_work_waited() {
         let watch = Stopwatch::start();
-        assert!(watch.occupancy() >= Duration::ZERO);
+        assert!(watch.stop().is_some());
         let unbroken = Stopwatch::start();
         std::thread::sleep(Duration::from_millis(2));
-        assert!(unbroken.occupancy() >= Duration::from_millis(2));
+        assert!(unbroken.stop() >= Some(Duration::from_millis(2)));
         let broken = Stopwatch::start();
         note_resume(); // another connection resumed on this thread meanwhile
-        assert_eq!(broken.occupancy(), Duration::ZERO);
+        assert_eq!(broken.stop(), None);
         let moved = Stopwatch::start();
-        let elsewhere = std::thread::spawn(move || moved.occupancy());
-        assert_eq!(elsewhere.join().expect("thread"), Duration::ZERO);
+        let elsewhere = std::thread::spawn(move || moved.stop());
+        assert_eq!(elsewhere.join().expect("thread"), None);
+    }
+
+    #[test]
+    fn a_route_is_known_quick_once_seen_cheap_and_never_waiting() {
+        let t = CostTable::new(2, 2, us(50));
+        let bound = us(100);
+        assert!(!t.known_quick(0, 0, bound), "never seen");
+        t.record(0, 0, us(3), us(3));
+        assert!(t.known_quick(0, 0, bound));
+        assert!(
+            !t.known_quick(1, 0, bound),
+            "seen on another scheduler only"
+        );
+        t.record(0, 1, us(500), us(500));
+        assert!(!t.known_quick(0, 1, bound), "expected to run long");
+        t.note_waited(0, 0);
+        t.record(0, 0, us(0), us(300));
+        assert!(!t.known_quick(0, 0, bound), "waited once");
     }
 }

@@ -362,3 +362,44 @@ impl Client {
         String::from_utf8_lossy(&self.buf).into_owned()
     }
 }
+
+/// Error log lines of the whole process, from the moment `ErrorLog::install` is first called
+/// (the logger is process-wide: tests look for lines naming their own routes).
+pub struct ErrorLog;
+
+static ERROR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+impl log::Log for ErrorLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata())
+            && let Ok(mut lines) = ERROR_LINES.lock()
+        {
+            lines.push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+impl ErrorLog {
+    pub fn install() {
+        static LOGGER: ErrorLog = ErrorLog;
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Error);
+        }
+    }
+
+    /// The error lines logged so far that contain `needle`.
+    pub fn lines_with(needle: &str) -> Vec<String> {
+        let lines = ERROR_LINES.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+}

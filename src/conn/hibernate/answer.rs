@@ -4,15 +4,16 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use rustix::event::epoll;
 use rustix::net::SendFlags;
 
 use super::door::Parked;
 use super::ward::{Entry, Ward};
+use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
-use crate::http::reply::encode_reply;
+use crate::conn::transport::deadline_in;
+use crate::conn::write::encode_or_refuse;
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Outcome;
@@ -32,24 +33,27 @@ impl Ward {
         let Parked::Waiting {
             pending,
             shape,
+            route,
             leftover,
             ..
         } = parked
         else {
             return self.close(fd);
         };
+        let route = RouteName(&self.shared.router, route);
         let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
             Ok(Some(response)) => response,
             Ok(None) => return self.close(fd),
-            Err(_) => {
+            Err(panic) => {
                 self.shared.stats.record_panic(self.k);
-                log::error!("a hibernated request's resume function panicked");
+                let why = panic_message(&panic);
+                log::error!("resume of {route} (hibernated) panicked: {why}");
                 Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
             }
         };
         self.scratch.clear();
         let draining = self.shared.is_draining();
-        let encoded = encode_reply(&mut self.scratch, response, shape, draining);
+        let encoded = encode_or_refuse(&mut self.scratch, response, shape, draining, route);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {
             let _ = epoll::delete(&self.epoll, &fd);
@@ -82,7 +86,7 @@ impl Ward {
             }
             // Answered: the connection stays here, now idle, under the same registration.
             Ok(_) => {
-                let deadline = Instant::now() + self.shared.config.timeouts.idle();
+                let deadline = deadline_in(self.shared.config.timeouts.idle());
                 let entry = Entry {
                     fd,
                     deadline,

@@ -16,8 +16,11 @@ use rustix::event::{EventfdFlags, eventfd};
 use super::answer::send_now;
 use super::ward::{BELL, FIRST_ID, Ward};
 use crate::conn::Shared;
-use crate::http::reply::{ReplyShape, encode_reply};
+use crate::conn::dispatch::RouteName;
+use crate::conn::write::encode_or_refuse;
+use crate::http::reply::ReplyShape;
 use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
+use crate::router::{RouteId, Router};
 
 /// A socket handed to the ward.
 pub(crate) struct Arrival {
@@ -36,6 +39,8 @@ pub(crate) enum Parked {
         id: u64,
         pending: Box<dyn Pending>,
         shape: ReplyShape,
+        /// The route of the request, for log lines.
+        route: Option<RouteId>,
         /// Bytes the client sent after the request (pipelined), for the next coroutine.
         leftover: Vec<u8>,
     },
@@ -177,13 +182,19 @@ impl Wards {
     /// A socket `park` gave back because the server is stopping. The caller's coroutine
     /// still counts the connection, so this only answers a wait (best effort, no
     /// keep-alive) and closes.
-    pub(crate) fn refused(&self, arrival: Arrival) {
-        if let Parked::Waiting { pending, shape, .. } = arrival.parked
+    pub(crate) fn refused(&self, router: &Router, arrival: Arrival) {
+        if let Parked::Waiting {
+            pending,
+            shape,
+            route,
+            ..
+        } = arrival.parked
             && let Ok(Some(response)) =
                 catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
         {
             let mut out = Vec::new();
-            let encoded = encode_reply(&mut out, response.with_close(), shape, true);
+            let route = RouteName(router, route);
+            let encoded = encode_or_refuse(&mut out, response.with_close(), shape, true, route);
             if encoded.stream.is_none() {
                 let _ = send_now(&arrival.fd, &out);
             }
