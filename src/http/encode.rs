@@ -3,7 +3,8 @@
 //! is an `EncodeError`, and nothing is written for that response.
 
 use super::date::append_date;
-use super::response::{HeaderError, Response, check_header, check_value};
+use super::header::{HeaderError, check_header, check_value};
+use super::response::Response;
 use super::status::Status;
 
 /// Why a response cannot go on the wire as it is: a bug in the handler that made it. The

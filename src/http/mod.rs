@@ -5,6 +5,8 @@ pub mod chunked;
 pub mod date;
 pub mod encode;
 mod extract;
+mod header;
+mod into_response;
 pub mod params;
 pub mod parse;
 pub(crate) mod reply;

@@ -19,6 +19,7 @@
 //! with an `Allow` listing the methods that have their own route; a pattern with an `any`
 //! route serves every method, so it never answers 405.
 
+mod pattern;
 pub mod tree;
 
 use std::any::Any;
@@ -28,7 +29,8 @@ use crate::http::request::Request;
 use crate::http::response::{IntoResponse, Response};
 
 pub use crate::http::params::Params;
-pub use tree::{Found, RouteError, RouteId};
+pub use pattern::RouteError;
+pub use tree::{Found, RouteId};
 
 /// A request handler: any `Fn(&Request) -> impl IntoResponse` that is `Send + Sync`.
 pub trait Handler: Send + Sync + 'static {
@@ -149,7 +151,7 @@ impl Router {
     /// server, so it belongs on the outer router); `router`'s own errors come along. The
     /// state of either side is kept; two states are refused.
     pub fn nest(mut self, prefix: &str, router: Router) -> Self {
-        if let Err(err) = tree::check_prefix(prefix) {
+        if let Err(err) = pattern::check_prefix(prefix) {
             self.errors.push(err);
             return self;
         }

@@ -1,6 +1,8 @@
 //! One route table, a table of lookups against it, every registration error, and proptests.
 
-use super::{ANY_METHOD, Found, MAX_PARAMS, Params, RouteError, RouteId, Routes, check_prefix};
+use super::{ANY_METHOD, Found, Params, RouteError, RouteId, Routes};
+use crate::http::params::MAX_PARAMS;
+use crate::router::pattern::check_prefix;
 use proptest::prelude::*;
 
 /// (method, pattern); the handler is the row's index, so it must equal the `RouteId`.
