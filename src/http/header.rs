@@ -1,7 +1,7 @@
 //! Checking a response header a handler sets: a well-formed RFC 9110 field, and not one of
 //! the headers Corral writes itself (framing, `Connection`, `Date`, `Server`).
 
-/// Why [`Response::try_with_header`] refused a header. The messages name the header but never
+/// Why [`Response::try_with_header`](super::response::Response::try_with_header) refused a header. The messages name the header but never
 /// repeat its value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
