@@ -186,6 +186,7 @@ impl Server {
             wards: Wards::new(workers).map_err(ServerError::Wards)?,
             workers,
             supervisor: OnceLock::new(),
+            rejections: Default::default(),
         });
         Wards::start(&shared).map_err(ServerError::Wards)?;
         let acceptance = Acceptance {

@@ -90,3 +90,35 @@ fn process_and_build_metrics_are_exported() {
     );
     assert_eq!(sample(&metrics, &build), 1.0);
 }
+
+#[test]
+fn answers_are_counted_by_status_class_and_rejections_by_reason() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    assert_eq!(c.get("/plaintext").status, 200);
+    assert_eq!(c.get("/plaintext").status, 200);
+    assert_eq!(c.get("/no/such/route").status, 404);
+    assert_eq!(srv.client().get("/panic").status, 500);
+    let long = format!("/{}", "a".repeat(10_000));
+    assert_eq!(srv.client().get(&long).status, 414);
+    let metrics = srv.metrics();
+    let requests = |route: &str, code: &str| {
+        sample(
+            &metrics,
+            &format!(r#"corral_requests_total{{{route},code="{code}"}}"#),
+        )
+    };
+    let plaintext = r#"method="GET",route="/plaintext""#;
+    assert_eq!(requests(plaintext, "2xx"), 2.0);
+    assert_eq!(requests(plaintext, "5xx"), 0.0);
+    assert_eq!(requests(r#"method="*",route="(unmatched)""#, "4xx"), 1.0);
+    assert_eq!(requests(r#"method="GET",route="/panic""#, "5xx"), 1.0);
+    let rejected = |reason: &str| {
+        sample(
+            &metrics,
+            &format!(r#"corral_rejections_total{{reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(rejected("uri_too_long"), 1.0);
+    assert_eq!(rejected("malformed"), 0.0);
+}

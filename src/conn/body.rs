@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::dispatch::method_not_allowed;
 use super::read_buf::READ_BUF_INITIAL;
+use super::reject::Reason;
 use super::serve::{Conn, ConnError};
 use super::transport::{Transport, deadline_in, is_timeout};
 use crate::http::chunked::ChunkedDecoder;
@@ -79,7 +80,7 @@ impl<S: Transport> Conn<'_, S> {
         match self.fill(left, max_total) {
             Ok(0) => Err(ConnError::Truncated),
             Ok(_) => Ok(()),
-            Err(err) if is_timeout(&err) => Err(ConnError::Reject(Status::REQUEST_TIMEOUT)),
+            Err(err) if is_timeout(&err) => Err(ConnError::Reject(Reason::BodyTimeout)),
             Err(err) => Err(err.into()),
         }
     }

@@ -20,6 +20,7 @@ mod dispatch;
 pub(crate) mod hibernate;
 mod idle;
 mod read_buf;
+pub(crate) mod reject;
 pub(crate) mod resume;
 mod serve;
 pub(crate) mod spawn;
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub workers: usize,
     /// The supervision tree, set once started (for restart counts in /metrics).
     pub supervisor: OnceLock<SupRef>,
+    /// Requests refused before a handler ran, by reason.
+    pub rejections: reject::Rejections,
 }
 
 impl Shared {

@@ -25,6 +25,7 @@ use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::Idle;
 use super::read_buf::ReadBuf;
+use super::reject::Reason;
 use super::resume::{Ending, First, Resume};
 use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
 use super::write::write_out;
@@ -44,9 +45,9 @@ const WRITE_BUF_FLUSH: usize = 64 * 1024;
 /// Why a connection ends.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ConnError {
-    /// Answer with this status, then close.
+    /// Answer with the reason's status, then close.
     #[error("rejected: {0:?}")]
-    Reject(Status),
+    Reject(Reason),
     /// The peer went away or I/O failed: close without a response.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
@@ -57,16 +58,13 @@ pub(super) enum ConnError {
 
 impl From<ParseError> for ConnError {
     fn from(err: ParseError) -> Self {
-        ConnError::Reject(err.status())
+        ConnError::Reject(err.into())
     }
 }
 
 impl From<ChunkedError> for ConnError {
     fn from(err: ChunkedError) -> Self {
-        match err {
-            ChunkedError::TooLarge => ConnError::Reject(Status::PAYLOAD_TOO_LARGE),
-            _ => ConnError::Reject(Status::BAD_REQUEST),
-        }
+        ConnError::Reject(err.into())
     }
 }
 
@@ -135,8 +133,8 @@ pub(crate) fn serve<S: Transport>(
         conn.leave_fresh();
         match step {
             Ok(Step::Closed) | Err(ConnError::Truncated) => return Ending::Closed,
-            Err(ConnError::Reject(status)) => {
-                conn.reject(status);
+            Err(ConnError::Reject(reason)) => {
+                conn.reject(reason);
                 return Ending::Closed;
             }
             Err(ConnError::Io(err)) => {
@@ -313,7 +311,7 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Ok(0) => return Err(ConnError::Truncated),
                 Ok(_) => {}
                 Err(err) if is_timeout(&err) && deadline.is_some() => {
-                    return Err(ConnError::Reject(Status::REQUEST_TIMEOUT));
+                    return Err(ConnError::Reject(Reason::HeaderTimeout));
                 }
                 Err(err) if is_timeout(&err) => return Ok(Next::Closed),
                 Err(err) => return Err(err.into()),

@@ -204,6 +204,7 @@ fn shared() -> Arc<Shared> {
         wards: Wards::new(1).unwrap(),
         workers: 1,
         supervisor: OnceLock::new(),
+        rejections: Default::default(),
     })
 }
 

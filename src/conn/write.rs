@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::dispatch::{RouteName, panic_message};
+use super::reject::Reason;
 use super::resume::First;
 use super::serve::{Conn, ConnError};
 use super::transport::{Transport, at_least_a_millisecond};
@@ -43,6 +44,12 @@ pub(super) fn encode_or_refuse(
     }
 }
 
+/// Counts an answer in its route's status-class counters (`corral_requests_total`).
+pub(super) fn count_answer(shared: &Shared, k: usize, route: Option<RouteId>, status: Status) {
+    let costs = &shared.placement.costs;
+    costs.count_status(k, costs.slot(route), status.code());
+}
+
 impl<S: Transport> Conn<'_, S> {
     /// Sends a response for a request whose head is gone (a wait that could not start).
     /// Returns whether to keep the connection.
@@ -53,8 +60,9 @@ impl<S: Transport> Conn<'_, S> {
         route: Option<RouteId>,
     ) -> io::Result<bool> {
         let draining = self.shared.is_draining();
-        let route = RouteName(&self.shared.router, route);
-        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, route);
+        let name = RouteName(&self.shared.router, route);
+        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, name);
+        count_answer(self.shared, self.scheduler, route, encoded.status);
         if let Some((stream, chunked)) = encoded.stream {
             self.stream_body(stream, chunked)
                 .map_err(io::Error::other)?;
@@ -94,8 +102,9 @@ impl<S: Transport> Conn<'_, S> {
     ) -> Result<bool, ConnError> {
         let shape = self.reply_shape();
         let draining = self.shared.is_draining();
-        let route = RouteName(&self.shared.router, route);
-        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, route);
+        let name = RouteName(&self.shared.router, route);
+        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, name);
+        count_answer(self.shared, self.scheduler, route, encoded.status);
         let mut sent = encoded.sent;
         if let Some((stream, chunked)) = encoded.stream {
             sent = self.stream_body(stream, chunked)?;
@@ -157,7 +166,23 @@ impl<S: Transport> Conn<'_, S> {
     }
 
     /// Writes a status-only response and closes (malformed requests, timeouts, limits).
-    pub(super) fn reject(&mut self, status: Status) {
+    pub(super) fn reject(&mut self, reason: Reason) {
+        self.shared.rejections.record(reason);
+        let status = reason.status();
+        match reason.limit_key() {
+            Some(key) => log::debug!(
+                "rejected ({}): {} {}; `{key}` raises the limit",
+                reason.label(),
+                status.code(),
+                status.reason()
+            ),
+            None => log::debug!(
+                "rejected ({}): {} {}",
+                reason.label(),
+                status.code(),
+                status.reason()
+            ),
+        }
         let response = Response::error(status).with_close();
         let framing = BodyFraming::Length(status.reason().len() as u64);
         let head = encode::encode_head(&mut self.wbuf, &response, framing, ConnectionHeader::Close);

@@ -19,6 +19,7 @@
 
 use std::mem::MaybeUninit;
 
+#[cfg(test)]
 use super::status::Status;
 
 /// The most header fields any configuration may allow (bounds a stack array of httparse headers).
@@ -155,7 +156,9 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The one error → status table.
+    /// The status each error stands for (RFC 9110/9112). The connection answers with
+    /// `conn::reject::Reason::status`, which a test holds to this table.
+    #[cfg(test)]
     pub fn status(&self) -> Status {
         match self {
             ParseError::Malformed(_) | ParseError::BadFraming(_) => Status::BAD_REQUEST,

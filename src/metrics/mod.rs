@@ -61,6 +61,19 @@ fn render(shared: &Shared) -> String {
     );
     family(
         &mut out,
+        "corral_rejections_total",
+        "counter",
+        "Requests refused before a handler ran (then closed), by reason.",
+    );
+    for (reason, n) in shared.rejections.counts() {
+        let _ = writeln!(
+            out,
+            "corral_rejections_total{{reason=\"{}\"}} {n}",
+            reason.label()
+        );
+    }
+    family(
+        &mut out,
         "corral_handler_panics_total",
         "counter",
         "Handler panics caught (each answered 500).",
@@ -193,6 +206,21 @@ fn routes(out: &mut String, shared: &Shared) {
             "corral_route_requests_total{{{labels}}} {}",
             f.requests
         );
+    }
+    family(
+        out,
+        "corral_requests_total",
+        "counter",
+        "Answers per route by status class (code=\"2xx\" …).",
+    );
+    for (labels, f) in &figures {
+        for (class, n) in f.by_class.iter().enumerate() {
+            let code = class + 1;
+            let _ = writeln!(
+                out,
+                "corral_requests_total{{{labels},code=\"{code}xx\"}} {n}"
+            );
+        }
     }
     family(
         out,

@@ -29,6 +29,8 @@ pub const COST_ALPHA: f64 = 0.2;
 /// Latency histogram buckets: bucket 0 is < 1 µs, bucket i is [2^(i-1), 2^i) µs; the last
 /// one takes everything from ~2^30 µs (18 min) up.
 pub const LATENCY_BUCKETS: usize = 32;
+/// Status classes counted per route: 1xx to 5xx.
+pub const STATUS_CLASSES: usize = 5;
 
 thread_local! {
     /// Moves whenever a Corral coroutine starts work on this thread (a handler starts, a
@@ -90,6 +92,8 @@ struct Slot {
     latency: [AtomicU64; LATENCY_BUCKETS],
     /// Σ latency, ns (a histogram's `_sum`).
     latency_sum_ns: AtomicU64,
+    /// Answers by status class: 1xx … 5xx.
+    classes: [AtomicU64; STATUS_CLASSES],
 }
 
 /// One scheduler's figures, a slot per route plus one for unmatched requests.
@@ -111,6 +115,8 @@ pub struct RouteFigures {
     pub latency_buckets: [u64; LATENCY_BUCKETS],
     /// Σ latency, ns.
     pub latency_sum_ns: u64,
+    /// Answers by status class: `by_class[0]` is 1xx, … `by_class[4]` is 5xx.
+    pub by_class: [u64; STATUS_CLASSES],
 }
 
 pub struct CostTable {
@@ -206,6 +212,16 @@ impl CostTable {
             .fetch_add(latency.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Counts an answer of `status` to a request of `slot`, on scheduler `k`'s shard (the
+    /// ward of k answers hibernated requests from its own thread: hence an atomic add).
+    pub fn count_status(&self, k: usize, slot: usize, status: u16) {
+        if let Some(class) = (status / 100).checked_sub(1).map(usize::from)
+            && class < STATUS_CLASSES
+        {
+            self.shards[k].slots[slot].classes[class].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Merges the shards into the published table. `seen[k * slots + r]` holds the counts
     /// of the previous merge: each shard's EWMA weighs by how many requests it saw since.
     pub fn merge(&self, seen: &mut Vec<u64>) {
@@ -260,10 +276,14 @@ impl CostTable {
     /// Requests, merged cost and latency quantiles of one slot, over all schedulers.
     pub fn figures(&self, slot: usize) -> RouteFigures {
         let mut buckets = [0u64; LATENCY_BUCKETS];
+        let mut by_class = [0u64; STATUS_CLASSES];
         let (mut requests, mut sum_ns) = (0, 0u64);
         for shard in self.shards.iter() {
             let s = &shard.slots[slot];
             requests += s.count.load(Ordering::Relaxed);
+            for (total, c) in by_class.iter_mut().zip(&s.classes) {
+                *total += c.load(Ordering::Relaxed);
+            }
             sum_ns = sum_ns.wrapping_add(s.latency_sum_ns.load(Ordering::Relaxed));
             for (total, b) in buckets.iter_mut().zip(&s.latency) {
                 *total += b.load(Ordering::Relaxed);
@@ -274,6 +294,7 @@ impl CostTable {
             cost_ns: self.expected_ns(slot),
             latency_buckets: buckets,
             latency_sum_ns: sum_ns,
+            by_class,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::ward::{Entry, Ward};
 use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
 use crate::conn::transport::deadline_in;
-use crate::conn::write::encode_or_refuse;
+use crate::conn::write::{count_answer, encode_or_refuse};
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Outcome;
@@ -40,7 +40,7 @@ impl Ward {
         else {
             return self.close(fd);
         };
-        let route = RouteName(&self.shared.router, route);
+        let (route_id, route) = (route, RouteName(&self.shared.router, route));
         let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
             Ok(Some(response)) => response,
             Ok(None) => return self.close(fd),
@@ -54,6 +54,7 @@ impl Ward {
         self.scratch.clear();
         let draining = self.shared.is_draining();
         let encoded = encode_or_refuse(&mut self.scratch, response, shape, draining, route);
+        count_answer(&self.shared, self.k, route_id, encoded.status);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {
             let _ = epoll::delete(&self.epoll, &fd);
