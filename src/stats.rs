@@ -57,8 +57,16 @@ pub struct Running {
     pub cost_ns: u64,
 }
 
-/// Decrements the scheduler's in-flight count when the request is done.
-pub struct InflightGuard<'a>(&'a SchedulerStats);
+/// Decrements the scheduler's in-flight count when the request is done; knows the
+/// request's ordinal on its scheduler (for request ids).
+pub struct InflightGuard<'a>(&'a SchedulerStats, u64);
+
+impl InflightGuard<'_> {
+    /// How many requests this scheduler started before this one.
+    pub fn ordinal(&self) -> u64 {
+        self.1
+    }
+}
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
@@ -128,9 +136,9 @@ impl Stats {
 
     pub fn start_request(&self, scheduler: usize) -> InflightGuard<'_> {
         let s = &self.schedulers[scheduler];
-        s.requests.fetch_add(1, Ordering::Relaxed);
+        let ordinal = s.requests.fetch_add(1, Ordering::Relaxed);
         s.inflight.fetch_add(1, Ordering::Acquire);
-        InflightGuard(s)
+        InflightGuard(s, ordinal)
     }
 
     /// Counted at placement, before the coroutine runs, so a burst of accepts sees it;

@@ -114,6 +114,8 @@ pub(super) struct Conn<'s, S: Transport> {
     /// The read timeout currently set on the socket (set only on change: it is a syscall).
     read_timeout: Option<Duration>,
     pub(super) served: u64,
+    /// The current request's ordinal on its scheduler (its request id's number).
+    pub(super) ordinal: u64,
     /// Placed but no request parsed yet (counted against the admission cap).
     fresh: bool,
     first: Option<First>,
@@ -183,6 +185,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             },
             read_timeout: None,
             served: resume.served,
+            ordinal: 0,
             // A resumed connection was counted as started long ago.
             fresh: resume.served == 0,
             first: resume.first,
@@ -256,6 +259,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             self.leave_fresh();
             let shared = self.shared;
             let inflight = shared.stats.start_request(self.scheduler);
+            self.ordinal = inflight.ordinal();
             let after = self.serve_request()?;
             drop(inflight);
             shared.placement.on_request_done(self.scheduler, shared);

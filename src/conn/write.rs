@@ -148,14 +148,46 @@ impl<S: Transport> Conn<'_, S> {
         }
     }
 
+    /// One access-log line: client, request id, request line, status, body bytes, time,
+    /// scheduler. The request id is the client's (or a proxy's) `X-Request-Id` when it is a
+    /// plain token, else `pid-scheduler-ordinal` in hex: unique across the processes of one
+    /// machine, and free to make.
     fn log_access(&self, status: Status, sent: u64, started: Instant) {
         if !log::log_enabled!(target: "corral::access", log::Level::Info) {
             return;
         }
         let buf = self.rbuf.filled();
+        let client = self.stream.peer_addr();
+        let client: &dyn std::fmt::Display = match &client {
+            Some(addr) => addr,
+            None => &"-",
+        };
+        let given = self
+            .head
+            .headers
+            .iter()
+            .find(|(name, _)| name.str(buf).eq_ignore_ascii_case("x-request-id"))
+            .map(|(_, value)| value.get(buf))
+            .filter(|id| is_plain_request_id(id))
+            .and_then(|id| std::str::from_utf8(id).ok());
+        let (generated, taken);
+        let id: &dyn std::fmt::Display = match given {
+            Some(id) => {
+                taken = id;
+                &taken
+            }
+            None => {
+                generated = RequestId {
+                    pid: std::process::id(),
+                    scheduler: self.scheduler,
+                    ordinal: self.ordinal,
+                };
+                &generated
+            }
+        };
         log::info!(
             target: "corral::access",
-            "{} {} {} {}B {}us s{}",
+            "{client} {id} {} {} {} {}B {}us s{}",
             self.head.method.str(buf),
             self.head.target.str(buf),
             status.code(),
@@ -262,4 +294,26 @@ impl<S: Transport> BodyWrite for StreamWriter<'_, S> {
         self.sent += data.len() as u64;
         Ok(())
     }
+}
+
+/// A generated request id: `pid-scheduler-ordinal`, in hex.
+struct RequestId {
+    pid: u32,
+    scheduler: usize,
+    ordinal: u64,
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}-{:x}-{:x}", self.pid, self.scheduler, self.ordinal)
+    }
+}
+
+/// A request id taken from the request as it is: 1 to 64 letters, digits, `-`, `_`, `.`
+/// (what proxies generate; anything else could forge log lines).
+fn is_plain_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
