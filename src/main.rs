@@ -23,6 +23,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const EXIT_CONFIG: u8 = 2;
 /// Exit code when requests were still in flight at the end of the drain timeout.
 const EXIT_DRAIN_TIMEOUT: u8 = 3;
+/// Exit code when a part of the server died and could not be restarted.
+const EXIT_FAILED: u8 = 4;
 
 /// An HTTP/1.1 server in the Erlang style (coroutine per connection, pinned schedulers).
 #[derive(Parser, Debug)]
@@ -44,7 +46,8 @@ Exit codes:
   0  drained and stopped
   1  could not start (address in use, runtime or supervision error)
   2  configuration error (the message names the key and the file, variable or flag)
-  3  the drain timeout passed with requests still in flight"
+  3  the drain timeout passed with requests still in flight
+  4  a part of the server died and could not be restarted (logged at error)"
 )]
 struct Cli {
     /// TOML file overriding keys of the embedded default config.
@@ -95,6 +98,10 @@ fn main() -> ExitCode {
         Err(err @ ServerError::DrainTimeout { .. }) => {
             log::warn!("{err}");
             ExitCode::from(EXIT_DRAIN_TIMEOUT)
+        }
+        Err(err @ ServerError::Failed(_)) => {
+            eprintln!("corral: {err}");
+            ExitCode::from(EXIT_FAILED)
         }
         Err(err) => {
             eprintln!("corral: {err}");

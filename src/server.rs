@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use corral_actors::StartError;
+use corral_actors::{StartError, monitor_with};
 
 use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
@@ -12,8 +12,8 @@ use crate::conn::hibernate::Wards;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
-use crate::runtime::signals::ShutdownSignals;
-use crate::runtime::{self, RuntimeError, RuntimeSettings};
+use crate::runtime::signals::{self, ShutdownSignals, Wakeup};
+use crate::runtime::{self, RuntimeError, RuntimeSettings, home};
 use crate::stats::Stats;
 
 /// How often a draining server checks whether in-flight requests have finished.
@@ -51,6 +51,11 @@ pub enum ServerError {
     /// [`Server::run`] could not install its SIGTERM/SIGINT handlers.
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signals(std::io::Error),
+    /// A part of the server died and could not be restarted: its supervision tree exceeded
+    /// its restart intensity and stopped (the `corral` binary exits with 4). The server no
+    /// longer accepts connections; [`Server::run`] drained what was in flight.
+    #[error("a part of the server died and could not be restarted: {0}")]
+    Failed(String),
     /// `server.drain_timeout_ms` passed with requests still in flight (the `corral` binary
     /// exits with 3).
     #[error("drain timeout: {inflight} requests were still in flight")]
@@ -110,6 +115,8 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     stopped: bool,
+    /// Set once the supervision tree has given up (see [`Server::failure`]).
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Server {
@@ -132,18 +139,35 @@ impl Server {
         let server = Server::start(config, router)?;
         log::info!("listening on http://{}", server.local_addr());
         on_start(&server);
-        match signals.wait() {
-            Ok(signal) => log::info!("received signal {signal}"),
-            Err(err) => log::error!("waiting for a shutdown signal: {err}"),
+        let failure = loop {
+            match signals.wait() {
+                Ok(Wakeup::Stop(signal)) => {
+                    log::info!("received signal {signal}");
+                    break None;
+                }
+                // Another server in the process, or one that has not failed: wait on.
+                Ok(Wakeup::Wake) => match server.failure() {
+                    Some(why) => break Some(why.to_string()),
+                    None => continue,
+                },
+                Err(err) => {
+                    log::error!("waiting for a shutdown signal: {err}");
+                    break None;
+                }
+            }
+        };
+        if let Some(why) = &failure {
+            log::error!("stopping: {why}");
         }
         log::info!("shutting down: draining in-flight requests for up to {drain:?}");
         let stats = server.shared.stats.clone();
-        if server.shutdown(drain) {
-            Ok(())
-        } else {
-            Err(ServerError::DrainTimeout {
+        let drained = server.shutdown(drain);
+        match failure {
+            Some(why) => Err(ServerError::Failed(why)),
+            None if drained => Ok(()),
+            None => Err(ServerError::DrainTimeout {
                 inflight: stats.inflight(),
-            })
+            }),
         }
     }
 
@@ -186,21 +210,35 @@ impl Server {
             workers,
             supervisor: OnceLock::new(),
         });
-        Wards::start(&shared).map_err(ServerError::Wards)?;
         let acceptance = Acceptance {
             placement: shared.placement.clone(),
             router: shared.router.clone(),
             start: Arc::new(shared.clone()),
         };
         let port = local_addr.port();
-        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval)
-            .inspect_err(|_| shared.wards.stop())?;
+        // Threads and coroutines that are not processes get stand-ins in the tree.
+        let mut others = home::stand_ins();
+        others.extend(Wards::stand_ins(&shared));
+        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval, others)
+            .inspect_err(|_| shared.wards.stop(&shared.stats))?;
+        let failure = Arc::new(OnceLock::new());
+        watch_tree(&tree, &shared, &failure);
         let _ = shared.supervisor.set(tree);
         Ok(Server {
             shared,
             local_addr,
             stopped: false,
+            failure,
         })
+    }
+
+    /// Why the server stopped serving on its own, if it did: a part of it died and could not
+    /// be restarted (the supervision tree exceeded its restart intensity and stopped, and
+    /// with it the listener). [`Server::run`] then drains and returns
+    /// [`ServerError::Failed`]; a server started with [`Server::start`] is the caller's to
+    /// stop.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// The address actually bound: with port 0 in `server.listen`, the port the OS chose.
@@ -256,7 +294,7 @@ impl Server {
             std::thread::sleep(DRAIN_POLL);
         }
         // Hibernated connections: idle ones close, waiting ones get their answer now.
-        self.shared.wards.stop();
+        self.shared.wards.stop(&self.shared.stats);
     }
 }
 
@@ -264,6 +302,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_accepting();
     }
+}
+
+/// Turns the tree's death, unless the server asked for it (draining), into `failure` and a
+/// wake-up of `Server::run`: nothing would restart anything any more.
+fn watch_tree(tree: &corral_actors::SupRef, shared: &Arc<Shared>, failure: &Arc<OnceLock<String>>) {
+    let (stats, failure) = (shared.stats.clone(), failure.clone());
+    monitor_with(tree.pid(), move |down| {
+        if stats.is_draining() {
+            return;
+        }
+        let why = format!("the supervision tree stopped ({})", down.reason);
+        log::error!("{why}: the server no longer accepts connections");
+        let _ = failure.set(why);
+        signals::interrupt();
+    });
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -276,3 +329,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_read_timeout(Some(ACCEPT_WAKE))?;
     Ok(socket.into())
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! SIGTERM and SIGINT as a blocking wait, for `Server::run`: the signal handler only writes
 //! the signal's number to a pipe (all a handler may safely do), and the waiting thread reads
-//! it. Written by hand so that a library user does not compile a signal crate.
+//! it. Written by hand so that a library user does not compile a signal crate. The server
+//! also writes to the pipe itself (`interrupt`) when it must stop without a signal.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -12,6 +13,31 @@ static REPORT_TO: AtomicI32 = AtomicI32::new(-1);
 /// Installed once per process and never closed: the handler must never write to a
 /// descriptor number that was closed and reused.
 static INSTALLED: Mutex<Option<&'static ShutdownSignals>> = Mutex::new(None);
+
+/// What the pipe carries besides signal numbers: "look at the server" (`interrupt`).
+const WAKE: u8 = 0;
+
+/// What woke [`ShutdownSignals::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// SIGTERM or SIGINT, by number.
+    Stop(i32),
+    /// [`interrupt`]: something in the process wants the waiter to look at its server.
+    Wake,
+}
+
+/// Wakes whoever waits in [`ShutdownSignals::wait`] with [`Wakeup::Wake`] (nothing, if the
+/// handlers were never installed: no one waits then).
+pub fn interrupt() {
+    let fd = REPORT_TO.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: as in `on_signal`; the descriptor is never closed once stored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::write(fd, (&WAKE as *const u8).cast(), 1);
+        }
+    }
+}
 
 /// Installed handlers for SIGTERM and SIGINT; `wait` returns the first one that arrives.
 pub struct ShutdownSignals {
@@ -81,12 +107,13 @@ impl ShutdownSignals {
         })
     }
 
-    /// Blocks until SIGTERM or SIGINT arrives; returns its number.
-    pub fn wait(&self) -> io::Result<i32> {
+    /// Blocks until SIGTERM or SIGINT arrives, or someone calls [`interrupt`].
+    pub fn wait(&self) -> io::Result<Wakeup> {
         let mut byte = [0u8; 1];
         loop {
             match rustix::io::read(&self.read, &mut byte) {
-                Ok(1) => return Ok(i32::from(byte[0])),
+                Ok(1) if byte[0] == WAKE => return Ok(Wakeup::Wake),
+                Ok(1) => return Ok(Wakeup::Stop(i32::from(byte[0]))),
                 Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(err) => return Err(err.into()),
