@@ -35,12 +35,18 @@ Environment:
   CORRAL_LISTEN      address to listen on (like --listen)
   CORRAL_WORKERS     scheduler threads (like --workers)
   CORRAL_PLACEMENT   placement policy (like --placement)
-  RUST_LOG           log filter, e.g. corral=debug or corral::access=info (access log)
+  RUST_LOG           log filter per module, e.g. corral::access=info (access log);
+                     log.level in the config caps it (default info)
 Precedence: flags > environment > --config file > the embedded default (config/default.toml).
 
 Signals:
   SIGTERM, SIGINT    stop accepting, drain in-flight requests for up to
                      server.drain_timeout_ms, then exit
+  SIGHUP             reload the config from the same file, environment and flags:
+                     limits.*, timeouts.*, placement.policy, log.level and
+                     server.drain_timeout_ms apply at once, every connection is kept;
+                     other changed keys (server.listen, server.workers, ...) are logged
+                     as needing a restart; a bad config is logged and the old one stays
 
 Exit codes:
   0  drained and stopped
@@ -74,8 +80,10 @@ fn main() -> ExitCode {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
     let cli = Cli::parse();
+    // Everything of Corral's passes the filter: `log.level` (log::set_max_level, applied by
+    // Server::run and on SIGHUP) decides how much, so a reload can change it.
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,corral=info,corral::access=off"),
+        env_logger::Env::default().default_filter_or("warn,corral=trace,corral::access=off"),
     )
     .init();
     let overrides = CliOverrides {

@@ -43,7 +43,7 @@ impl<S: Transport> Conn<'_, S> {
     /// Reads the whole body. Returns how many bytes of it sit in the read buffer after the
     /// head (Content-Length); a chunked body is decoded into `self.body` instead.
     pub(super) fn read_body(&mut self) -> Result<usize, ConnError> {
-        let deadline = Instant::now() + self.shared.config.timeouts.body();
+        let deadline = Instant::now() + self.cfg.timeouts.body();
         match self.head.framing {
             Framing::None => Ok(0),
             Framing::Length(n) => {
@@ -56,7 +56,7 @@ impl<S: Transport> Conn<'_, S> {
                 Ok(n as usize)
             }
             Framing::Chunked => {
-                let limits = &self.shared.config.limits;
+                let limits = self.cfg.limits;
                 let mut decoder =
                     ChunkedDecoder::new(limits.max_chunk_line_bytes, limits.max_body_bytes);
                 self.body.clear();

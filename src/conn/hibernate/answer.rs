@@ -82,7 +82,7 @@ impl Ward {
             }
             // Answered: the connection stays here, now idle, under the same registration.
             Ok(_) => {
-                let deadline = Instant::now() + self.shared.config.timeouts.idle();
+                let deadline = Instant::now() + self.cfg().timeouts.idle();
                 let entry = Entry {
                     fd,
                     deadline,

@@ -41,6 +41,7 @@ use super::answer::send_now;
 use super::door::{Arrival, Door, Parked, WardParts};
 use crate::conn::Shared;
 use crate::conn::dispatch::panic_message;
+use crate::conn::live::{Settings, Snapshot};
 use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
 use crate::http::reply::encode_reply;
@@ -89,6 +90,8 @@ pub(super) struct Ward {
     since_trim: usize,
     trim_at: Option<Instant>,
     pub(super) scratch: Vec<u8>,
+    /// The limits and timeouts now in force (a reload may change them).
+    cfg: Snapshot,
 }
 
 enum Flow {
@@ -100,6 +103,7 @@ impl Ward {
     pub(super) fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> Ward {
         Ward {
             k,
+            cfg: shared.live.snapshot(),
             shared,
             door,
             epoll: parts.epoll,
@@ -115,6 +119,12 @@ impl Ward {
             trim_at: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// The settings now in force (one atomic load unless a reload happened).
+    pub(super) fn cfg(&mut self) -> Settings {
+        self.shared.live.refresh(&mut self.cfg);
+        self.cfg.settings
     }
 
     /// The thread's body: serves until stopped, or dies (see the module docs).

@@ -1,7 +1,12 @@
-//! A running server: its shared state, its acceptor, and graceful shutdown.
+//! A running server: its shared state, its acceptor, graceful shutdown, and (`reload.rs`)
+//! reconfiguration while it runs.
+
+mod reload;
+
+pub use reload::Reconfigured;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use corral_actors::{StartError, monitor_with};
@@ -9,10 +14,11 @@ use corral_actors::{StartError, monitor_with};
 use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
 use crate::conn::hibernate::Wards;
+use crate::conn::live::{self, Live};
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
-use crate::runtime::signals::{self, ShutdownSignals, Wakeup};
+use crate::runtime::signals::{self, Signals, Wakeup};
 use crate::runtime::{self, RuntimeError, RuntimeSettings, home};
 use crate::stats::Stats;
 
@@ -48,8 +54,8 @@ pub enum ServerError {
     /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
-    /// [`Server::run`] could not install its SIGTERM/SIGINT handlers.
-    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    /// [`Server::run`] could not install its SIGTERM/SIGINT/SIGHUP handlers.
+    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {0}")]
     Signals(std::io::Error),
     /// A part of the server died and could not be restarted: its supervision tree exceeded
     /// its restart intensity and stopped (the `corral` binary exits with 4). The server no
@@ -117,11 +123,20 @@ pub struct Server {
     stopped: bool,
     /// Set once the supervision tree has given up (see [`Server::failure`]).
     failure: Arc<OnceLock<String>>,
+    /// The configuration in effect: what it started with, with each reload's live keys.
+    running: Mutex<Config>,
 }
 
 impl Server {
     /// Serves `router` until SIGTERM or SIGINT, then drains for up to
     /// `server.drain_timeout_ms`, as the `corral` binary does: a `main` of one line.
+    ///
+    /// SIGHUP reloads the configuration, as nginx does: [`Config::reload`] reads its file,
+    /// environment and flags again, and [`Server::reconfigure`] applies what can change
+    /// live; every connection is kept. A configuration that does not load is logged with
+    /// the error it would give at start and changes nothing. `log.level` is applied here,
+    /// at start and on each reload. A part of the server that cannot be restarted stops it
+    /// with [`ServerError::Failed`] (after the drain).
     pub fn run(config: Config, router: Router) -> Result<(), ServerError> {
         Self::run_with(config, router, |_| {})
     }
@@ -134,8 +149,8 @@ impl Server {
         router: Router,
         on_start: impl FnOnce(&Server),
     ) -> Result<(), ServerError> {
-        let signals = ShutdownSignals::install().map_err(ServerError::Signals)?;
-        let drain = Duration::from_millis(config.server.drain_timeout_ms);
+        let signals = Signals::install().map_err(ServerError::Signals)?;
+        log::set_max_level(config.log.level.filter());
         let server = Server::start(config, router)?;
         log::info!("listening on http://{}", server.local_addr());
         on_start(&server);
@@ -145,6 +160,7 @@ impl Server {
                     log::info!("received signal {signal}");
                     break None;
                 }
+                Ok(Wakeup::Reload) => server.reload(),
                 // Another server in the process, or one that has not failed: wait on.
                 Ok(Wakeup::Wake) => match server.failure() {
                     Some(why) => break Some(why.to_string()),
@@ -159,6 +175,8 @@ impl Server {
         if let Some(why) = &failure {
             log::error!("stopping: {why}");
         }
+        // Read now: a reload may have changed it.
+        let drain = Duration::from_millis(server.config().server.drain_timeout_ms);
         log::info!("shutting down: draining in-flight requests for up to {drain:?}");
         let stats = server.shared.stats.clone();
         let drained = server.shutdown(drain);
@@ -202,7 +220,11 @@ impl Server {
         ));
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
         let shared = Arc::new(Shared {
-            config,
+            live: Live::new(live::Settings {
+                limits: config.limits,
+                timeouts: config.timeouts,
+            }),
+            stack_size_bytes: config.server.stack_size_bytes,
             router: Arc::new(router),
             stats,
             placement,
@@ -229,6 +251,7 @@ impl Server {
             local_addr,
             stopped: false,
             failure,
+            running: Mutex::new(config),
         })
     }
 
@@ -331,5 +354,4 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 #[cfg(test)]
-#[path = "server_tests.rs"]
 mod tests;
