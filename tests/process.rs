@@ -205,13 +205,24 @@ impl Logged {
 
     /// Waits for a log line containing `needle` (earlier lines are skipped); returns it.
     fn line_with(&self, needle: &str) -> String {
+        self.lines_until(needle).pop().expect("at least the match")
+    }
+
+    /// The log lines up to and including the first one containing `needle`.
+    fn lines_until(&self, needle: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(err) => panic!("no log line with {needle:?}: {err}"),
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(err) => panic!("no log line with {needle:?} after {seen:?}: {err}"),
             }
         }
     }
@@ -317,4 +328,23 @@ fn sighup_logs_a_changed_listen_address_as_needing_a_restart_and_keeps_the_old_o
     srv.line_with("SIGHUP: configuration reloaded; nothing to apply");
     let r = Client::connect(srv.running.addr).get("/plaintext");
     assert_eq!(r.status, 200, "still serving on the old address");
+}
+
+#[test]
+fn sighup_applies_a_new_log_level() {
+    let path = config_file(
+        "reload-log",
+        &format!("{RELOADABLE}[log]\nlevel = \"warn\"\n"),
+    );
+    let srv = Logged::start(&path);
+    std::fs::write(&path, format!("{RELOADABLE}[log]\nlevel = \"info\"\n")).expect("rewrite");
+    srv.sighup();
+    // Logged at info, after the level changed: at `warn` it would not appear.
+    let lines = srv.lines_until("SIGHUP: configuration reloaded; applied log.level");
+    let (reloaded, before) = lines.split_last().expect("the match");
+    assert!(reloaded.contains("INFO"), "{reloaded}");
+    assert!(
+        before.iter().all(|l| !l.contains("listening on")),
+        "at warn, the start logged nothing at info: {before:?}"
+    );
 }
