@@ -284,9 +284,14 @@ fn sighup_applies_a_new_limit_to_the_next_request_on_the_same_connection_and_kee
 
 #[test]
 fn sighup_with_a_bad_config_logs_the_start_error_and_the_old_config_still_serves() {
-    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 10\n");
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 1000\n");
     let path = config_file("reload-bad", &text);
     let mut srv = Logged::start(&path);
+    // First a good reload: its values are the running configuration from then on.
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 10\n");
+    std::fs::write(&path, text).expect("rewrite");
+    srv.sighup();
+    srv.line_with("SIGHUP: configuration reloaded; applied limits.max_body_bytes");
     std::fs::write(&path, "[limits]\nmax_body_bytes = \"ten\"\n").expect("rewrite");
     // What the binary says when it cannot start with this file.
     let (code, at_start) = run_to_end(&["--config", path.to_str().expect("utf-8")], &[]);
@@ -307,7 +312,11 @@ fn sighup_with_a_bad_config_logs_the_start_error_and_the_old_config_still_serves
 
     let mut c = Client::connect(srv.running.addr);
     assert_eq!(post_echo(&mut c, &[b'x'; 5]), 200);
-    assert_eq!(post_echo(&mut c, &[b'x'; 50]), 413, "the old limit stays");
+    assert_eq!(
+        post_echo(&mut c, &[b'x'; 50]),
+        413,
+        "the reloaded limit stays"
+    );
     assert!(
         srv.running.child.try_wait().expect("try_wait").is_none(),
         "still running"
