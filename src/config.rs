@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::parse::MAX_HEADERS_CAP;
 pub use crate::placement::policy::Policy;
@@ -63,8 +63,9 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, one field per table of `config/default.toml`: start from
-/// [`Config::embedded`], or layer a file, env and flags over it with [`Config::load`].
-#[derive(Debug, Clone, Deserialize)]
+/// [`Config::embedded`], or layer a file, env and flags over it with [`Config::load`] (which
+/// remembers them, so [`Config::reload`] can read them again).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[server]`: the listening address, the schedulers and the shutdown drain.
@@ -75,15 +76,47 @@ pub struct Config {
     pub limits: Limits,
     /// `[timeouts]`: how long each phase of a request or connection may take.
     pub timeouts: Timeouts,
+    /// `[log]`: how much is logged.
+    pub log: LogConfig,
     /// `[demo]`: settings of the `corral` binary's built-in apps.
     pub demo: DemoConfig,
     /// Where each key's value came from, for error messages (`server.workers` → `--workers`).
     #[serde(skip)]
     origins: BTreeMap<String, String>,
+    /// What [`Config::load`] read this from, for [`Config::reload`] (`None`: not loaded).
+    #[serde(skip)]
+    sources: Option<Sources>,
+}
+
+/// Keys (or whole tables, ending in `.`) a running server takes from a reload: what each
+/// request, accept or log line reads anew. `Config::take_live` copies exactly these.
+const LIVE_KEYS: &[&str] = &[
+    "limits.",
+    "timeouts.",
+    "placement.policy",
+    "log.level",
+    "server.drain_timeout_ms",
+];
+
+/// One key whose value differs between two configurations (`Config::changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// Dotted, e.g. `limits.max_body_bytes`.
+    pub key: String,
+    /// The values as JSON text (`8388608`, `"127.0.0.1:8080"`).
+    pub old: String,
+    pub new: String,
+}
+
+/// The file, environment and flags a configuration was loaded from.
+#[derive(Debug, Clone)]
+struct Sources {
+    cli: CliOverrides,
+    env: EnvOverrides,
 }
 
 /// The `[server]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on, IPv4 or `[IPv6]:port` (default `127.0.0.1:8080`). Env
@@ -104,7 +137,7 @@ pub struct ServerConfig {
 }
 
 /// The built-in applications the `corral` binary can serve (`server.app`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
     /// The showcase routes (`GET /` lists them).
@@ -116,7 +149,7 @@ pub enum AppKind {
 }
 
 /// The `[placement]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementConfig {
     /// How a new connection picks its scheduler (default `cost`). Env `CORRAL_PLACEMENT`,
@@ -133,7 +166,7 @@ pub struct PlacementConfig {
 }
 
 /// The `[limits]` table: request sizes, each refused with its status when crossed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Request line + header fields, bytes (default 16384). Over it: 431.
@@ -150,7 +183,7 @@ pub struct Limits {
 }
 
 /// The `[timeouts]` table (the methods give each as a [`Duration`]).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// From the first byte of a request until its header block is complete, ms (default
@@ -170,9 +203,55 @@ pub struct Timeouts {
     pub hibernate_after_ms: u64,
 }
 
+/// The `[log]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The most verbose level logged (default `info`), set with `log::set_max_level` by
+    /// [`Server::run`](crate::Server::run) at start and by
+    /// [`Server::reconfigure`](crate::Server::reconfigure) when it changes. The logger's own
+    /// filter (`RUST_LOG` for the `corral` binary) still chooses per module beneath it.
+    pub level: LogLevel,
+}
+
+/// A `log.level` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Also the server's life: start, signals, reloads, restarts.
+    Info,
+    /// Also per-connection detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The words `log.level` accepts.
+    pub const NAMES: &'static [&'static str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+    /// As the `log` crate's filter.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
 /// The `[demo]` table: settings of the `corral` binary's built-in apps (`chat` uses the
 /// poll and heartbeat ones too).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
     /// Directory served under `GET /static/...`, relative to the working directory (default
@@ -270,9 +349,65 @@ impl Config {
                 origins.insert(key.to_string(), origin.to_string());
             }
         }
-        let cfg = Self::from_table(table, &origins)?;
+        let mut cfg = Self::from_table(table, &origins)?;
         cfg.validate()?;
+        cfg.sources = Some(Sources {
+            cli: cli.clone(),
+            env: env.clone(),
+        });
         Ok(cfg)
+    }
+
+    /// Loads the configuration again from what [`Config::load`] read this one from: the
+    /// same `--config` file (read anew), environment values and flags, validated as at
+    /// start, so a bad file gives the same error. `None` if this configuration was not made
+    /// by `load` (there is nothing to read again).
+    pub fn reload(&self) -> Option<Result<Config, ConfigError>> {
+        let sources = self.sources.as_ref()?;
+        Some(Config::load(&sources.cli, &sources.env))
+    }
+
+    /// The keys whose values differ between `self` and `newer`, in key order, with both
+    /// values (as JSON text).
+    pub(crate) fn changes(&self, newer: &Config) -> Vec<Change> {
+        let (mut old, mut new) = (BTreeMap::new(), BTreeMap::new());
+        flatten("", &to_json(self), &mut old);
+        flatten("", &to_json(newer), &mut new);
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        keys.into_iter()
+            .filter(|key| old.get(*key) != new.get(*key))
+            .map(|key| Change {
+                key: key.clone(),
+                old: old.get(key).map_or_else(String::new, ToString::to_string),
+                new: new.get(key).map_or_else(String::new, ToString::to_string),
+            })
+            .collect()
+    }
+
+    /// Whether a running server takes a new value of `key` (dotted) from a reload; every
+    /// other key keeps its value until a restart.
+    pub(crate) fn is_live_key(key: &str) -> bool {
+        LIVE_KEYS
+            .iter()
+            .any(|live| key == *live || (live.ends_with('.') && key.starts_with(live)))
+    }
+
+    /// Takes the live keys of `newer`, and its sources, keeping everything else: what a
+    /// running server is configured with after it applied `newer` (see [`LIVE_KEYS`]).
+    pub(crate) fn take_live(&mut self, newer: &Config) {
+        self.limits = newer.limits;
+        self.timeouts = newer.timeouts;
+        self.placement.policy = newer.placement.policy;
+        self.log = newer.log;
+        self.server.drain_timeout_ms = newer.server.drain_timeout_ms;
+        self.origins.retain(|key, _| !Config::is_live_key(key));
+        let taken = newer
+            .origins
+            .iter()
+            .filter(|(key, _)| Config::is_live_key(key));
+        self.origins
+            .extend(taken.map(|(key, origin)| (key.clone(), origin.clone())));
+        self.sources = newer.sources.clone();
     }
 
     fn from_table(
@@ -430,6 +565,29 @@ impl Timeouts {
     }
 }
 
+/// JSON rather than TOML for comparing: its numbers hold every `u64`.
+fn to_json(config: &Config) -> serde_json::Value {
+    serde_json::to_value(config).expect("a Config serialises: plain numbers, strings, enums")
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, inner) in fields {
+                let key = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                flatten(&key, inner, out);
+            }
+        }
+        leaf => {
+            out.insert(prefix.to_string(), leaf.clone());
+        }
+    }
+}
+
 fn default_table() -> toml::Table {
     toml::from_str(DEFAULT_TOML).expect("the embedded default config is valid TOML")
 }
@@ -530,6 +688,7 @@ fn enum_problem(key: &str, value: &toml::Value) -> Option<String> {
     let choices: &[&str] = match key {
         "server.app" => &["demo", "echo", "chat"],
         "placement.policy" => Policy::NAMES,
+        "log.level" => LogLevel::NAMES,
         _ => return None,
     };
     let word = value.as_str().unwrap_or_default();
@@ -706,6 +865,93 @@ mod tests {
             res.expect_err("negative")
                 .to_string()
                 .contains("is negative")
+        );
+    }
+
+    #[test]
+    fn reload_reads_the_same_file_again_and_refuses_a_bad_one_as_load_does() {
+        let (path, res) = load_file("[limits]\nmax_body_bytes = 100\n");
+        let first = res.expect("valid");
+        std::fs::write(&path, "[limits]\nmax_body_bytes = 10\n").expect("rewrite");
+        let second = first.reload().expect("has sources").expect("valid");
+        assert_eq!(second.limits.max_body_bytes, 10);
+        std::fs::write(&path, "[limits]\nmax_body_bytes = \"ten\"\n").expect("rewrite");
+        let from_reload = second
+            .reload()
+            .expect("has sources")
+            .expect_err("bad")
+            .to_string();
+        let cli = CliOverrides {
+            config: Some(path),
+            ..Default::default()
+        };
+        let from_load = Config::load(&cli, &EnvOverrides::default())
+            .expect_err("bad")
+            .to_string();
+        assert_eq!(from_reload, from_load);
+        assert!(Config::embedded().reload().is_none(), "nothing to re-read");
+    }
+
+    #[test]
+    fn changes_name_each_differing_key_with_both_values() {
+        let old = Config::embedded();
+        let mut new = old.clone();
+        new.limits.max_body_bytes = 10;
+        new.server.listen = "127.0.0.1:1".into();
+        let changes = old.changes(&new);
+        let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["limits.max_body_bytes", "server.listen"]);
+        assert_eq!(changes[1].old, "\"127.0.0.1:8080\"");
+        assert_eq!(changes[1].new, "\"127.0.0.1:1\"");
+    }
+
+    #[test]
+    fn take_live_takes_exactly_the_live_keys() {
+        let mut running = Config::embedded();
+        let mut new = running.clone();
+        new.limits.max_body_bytes = 10;
+        new.timeouts.idle_timeout_ms = 5;
+        new.placement.policy = Policy::RoundRobin;
+        new.log.level = LogLevel::Debug;
+        new.server.drain_timeout_ms = 1;
+        new.server.listen = "127.0.0.1:1".into();
+        new.server.workers = 3;
+        new.placement.merge_interval_ms = 7;
+        new.demo.poll_timeout_ms = 9;
+        let changed = running.changes(&new);
+        assert!(changed.iter().any(|c| Config::is_live_key(&c.key)));
+        running.take_live(&new);
+        let left: Vec<String> = running.changes(&new).into_iter().map(|c| c.key).collect();
+        assert_eq!(
+            left,
+            [
+                "demo.poll_timeout_ms",
+                "placement.merge_interval_ms",
+                "server.listen",
+                "server.workers"
+            ]
+        );
+        assert!(left.iter().all(|key| !Config::is_live_key(key)));
+        assert!(
+            changed
+                .iter()
+                .filter(|c| !left.contains(&c.key))
+                .all(|c| Config::is_live_key(&c.key))
+        );
+    }
+
+    #[test]
+    fn log_level_is_one_of_its_words() {
+        let (_, res) = load_file("[log]\nlevel = \"loud\"\n");
+        let msg = res.expect_err("bad level").to_string();
+        assert!(
+            msg.contains("`log.level`: \"loud\" is not one of: off, error"),
+            "{msg}"
+        );
+        let (_, res) = load_file("[log]\nlevel = \"debug\"\n");
+        assert_eq!(
+            res.expect("valid").log.level.filter(),
+            log::LevelFilter::Debug
         );
     }
 

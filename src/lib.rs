@@ -30,8 +30,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, PlacementConfig,
-    Policy, ServerConfig, Timeouts,
+    AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
+    LogLevel, PlacementConfig, Policy, ServerConfig, Timeouts,
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
@@ -42,7 +42,7 @@ pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_
 pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;
 pub use runtime::{RuntimeError, WorkerCount};
-pub use server::{Server, ServerError, ServerStats};
+pub use server::{Reconfigured, Server, ServerError, ServerStats};
 
 /// The `may` runtime Corral is built on, with the features Corral needs. Use it (e.g.
 /// `corral::may::sync::mpsc`, `corral::may::net`) rather than a `may` line of your own:

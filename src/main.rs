@@ -23,6 +23,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const EXIT_CONFIG: u8 = 2;
 /// Exit code when requests were still in flight at the end of the drain timeout.
 const EXIT_DRAIN_TIMEOUT: u8 = 3;
+/// Exit code when a part of the server died and could not be restarted.
+const EXIT_FAILED: u8 = 4;
 
 /// An HTTP/1.1 server in the Erlang style (coroutine per connection, pinned schedulers).
 #[derive(Parser, Debug)]
@@ -33,18 +35,25 @@ Environment:
   CORRAL_LISTEN      address to listen on (like --listen)
   CORRAL_WORKERS     scheduler threads (like --workers)
   CORRAL_PLACEMENT   placement policy (like --placement)
-  RUST_LOG           log filter, e.g. corral=debug or corral::access=info (access log)
+  RUST_LOG           log filter per module, e.g. corral::access=info (access log);
+                     log.level in the config caps it (default info)
 Precedence: flags > environment > --config file > the embedded default (config/default.toml).
 
 Signals:
   SIGTERM, SIGINT    stop accepting, drain in-flight requests for up to
                      server.drain_timeout_ms, then exit
+  SIGHUP             reload the config from the same file, environment and flags:
+                     limits.*, timeouts.*, placement.policy, log.level and
+                     server.drain_timeout_ms apply at once, every connection is kept;
+                     other changed keys (server.listen, server.workers, ...) are logged
+                     as needing a restart; a bad config is logged and the old one stays
 
 Exit codes:
   0  drained and stopped
   1  could not start (address in use, runtime or supervision error)
   2  configuration error (the message names the key and the file, variable or flag)
-  3  the drain timeout passed with requests still in flight"
+  3  the drain timeout passed with requests still in flight
+  4  a part of the server died and could not be restarted (logged at error)"
 )]
 struct Cli {
     /// TOML file overriding keys of the embedded default config.
@@ -71,8 +80,10 @@ fn main() -> ExitCode {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
     let cli = Cli::parse();
+    // Everything of Corral's passes the filter: `log.level` (log::set_max_level, applied by
+    // Server::run and on SIGHUP) decides how much, so a reload can change it.
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,corral=info,corral::access=off"),
+        env_logger::Env::default().default_filter_or("warn,corral=trace,corral::access=off"),
     )
     .init();
     let overrides = CliOverrides {
@@ -95,6 +106,10 @@ fn main() -> ExitCode {
         Err(err @ ServerError::DrainTimeout { .. }) => {
             log::warn!("{err}");
             ExitCode::from(EXIT_DRAIN_TIMEOUT)
+        }
+        Err(err @ ServerError::Failed(_)) => {
+            eprintln!("corral: {err}");
+            ExitCode::from(EXIT_FAILED)
         }
         Err(err) => {
             eprintln!("corral: {err}");

@@ -1,10 +1,12 @@
-//! The `corral` binary as a process: startup, config errors, SIGTERM drain.
+//! The `corral` binary as a process: startup, config errors, SIGTERM drain, SIGHUP reload.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::Client;
@@ -151,5 +153,207 @@ fn env_sets_the_listen_address_and_flags_beat_env() {
     assert!(
         line.starts_with("corral listening on http://127.0.0.1:"),
         "{line}"
+    );
+}
+
+/// The binary on a config file, with its log (stderr) read line by line.
+struct Logged {
+    running: Running,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Logged {
+    /// Starts `corral --config FILE` (the file sets the listen address, so a reload sees it)
+    /// with the binary's default log filter.
+    fn start(config: &Path) -> Logged {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("--config")
+            .arg(config)
+            .env_remove("CORRAL_LISTEN")
+            .env_remove("CORRAL_WORKERS")
+            .env_remove("CORRAL_PLACEMENT")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn corral");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        // Ends when the child's stderr closes (the child exits or is killed by Drop).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("announce line");
+        let addr = line
+            .trim()
+            .strip_prefix("corral listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        Logged {
+            running: Running { child, addr },
+            lines,
+        }
+    }
+
+    /// Waits for a log line containing `needle` (earlier lines are skipped); returns it.
+    fn line_with(&self, needle: &str) -> String {
+        self.lines_until(needle).pop().expect("at least the match")
+    }
+
+    /// The log lines up to and including the first one containing `needle`.
+    fn lines_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(err) => panic!("no log line with {needle:?} after {seen:?}: {err}"),
+            }
+        }
+    }
+
+    fn sighup(&self) {
+        let pid = rustix::process::Pid::from_raw(self.running.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("kill");
+    }
+}
+
+fn config_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("corral-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn post_echo(c: &mut Client, body: &[u8]) -> u16 {
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.send(head.as_bytes());
+    c.send(body);
+    c.reply().status
+}
+
+const RELOADABLE: &str = "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n\
+    [timeouts]\nhibernate_after_ms = 0\n";
+
+#[test]
+fn sighup_applies_a_new_limit_to_the_next_request_on_the_same_connection_and_keeps_streams() {
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 1000\n");
+    let path = config_file("reload-limit", &text);
+    let srv = Logged::start(&path);
+    let mut kept = Client::connect(srv.running.addr);
+    assert_eq!(post_echo(&mut kept, &[b'x'; 100]), 200);
+    let mut stream = Client::connect(srv.running.addr);
+    stream.send(b"GET /stream?n=20&ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = stream.head();
+    assert_eq!(head.status, 200);
+    stream.read_until(b"chunk 0\n");
+
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 10\n");
+    std::fs::write(&path, text).expect("rewrite");
+    srv.sighup();
+    srv.line_with("SIGHUP: configuration reloaded; applied limits.max_body_bytes");
+
+    assert_eq!(
+        post_echo(&mut kept, &[b'x'; 100]),
+        413,
+        "the new limit applies to the next request on the same connection"
+    );
+    // The last chunk, then the chunked body's end: the stream was not cut.
+    let rest = stream.read_until(b"chunk 19\n\r\n0\r\n\r\n");
+    assert!(rest.contains("chunk 10\n"), "the stream went on: {rest:?}");
+    let mut fresh = Client::connect(srv.running.addr);
+    assert_eq!(post_echo(&mut fresh, &[b'x'; 10]), 200);
+}
+
+#[test]
+fn sighup_with_a_bad_config_logs_the_start_error_and_the_old_config_still_serves() {
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 1000\n");
+    let path = config_file("reload-bad", &text);
+    let mut srv = Logged::start(&path);
+    // First a good reload: its values are the running configuration from then on.
+    let text = format!("{RELOADABLE}[limits]\nmax_body_bytes = 10\n");
+    std::fs::write(&path, text).expect("rewrite");
+    srv.sighup();
+    srv.line_with("SIGHUP: configuration reloaded; applied limits.max_body_bytes");
+    std::fs::write(&path, "[limits]\nmax_body_bytes = \"ten\"\n").expect("rewrite");
+    // What the binary says when it cannot start with this file.
+    let (code, at_start) = run_to_end(&["--config", path.to_str().expect("utf-8")], &[]);
+    assert_eq!(code, 2);
+    let error = at_start
+        .trim()
+        .strip_prefix("corral: config error: ")
+        .unwrap_or_else(|| panic!("unexpected start error {at_start:?}"));
+    assert!(error.contains("`limits.max_body_bytes`"), "{error}");
+
+    srv.sighup();
+    let line = srv.line_with("SIGHUP: config error:");
+    assert!(line.contains("ERROR"), "logged at error: {line}");
+    assert!(
+        line.contains(error),
+        "the start error, word for word: {line}"
+    );
+
+    let mut c = Client::connect(srv.running.addr);
+    assert_eq!(post_echo(&mut c, &[b'x'; 5]), 200);
+    assert_eq!(
+        post_echo(&mut c, &[b'x'; 50]),
+        413,
+        "the reloaded limit stays"
+    );
+    assert!(
+        srv.running.child.try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
+}
+
+#[test]
+fn sighup_logs_a_changed_listen_address_as_needing_a_restart_and_keeps_the_old_one() {
+    let path = config_file("reload-listen", RELOADABLE);
+    let srv = Logged::start(&path);
+    let moved = RELOADABLE.replace("127.0.0.1:0", "127.0.0.1:1");
+    std::fs::write(&path, moved).expect("rewrite");
+    srv.sighup();
+    let line = srv.line_with("`server.listen` changed");
+    assert!(line.contains("WARN"), "logged at warn: {line}");
+    assert!(line.contains("needs a restart"), "{line}");
+    assert!(line.contains("\"127.0.0.1:1\""), "{line}");
+    srv.line_with("SIGHUP: configuration reloaded; nothing to apply");
+    let r = Client::connect(srv.running.addr).get("/plaintext");
+    assert_eq!(r.status, 200, "still serving on the old address");
+}
+
+#[test]
+fn sighup_applies_a_new_log_level() {
+    let path = config_file(
+        "reload-log",
+        &format!("{RELOADABLE}[log]\nlevel = \"warn\"\n"),
+    );
+    let srv = Logged::start(&path);
+    std::fs::write(&path, format!("{RELOADABLE}[log]\nlevel = \"info\"\n")).expect("rewrite");
+    srv.sighup();
+    // Logged at info, after the level changed: at `warn` it would not appear.
+    let lines = srv.lines_until("SIGHUP: configuration reloaded; applied log.level");
+    let (reloaded, before) = lines.split_last().expect("the match");
+    assert!(reloaded.contains("INFO"), "{reloaded}");
+    assert!(
+        before.iter().all(|l| !l.contains("listening on")),
+        "at warn, the start logged nothing at info: {before:?}"
     );
 }

@@ -44,7 +44,7 @@ impl<S: Transport> Conn<'_, S> {
     /// Reads the whole body. Returns how many bytes of it sit in the read buffer after the
     /// head (Content-Length); a chunked body is decoded into `self.body` instead.
     pub(super) fn read_body(&mut self) -> Result<usize, ConnError> {
-        let deadline = deadline_in(self.shared.config.timeouts.body());
+        let deadline = deadline_in(self.cfg.timeouts.body());
         match self.head.framing {
             Framing::None => Ok(0),
             Framing::Length(n) => {
@@ -57,7 +57,7 @@ impl<S: Transport> Conn<'_, S> {
                 Ok(n as usize)
             }
             Framing::Chunked => {
-                let limits = &self.shared.config.limits;
+                let limits = self.cfg.limits;
                 let mut decoder =
                     ChunkedDecoder::new(limits.max_chunk_line_bytes, limits.max_body_bytes);
                 self.body.clear();

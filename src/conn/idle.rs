@@ -32,7 +32,7 @@ impl<S: Transport> Conn<'_, S> {
     /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
     /// one-byte peek into the stack instead.
     pub(super) fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
-        let timeouts = &self.shared.config.timeouts;
+        let timeouts = self.cfg.timeouts;
         let idle = timeouts.idle();
         let hibernate_after = timeouts.hibernate_after();
         let grace = if hibernate_after.is_zero() {

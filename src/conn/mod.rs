@@ -9,6 +9,7 @@
 //!   `write.rs` (encode, stream, reject with a lingering close).
 //! - `transport.rs`: what the loop needs of a socket. The loop is generic over it, like
 //!   hyper's `Conn<I>`, so unit tests (`tests.rs`) drive it over in-memory byte streams.
+//! - `live.rs`: the limits and timeouts each request reads, which a reload may replace.
 //! - `spawn.rs`: a coroutine per connection, started for placement (`placement::Start`) and
 //!   for the wards; `hibernate/`: the wards that hold sockets without a coroutine.
 //!
@@ -19,6 +20,7 @@ mod body;
 mod dispatch;
 pub(crate) mod hibernate;
 mod idle;
+pub(crate) mod live;
 mod read_buf;
 pub(crate) mod reject;
 pub(crate) mod resume;
@@ -31,7 +33,6 @@ use std::sync::{Arc, OnceLock};
 
 use corral_actors::SupRef;
 
-use crate::config::Config;
 use crate::placement::Placement;
 use crate::router::Router;
 use crate::stats::Stats;
@@ -40,7 +41,10 @@ use hibernate::Wards;
 /// What every connection of one server shares. The server builds it; handlers never see it
 /// (a `Request` carries it only as an opaque `Any`, for the server's own `/metrics`).
 pub(crate) struct Shared {
-    pub config: Config,
+    /// Limits and timeouts, replaced by a reload (`live.rs`).
+    pub live: live::Live,
+    /// Coroutine stack per connection, bytes (`server.stack_size_bytes`: fixed at start).
+    pub stack_size_bytes: usize,
     pub router: Arc<Router>,
     pub stats: Arc<Stats>,
     pub placement: Arc<Placement>,

@@ -24,6 +24,7 @@ use super::Shared;
 use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::Idle;
+use super::live::Snapshot;
 use super::read_buf::ReadBuf;
 use super::reject::Reason;
 use super::resume::{Ending, First, Resume};
@@ -110,6 +111,10 @@ pub(super) struct Conn<'s, S: Transport> {
     /// Decoded chunked body of the current request.
     pub(super) body: Vec<u8>,
     pub(super) head: Head,
+    /// The limits and timeouts this connection works with, refreshed before each request:
+    /// a reload applies from a connection's next request on.
+    pub(super) cfg: Snapshot,
+    /// `cfg`'s limits, as the parser takes them.
     pub(super) limits: HeadLimits,
     /// The read timeout currently set on the socket (set only on change: it is a syscall).
     read_timeout: Option<Duration>,
@@ -164,8 +169,8 @@ pub(crate) fn serve<S: Transport>(
 
 impl<'s, S: Transport> Conn<'s, S> {
     fn new(mut stream: S, shared: &'s Arc<Shared>, scheduler: usize, resume: Resume) -> Self {
-        let limits = &shared.config.limits;
-        if let Err(err) = stream.set_write_timeout(shared.config.timeouts.write()) {
+        let cfg = shared.live.snapshot();
+        if let Err(err) = stream.set_write_timeout(cfg.timeouts.write()) {
             log::debug!("set_write_timeout: {err}");
         }
         let rbuf = ReadBuf::from_leftover(resume.leftover);
@@ -177,12 +182,8 @@ impl<'s, S: Transport> Conn<'s, S> {
             wbuf: Vec::new(),
             body: Vec::new(),
             head: Head::default(),
-            limits: HeadLimits {
-                max_head_bytes: limits.max_head_bytes,
-                max_uri_bytes: limits.max_uri_bytes,
-                max_headers: limits.max_headers,
-                max_body_bytes: limits.max_body_bytes,
-            },
+            limits: head_limits(&cfg),
+            cfg,
             read_timeout: None,
             served: resume.served,
             ordinal: 0,
@@ -284,9 +285,25 @@ impl<'s, S: Transport> Conn<'s, S> {
         }
     }
 
+    /// Picks up a reload's limits and timeouts (one atomic load when there was none).
+    fn refresh_settings(&mut self) {
+        let write_timeout = self.cfg.timeouts.write_timeout_ms;
+        if !self.shared.live.refresh(&mut self.cfg) {
+            return;
+        }
+        self.limits = head_limits(&self.cfg);
+        if self.cfg.timeouts.write_timeout_ms != write_timeout
+            && let Err(err) = self.stream.set_write_timeout(self.cfg.timeouts.write())
+        {
+            log::debug!("set_write_timeout: {err}");
+        }
+    }
+
     /// Reads until a complete head is parsed, or the peer closes, or it is time to hibernate.
     fn next_head(&mut self) -> Result<Next, ConnError> {
-        let timeouts = &self.shared.config.timeouts;
+        // For the idle wait; the request itself takes the settings in force when its bytes
+        // are there (a reload during the wait applies to it).
+        self.refresh_settings();
         let mut deadline = None;
         if self.served > 0 && self.rbuf.is_empty() {
             self.rbuf.release_if_idle();
@@ -295,20 +312,25 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Idle::Over => return Ok(Next::Closed),
                 Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
             }
+            self.refresh_settings();
             // Bytes are waiting: the header timeout runs from here.
-            deadline = Some(deadline_in(timeouts.header()));
+            deadline = Some(deadline_in(self.cfg.timeouts.header()));
         }
         loop {
             if !self.rbuf.is_empty() {
+                if deadline.is_none() {
+                    self.refresh_settings();
+                }
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
                     return Ok(Next::Head);
                 }
-                deadline.get_or_insert_with(|| deadline_in(timeouts.header()));
+                let header = self.cfg.timeouts.header();
+                deadline.get_or_insert_with(|| deadline_in(header));
             }
             let timeout = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
                 // A fresh connection owes us a request within the header timeout.
-                None => timeouts.header(),
+                None => self.cfg.timeouts.header(),
             };
             match self.fill(timeout, self.limits.max_head_bytes) {
                 Ok(0) if self.rbuf.is_empty() => return Ok(Next::Closed),
@@ -401,5 +423,15 @@ impl<'s, S: Transport> Conn<'s, S> {
 
     pub(super) fn flush(&mut self) -> io::Result<()> {
         write_out(&mut self.stream, &mut self.wbuf)
+    }
+}
+
+fn head_limits(cfg: &Snapshot) -> HeadLimits {
+    let limits = &cfg.limits;
+    HeadLimits {
+        max_head_bytes: limits.max_head_bytes,
+        max_uri_bytes: limits.max_uri_bytes,
+        max_headers: limits.max_headers,
+        max_body_bytes: limits.max_body_bytes,
     }
 }

@@ -46,7 +46,7 @@ fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) ->
     let owner = shared.clone();
     let builder = may::coroutine::Builder::new()
         .id(scheduler)
-        .stack_size(shared.config.server.stack_size_bytes / std::mem::size_of::<usize>());
+        .stack_size(shared.stack_size_bytes / std::mem::size_of::<usize>());
     // SAFETY: may's spawn is unsafe because a coroutine must not overflow its fixed stack or
     // hold thread-locals across yields; the connection loop does neither and its stack size
     // is validated config (README "Caveats" tells handler authors the same).

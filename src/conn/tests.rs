@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::Shared;
 use super::hibernate::Wards;
+use super::live::{self, Live};
 use super::resume::{Ending, Resume};
 use super::serve::serve;
 use super::transport::Transport;
@@ -197,7 +198,11 @@ fn shared() -> Arc<Shared> {
         stats.clone(),
     ));
     Arc::new(Shared {
-        config,
+        live: Live::new(live::Settings {
+            limits: config.limits,
+            timeouts: config.timeouts,
+        }),
+        stack_size_bytes: config.server.stack_size_bytes,
         router: Arc::new(router),
         stats,
         placement,

@@ -297,7 +297,7 @@ fn capacity_index(shared: &Shared) -> f64 {
     if median_ns == 0 {
         return 0.0;
     }
-    let queue = shared.config.placement.max_active_requests.max(1) as f64;
+    let queue = shared.placement.max_active_requests().max(1) as f64;
     queue * 1e9 * shared.workers as f64 / median_ns as f64
 }
 

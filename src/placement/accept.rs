@@ -78,13 +78,15 @@ pub(crate) fn spawn_acceptor(
 
 fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) {
     let placement = &*with.placement;
-    let (policy, costs, stats) = (placement.policy, &placement.costs, &placement.stats);
+    let (costs, stats) = (&placement.costs, &placement.stats);
     let mut rotor = 0;
     // Reused for every accept: the acceptor allocates nothing per connection.
     let mut loads = vec![LoadSnapshot::default(); placement.workers];
     while !retired.load(Ordering::Acquire) && !stats.is_draining() {
         match listener.accept() {
             Ok((socket, _peer)) => {
+                // Per connection: a reload may change it (`Placement::set_policy`).
+                let policy = placement.policy();
                 placement.load_snapshots(&mut loads);
                 let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
                 // Only `cost` uses the first route, and only to count its cost from now on.

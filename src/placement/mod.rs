@@ -35,7 +35,7 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cost::CostTable;
@@ -67,7 +67,8 @@ pub(crate) struct Settings {
 /// The placement of one server: its cost table, admission queues and the load figure.
 pub(crate) struct Placement {
     pub costs: CostTable,
-    pub policy: Policy,
+    /// The policy's index (`Policy::index`): a reload may change it while the acceptor runs.
+    policy: AtomicU8,
     stats: Arc<Stats>,
     queues: Queues,
     workers: usize,
@@ -80,12 +81,22 @@ impl Placement {
     pub fn new(settings: Settings, routes: usize, stats: Arc<Stats>) -> Placement {
         Placement {
             costs: CostTable::new(settings.workers, routes, settings.default_cost),
-            policy: settings.policy,
+            policy: AtomicU8::new(settings.policy.index()),
             stats,
             queues: Queues::new(settings.workers, settings.max_active_requests),
             workers: settings.workers,
             acceptors: AtomicUsize::new(0),
         }
+    }
+
+    /// The placement policy now in force; read by the acceptor for every connection.
+    pub fn policy(&self) -> Policy {
+        Policy::from_index(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// From the next accepted connection on, place by `policy` (a reload's new value).
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(policy.index(), Ordering::Relaxed);
     }
 
     /// What placement sees of each scheduler right now.

@@ -1,9 +1,9 @@
 //! The choice of scheduler for a new connection: a pure function of load snapshots.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How a new connection picks its scheduler (`placement.policy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Lowest expected load: Σ route cost of in-flight requests (the running one: what is
@@ -21,6 +21,27 @@ impl Policy {
     /// The words `placement.policy`, `CORRAL_PLACEMENT` and `--placement` accept.
     pub const NAMES: &'static [&'static str] =
         &["cost", "round_robin", "fd_hash", "least_connections"];
+
+    /// Every policy, in the order of [`Self::NAMES`] (an index fits an atomic).
+    const ALL: [Policy; 4] = [
+        Policy::Cost,
+        Policy::RoundRobin,
+        Policy::FdHash,
+        Policy::LeastConnections,
+    ];
+
+    /// Its place in [`Self::ALL`].
+    pub(crate) fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The policy at `index` in [`Self::ALL`] (`Cost` for anything else).
+    pub(crate) fn from_index(index: u8) -> Policy {
+        Self::ALL
+            .get(usize::from(index))
+            .copied()
+            .unwrap_or(Policy::Cost)
+    }
 
     /// The word that selects this policy in the configuration (one of [`Self::NAMES`]).
     pub fn name(self) -> &'static str {
@@ -64,6 +85,14 @@ pub fn choose(loads: &[LoadSnapshot], policy: Policy, rotor: &mut usize, fd: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_policy_survives_its_index() {
+        for (policy, name) in Policy::ALL.iter().zip(Policy::NAMES) {
+            assert_eq!(Policy::from_index(policy.index()), *policy);
+            assert_eq!(policy.name(), *name);
+        }
+    }
 
     fn loads(pairs: &[(u64, usize)]) -> Vec<LoadSnapshot> {
         pairs

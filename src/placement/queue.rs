@@ -30,6 +30,11 @@ impl Queues {
 }
 
 impl Placement {
+    /// In-flight requests per scheduler before new connections queue (0: no cap).
+    pub fn max_active_requests(&self) -> usize {
+        self.queues.cap
+    }
+
     /// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the
     /// expected cost of its first request, if the acceptor saw it (a queued socket forgets
     /// it).

@@ -2,9 +2,16 @@
 //!
 //! - `cost-merger` merges the per-scheduler cost shards every `merge_interval_ms` into the
 //!   table placement reads, and publishes each scheduler's utilisation over that interval;
+//! - the layers above add their own children between the two (`server.rs` passes them in:
+//!   placement knows nothing of them): stand-ins for the doorkeepers and the wards, threads
+//!   and coroutines that are not processes themselves (`runtime::vigil`);
 //! - `listener` owns the acceptor thread. It is registered as `corral.listener.<port>`;
 //!   killing it (or its thread dying) restarts it with a new thread on the same listening
-//!   socket, so no waiting connection is lost.
+//!   socket, so no waiting connection is lost. It starts last, once everything a connection
+//!   may need runs, and stops first.
+//!
+//! Past its restart intensity the tree stops all its children and exits; the server treats
+//! that as fatal (`Server::run` returns an error).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -29,20 +36,25 @@ enum ListenerMsg {
     AcceptorDied(String),
 }
 
-/// Starts the tree: the cost merger (every `merge_interval`) and the listener on `listener`.
+/// Starts the tree: the cost merger (every `merge_interval`), then `others` in order, then
+/// the listener on `listener`.
 pub(crate) fn start(
     with: Acceptance,
     listener: Arc<TcpListener>,
     port: u16,
     merge_interval: Duration,
+    others: Vec<ChildSpec>,
 ) -> Result<SupRef, StartError> {
     let placement = with.placement.clone();
-    Supervisor::new(Strategy::OneForOne)
+    let tree = Supervisor::new(Strategy::OneForOne)
         .intensity(MAX_RESTARTS, RESTART_PERIOD)
         .child(ChildSpec::new("cost-merger", move || {
             let placement = placement.clone();
             Spawn::new().spawn(move |ctx: Ctx<()>| merge_costs(ctx, &placement, merge_interval))
-        }))
+        }));
+    others
+        .into_iter()
+        .fold(tree, Supervisor::child)
         .child(ChildSpec::new("listener", move || {
             let (with, listener) = (with.clone(), listener.clone());
             Spawn::new()

@@ -11,20 +11,30 @@
 //! k's arrivals, rings the bell and parks; the doorkeeper, running on k, unparks it, and
 //! may queues an unparked coroutine on the unparking worker: k. The fast path (already
 //! home) is one thread-local read.
+//!
+//! A doorkeeper that dies (it panicked, or its read failed) would leave every coroutine on
+//! its way to k parked for good. Its state is small and survives it: the eventfd (kept with
+//! its may registration) and the coroutines it has unparked that have not arrived yet are
+//! left on its `Desk` in `Home`, and its successor takes over both, first letting in whoever
+//! is waiting. Each server's supervision tree has a stand-in per doorkeeper
+//! (`runtime::vigil`) that starts the successor.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use corral_actors::ChildSpec;
 use crossbeam_deque::{Injector, Steal};
 use may::coroutine::Coroutine;
 use may::io::CoIo;
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::fd::onto_residue;
+use super::vigil::{self, StartFn, Vigil};
 
 /// Rings before giving up on a hop (normally one; another when an unpark landed before our
 /// park).
@@ -42,6 +52,24 @@ struct Home {
     arrivals: Injector<Arrival>,
     /// The write side of the doorkeeper's eventfd (a dup of it).
     bell: File,
+    /// The doorkeeper's state while it runs; left here for its successor when it dies.
+    desk: Mutex<Option<Desk>>,
+    vigil: Arc<Vigil>,
+    /// Test hook: the doorkeeper panics this many times, once per ring.
+    #[cfg(test)]
+    faults: std::sync::atomic::AtomicU32,
+}
+
+/// What a doorkeeper works with.
+struct Desk {
+    /// The read side of its eventfd, registered with may on worker k. Never dropped while a
+    /// dup of it lives: may would keep a registration for a closed number (docs/architecture.md,
+    /// "Hazards").
+    door: CoIo<File>,
+    /// Coroutines it has unparked that have not arrived yet: an unpark that reached a
+    /// coroutine before it parked is lost (may runs it where it is), so each ring unparks
+    /// every one still waiting.
+    waiting: Vec<Arrival>,
 }
 
 static HOMES: OnceLock<Box<[Home]>> = OnceLock::new();
@@ -57,7 +85,6 @@ pub fn current_scheduler() -> Option<usize> {
 
 /// Starts one doorkeeper per scheduler. Called once by `runtime::start`, after may is up.
 pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
-    let (ready_tx, ready_rx) = mpsc::channel();
     let mut homes = Vec::with_capacity(workers);
     for k in 0..workers {
         let fd = onto_residue(eventfd(0, EventfdFlags::CLOEXEC)?, k, workers);
@@ -66,18 +93,24 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
         homes.push(Home {
             arrivals: Injector::new(),
             bell,
+            desk: Mutex::new(Some(Desk {
+                door,
+                waiting: Vec::new(),
+            })),
+            vigil: Arc::default(),
+            #[cfg(test)]
+            faults: std::sync::atomic::AtomicU32::new(0),
         });
-        let ready = ready_tx.clone();
-        let builder = may::coroutine::Builder::new()
-            .name(format!("corral-home-{k}"))
-            .id(k);
-        // SAFETY: the doorkeeper holds no thread-locals across yields and uses little stack.
-        #[allow(unsafe_code)]
-        let spawned = unsafe { builder.spawn(move || doorkeeper(k, door, ready)) };
-        spawned?;
     }
     if HOMES.set(homes.into_boxed_slice()).is_err() {
         return Err(io::Error::other("doorkeepers already started"));
+    }
+    let homes = HOMES.get().expect("set just above");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    for (k, home) in homes.iter().enumerate() {
+        let ready = ready_tx.clone();
+        home.vigil
+            .keep(&|| spawn_doorkeeper(k, Some(ready.clone())))?;
     }
     for _ in 0..workers {
         ready_rx
@@ -87,37 +120,124 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn doorkeeper(k: usize, mut door: CoIo<File>, ready: mpsc::Sender<()>) {
+/// The supervision tree's children for the doorkeepers, `doorkeeper-0` .. : each starts its
+/// doorkeeper if it is not running and exits (to be restarted) when it dies. Empty before
+/// `runtime::start`.
+pub(crate) fn stand_ins() -> Vec<ChildSpec> {
+    let Some(homes) = HOMES.get() else {
+        return Vec::new();
+    };
+    (0..homes.len())
+        .map(|k| {
+            let start: StartFn = Arc::new(move || spawn_doorkeeper(k, None));
+            vigil::stand_in(format!("doorkeeper-{k}"), homes[k].vigil.clone(), start)
+        })
+        .collect()
+}
+
+fn spawn_doorkeeper(k: usize, ready: Option<mpsc::Sender<()>>) -> io::Result<()> {
+    let builder = may::coroutine::Builder::new()
+        .name(format!("corral-home-{k}"))
+        .id(k);
+    // SAFETY: the doorkeeper holds no thread-locals across yields and uses little stack.
+    #[allow(unsafe_code)]
+    let spawned = unsafe { builder.spawn(move || doorkeeper(k, ready)) };
+    spawned.map(drop)
+}
+
+fn doorkeeper(k: usize, ready: Option<mpsc::Sender<()>>) {
     SCHEDULER.with(|s| s.set(k));
-    let _ = ready.send(());
-    let mut count = [0u8; 8];
-    // Arrivals not yet home: an unpark that reached a coroutine before it parked is lost
-    // (may runs it where it is), so each ring unparks every one still waiting.
-    let mut waiting: Vec<Arrival> = Vec::new();
-    loop {
-        if let Err(err) = door.read_exact(&mut count) {
-            log::error!("doorkeeper {k}: {err}");
-            return;
-        }
-        let Some(homes) = HOMES.get() else { continue };
-        loop {
-            match homes[k].arrivals.steal() {
-                Steal::Success(arrival) => waiting.push(arrival),
-                Steal::Empty => break,
-                Steal::Retry => continue,
-            }
-        }
-        // Running on k: every unpark below queues its coroutine on k.
-        waiting.retain(|(co, home)| {
-            let still_away = !home.load(Ordering::Acquire);
-            if still_away {
-                co.unpark();
-            }
-            still_away
-        });
-        // Scheduler threads may also run coroutines spawned before this one; keep the mark.
-        SCHEDULER.with(|s| s.set(k));
+    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+        return;
+    };
+    let desk = home.desk.lock().ok().and_then(|mut desk| desk.take());
+    let Some(mut desk) = desk else {
+        return home
+            .vigil
+            .died("its eventfd was taken by another doorkeeper");
+    };
+    if let Some(ready) = ready {
+        let _ = ready.send(());
     }
+    let why = match catch_unwind(AssertUnwindSafe(|| keep_door(k, home, &mut desk))) {
+        Ok(err) => format!("could not read its eventfd: {err}"),
+        Err(panic) => format!("panicked: {}", panic_text(&panic)),
+    };
+    log::error!(
+        "doorkeeper {k} {why}; its successor takes over the {} coroutines on their way home",
+        desk.waiting.len() + home.arrivals.len()
+    );
+    if let Ok(mut slot) = home.desk.lock() {
+        *slot = Some(desk);
+    }
+    home.vigil.died(&why);
+}
+
+/// Lets coroutines in, once per ring; returns only if the eventfd cannot be read.
+fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
+    let mut count = [0u8; 8];
+    loop {
+        // First without waiting for a ring: a predecessor may have died before answering one.
+        let_in(k, home, &mut desk.waiting);
+        if let Err(err) = desk.door.read_exact(&mut count) {
+            return err;
+        }
+    }
+}
+
+fn let_in(k: usize, home: &Home, waiting: &mut Vec<Arrival>) {
+    loop {
+        match home.arrivals.steal() {
+            Steal::Success(arrival) => waiting.push(arrival),
+            Steal::Empty => break,
+            Steal::Retry => continue,
+        }
+    }
+    #[cfg(test)]
+    {
+        let armed = home
+            .faults
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if armed.is_ok() {
+            panic!("injected doorkeeper fault");
+        }
+    }
+    // Running on k: every unpark below queues its coroutine on k.
+    waiting.retain(|(co, home)| {
+        let still_away = !home.load(Ordering::Acquire);
+        if still_away {
+            co.unpark();
+        }
+        still_away
+    });
+    // Scheduler threads may also run coroutines spawned before this one; keep the mark.
+    SCHEDULER.with(|s| s.set(k));
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+/// Test hook: doorkeeper k panics `times` times, the first when the next coroutine coming
+/// home rings (with that coroutine in hand).
+#[cfg(test)]
+pub(crate) fn arm_faults(k: usize, times: u32) {
+    if let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) {
+        home.faults.store(times, Ordering::Release);
+    }
+}
+
+/// Whether doorkeeper k runs.
+#[cfg(test)]
+pub(crate) fn doorkeeper_running(k: usize) -> bool {
+    HOMES
+        .get()
+        .and_then(|homes| homes.get(k))
+        .is_some_and(|home| home.vigil.is_alive())
 }
 
 /// Makes sure the calling coroutine runs on scheduler `k` from here on.

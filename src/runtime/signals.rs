@@ -1,6 +1,7 @@
-//! SIGTERM and SIGINT as a blocking wait, for `Server::run`: the signal handler only writes
+//! SIGTERM, SIGINT and SIGHUP as a blocking wait, for `Server::run`: the signal handler only writes
 //! the signal's number to a pipe (all a handler may safely do), and the waiting thread reads
-//! it. Written by hand so that a library user does not compile a signal crate.
+//! it. Written by hand so that a library user does not compile a signal crate. The server
+//! also writes to the pipe itself (`interrupt`) when it must stop without a signal.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -11,10 +12,37 @@ use std::sync::atomic::{AtomicI32, Ordering};
 static REPORT_TO: AtomicI32 = AtomicI32::new(-1);
 /// Installed once per process and never closed: the handler must never write to a
 /// descriptor number that was closed and reused.
-static INSTALLED: Mutex<Option<&'static ShutdownSignals>> = Mutex::new(None);
+static INSTALLED: Mutex<Option<&'static Signals>> = Mutex::new(None);
 
-/// Installed handlers for SIGTERM and SIGINT; `wait` returns the first one that arrives.
-pub struct ShutdownSignals {
+/// What the pipe carries besides signal numbers: "look at the server" (`interrupt`).
+const WAKE: u8 = 0;
+
+/// What woke [`Signals::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// SIGTERM or SIGINT, by number.
+    Stop(i32),
+    /// SIGHUP: read the configuration again.
+    Reload,
+    /// [`interrupt`]: something in the process wants the waiter to look at its server.
+    Wake,
+}
+
+/// Wakes whoever waits in [`Signals::wait`] with [`Wakeup::Wake`] (nothing, if the
+/// handlers were never installed: no one waits then).
+pub fn interrupt() {
+    let fd = REPORT_TO.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: as in `on_signal`; the descriptor is never closed once stored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::write(fd, (&WAKE as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Installed handlers for SIGTERM, SIGINT and SIGHUP; `wait` returns the next that arrives.
+pub struct Signals {
     read: OwnedFd,
     _write: OwnedFd,
 }
@@ -32,22 +60,22 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-impl ShutdownSignals {
+impl Signals {
     /// Installs the handlers (once per process; later calls get the same). From then on
-    /// SIGTERM and SIGINT no longer kill the process: they are reported to `wait`.
-    pub fn install() -> io::Result<&'static ShutdownSignals> {
+    /// SIGTERM, SIGINT and SIGHUP no longer kill the process: they are reported to `wait`.
+    pub fn install() -> io::Result<&'static Signals> {
         let mut installed = INSTALLED
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(signals) = *installed {
             return Ok(signals);
         }
-        let signals: &'static ShutdownSignals = Box::leak(Box::new(Self::create()?));
+        let signals: &'static Signals = Box::leak(Box::new(Self::create()?));
         *installed = Some(signals);
         Ok(signals)
     }
 
-    fn create() -> io::Result<ShutdownSignals> {
+    fn create() -> io::Result<Signals> {
         let mut fds = [0; 2];
         // SAFETY: pipe2 writes two descriptors into `fds`, which we then own.
         #[allow(unsafe_code)]
@@ -60,7 +88,7 @@ impl ShutdownSignals {
         // The read side blocks: `wait` sleeps in read(2).
         rustix::io::ioctl_fionbio(&read, false)?;
         REPORT_TO.store(write.as_raw_fd(), Ordering::Relaxed);
-        for signal in [libc::SIGTERM, libc::SIGINT] {
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             // SAFETY: a zeroed sigaction with a handler that only calls write(2) is valid;
             // SA_RESTART keeps other threads' syscalls from failing with EINTR.
             #[allow(unsafe_code)]
@@ -75,18 +103,20 @@ impl ShutdownSignals {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(ShutdownSignals {
+        Ok(Signals {
             read,
             _write: write,
         })
     }
 
-    /// Blocks until SIGTERM or SIGINT arrives; returns its number.
-    pub fn wait(&self) -> io::Result<i32> {
+    /// Blocks until SIGTERM, SIGINT or SIGHUP arrives, or someone calls [`interrupt`].
+    pub fn wait(&self) -> io::Result<Wakeup> {
         let mut byte = [0u8; 1];
         loop {
             match rustix::io::read(&self.read, &mut byte) {
-                Ok(1) => return Ok(i32::from(byte[0])),
+                Ok(1) if byte[0] == WAKE => return Ok(Wakeup::Wake),
+                Ok(1) if i32::from(byte[0]) == libc::SIGHUP => return Ok(Wakeup::Reload),
+                Ok(1) => return Ok(Wakeup::Stop(i32::from(byte[0]))),
                 Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(err) => return Err(err.into()),

@@ -87,7 +87,7 @@ impl Ward {
             }
             // Answered: the connection stays here, now idle, under the same registration.
             Ok(_) => {
-                let deadline = deadline_in(self.shared.config.timeouts.idle());
+                let deadline = deadline_in(self.cfg().timeouts.idle());
                 let entry = Entry {
                     fd,
                     deadline,

@@ -1,6 +1,12 @@
 //! The door of a ward: what other threads touch. Connections hand sockets in (`park`),
 //! wakers report fired waits (`ready`), the server stops it; each rings the ward's bell (an
 //! eventfd) at most once per drain. `Wards` holds one door per scheduler.
+//!
+//! The door outlives the ward thread behind it. A thread that dies (it panicked, or
+//! `epoll_wait` failed) closes and uncounts every socket it held, gives its epoll set and
+//! bell back to the door and tells the door's vigil, whose stand-in in the supervision tree
+//! exits; the restarted stand-in starts a new thread on the same door, which takes what
+//! arrived meanwhile (`runtime::vigil`).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -9,6 +15,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use corral_actors::ChildSpec;
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{EventfdFlags, eventfd};
@@ -21,6 +29,8 @@ use crate::conn::write::encode_or_refuse;
 use crate::http::reply::ReplyShape;
 use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
 use crate::router::{RouteId, Router};
+use crate::runtime::vigil::{self, StartFn, Vigil};
+use crate::stats::Stats;
 
 /// A socket handed to the ward.
 pub(crate) struct Arrival {
@@ -56,8 +66,13 @@ pub(crate) struct Door {
     /// Gauges the ward publishes after each turn.
     pub(super) idle: AtomicUsize,
     pub(super) waiting: AtomicUsize,
-    /// What the ward thread takes when it starts.
-    parts: Mutex<Option<WardParts>>,
+    /// What the ward thread takes when it starts, and gives back if it dies.
+    pub(super) parts: Mutex<Option<WardParts>>,
+    /// Whether a ward thread runs behind this door, for its stand-in in the tree.
+    pub(super) vigil: Arc<Vigil>,
+    /// Test hook: the ward panics this many times, once per drain of its inbox.
+    #[cfg(test)]
+    faults: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Default)]
@@ -90,7 +105,38 @@ impl Door {
                 epoll,
                 bell: File::from(bell),
             })),
+            vigil: Arc::default(),
+            #[cfg(test)]
+            faults: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// Test hook: panics if a fault is armed (the ward calls it with arrivals in hand).
+    #[cfg(test)]
+    pub(super) fn fault_point(&self) {
+        let armed = self
+            .faults
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if armed.is_ok() {
+            panic!("injected ward fault");
+        }
+    }
+
+    pub(super) fn is_stopped(&self) -> bool {
+        self.inbox.lock().map_or(true, |inbox| inbox.stopped)
+    }
+
+    /// Closes the sockets waiting in the inbox of a door no ward will serve again (stopped,
+    /// and its thread is gone): a wait is answered at once, and each is uncounted on k.
+    pub(super) fn close_arrivals(&self, router: &Router, stats: &Stats, k: usize) {
+        let arrivals = match self.inbox.lock() {
+            Ok(mut inbox) => std::mem::take(&mut inbox.arrivals),
+            Err(poisoned) => std::mem::take(&mut poisoned.into_inner().arrivals),
+        };
+        for arrival in arrivals {
+            answer_and_close(router, arrival);
+            stats.connection_closed(k);
+        }
     }
 
     fn ring(&self) {
@@ -110,11 +156,17 @@ impl Door {
         Ok(())
     }
 
-    fn stop(&self) {
+    fn stop(&self, router: &Router, stats: &Stats, k: usize) {
         if let Ok(mut inbox) = self.inbox.lock() {
             inbox.stopped = true;
         }
         self.ring();
+        // A ward that died is not restarted now; what reached its inbox is closed here. (A
+        // dying ward sets its vigil dead before it looks at `stopped`, so one of the two
+        // sees the other: `Ward::die`.)
+        if !self.vigil.is_alive() {
+            self.close_arrivals(router, stats, k);
+        }
     }
 }
 
@@ -131,6 +183,50 @@ impl Doorbell for Door {
     }
 }
 
+/// Answers a wait at once (best effort, `TimedOut`, no keep-alive); closes the socket.
+fn answer_and_close(router: &Router, arrival: Arrival) {
+    if let Parked::Waiting {
+        pending,
+        shape,
+        route,
+        ..
+    } = arrival.parked
+        && let Ok(Some(response)) =
+            catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
+    {
+        let mut out = Vec::new();
+        let route = RouteName(router, route);
+        let encoded = encode_or_refuse(&mut out, response.with_close(), shape, true, route);
+        if encoded.stream.is_none() {
+            let _ = send_now(&arrival.fd, &out);
+        }
+    }
+}
+
+/// Starts ward k's thread on its door. The thread takes the epoll set and bell from the
+/// door itself, so a failed spawn leaves them there for the next attempt.
+fn start_ward(shared: &Arc<Shared>, k: usize) -> io::Result<()> {
+    let door = shared.wards.doors[k].clone();
+    let has_parts = door.parts.lock().is_ok_and(|parts| parts.is_some());
+    if !has_parts {
+        // Its last thread died and could not clean up (`Ward::die`): nothing to serve with.
+        return Err(io::Error::other(
+            "its epoll set was not given back by the thread that died",
+        ));
+    }
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("corral-ward-{k}"))
+        .spawn(move || {
+            let parts = door.parts.lock().ok().and_then(|mut parts| parts.take());
+            match parts {
+                Some(parts) => Ward::new(k, shared, door, parts).run(),
+                None => door.vigil.died("its epoll set was taken by another thread"),
+            }
+        })?;
+    Ok(())
+}
+
 /// The wards of one server, one per scheduler.
 pub(crate) struct Wards {
     doors: Box<[Arc<Door>]>,
@@ -144,19 +240,32 @@ impl Wards {
         Ok(Wards { doors })
     }
 
-    /// Starts the ward threads (once the server's shared state exists).
-    pub fn start(shared: &Arc<Shared>) -> io::Result<()> {
-        for (k, door) in shared.wards.doors.iter().enumerate() {
-            let parts = door.parts.lock().ok().and_then(|mut p| p.take());
-            let Some(parts) = parts else {
-                return Err(io::Error::other("ward already started"));
-            };
-            let ward = Ward::new(k, shared.clone(), door.clone(), parts);
-            std::thread::Builder::new()
-                .name(format!("corral-ward-{k}"))
-                .spawn(move || ward.run())?;
-        }
-        Ok(())
+    /// The supervision tree's children for the ward threads, `ward-0` .. `ward-{n-1}`: each
+    /// starts its ward's thread if none runs, and exits (to be restarted) when it dies.
+    pub fn stand_ins(shared: &Arc<Shared>) -> Vec<ChildSpec> {
+        (0..shared.workers)
+            .map(|k| {
+                let owner = shared.clone();
+                let start: StartFn = Arc::new(move || start_ward(&owner, k));
+                let vigil = shared.wards.doors[k].vigil.clone();
+                vigil::stand_in(format!("ward-{k}"), vigil, start)
+            })
+            .collect()
+    }
+
+    /// Test hook: ward k panics `times` times, the first on its next drain of the inbox.
+    #[cfg(test)]
+    pub(crate) fn inject_faults(&self, k: usize, times: u32) {
+        let door = &self.doors[k];
+        door.faults.store(times, Ordering::Release);
+        // Ring past the flag: a drain may be in progress with the bell marked rung.
+        let _ = (&door.bell).write(&1u64.to_ne_bytes());
+    }
+
+    /// Whether ward k's thread runs.
+    #[cfg(test)]
+    pub(crate) fn is_running(&self, k: usize) -> bool {
+        self.doors[k].vigil.is_alive()
     }
 
     /// A place for a new wait on scheduler k.
@@ -172,10 +281,10 @@ impl Wards {
     }
 
     /// Closes idle sockets, answers waiting ones (`TimedOut`, `Connection: close`), ends
-    /// the wards.
-    pub fn stop(&self) {
-        for door in self.doors.iter() {
-            door.stop();
+    /// the wards; counts each closed socket off `stats`.
+    pub fn stop(&self, router: &Router, stats: &Stats) {
+        for (k, door) in self.doors.iter().enumerate() {
+            door.stop(router, stats, k);
         }
     }
 
@@ -183,22 +292,7 @@ impl Wards {
     /// still counts the connection, so this only answers a wait (best effort, no
     /// keep-alive) and closes.
     pub(crate) fn refused(&self, router: &Router, arrival: Arrival) {
-        if let Parked::Waiting {
-            pending,
-            shape,
-            route,
-            ..
-        } = arrival.parked
-            && let Ok(Some(response)) =
-                catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
-        {
-            let mut out = Vec::new();
-            let route = RouteName(router, route);
-            let encoded = encode_or_refuse(&mut out, response.with_close(), shape, true, route);
-            if encoded.stream.is_none() {
-                let _ = send_now(&arrival.fd, &out);
-            }
-        }
+        answer_and_close(router, arrival);
     }
 
     /// Hibernating connections on scheduler k: (idle, waiting).

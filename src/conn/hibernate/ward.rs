@@ -14,6 +14,14 @@
 //!
 //! Everything in the ward is owned by its thread; other threads only reach it through the
 //! door: a short-held mutex'd inbox and the bell.
+//!
+//! A ward that dies (a panic, or `epoll_wait` failing) does not hand its entries to a
+//! successor: it died in the middle of something, and a socket it had in hand then is
+//! already closed by the unwinding. What it can vouch for is how many sockets it held
+//! (`held`: taken from the inbox, not yet closed or handed to a coroutine), so it answers
+//! each waiting request it still has `503` and closes it, closes its idle sockets, uncounts
+//! all `held` of them, and gives its epoll set back for the thread the supervisor starts
+//! next (`door.rs`). Clients see an answer or a close, never a hang, and counts stay true.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -29,10 +37,16 @@ use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::time::Timespec;
 
+use super::answer::send_now;
 use super::door::{Arrival, Door, Parked, WardParts};
 use crate::conn::Shared;
+use crate::conn::dispatch::panic_message;
+use crate::conn::live::{Settings, Snapshot};
 use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
+use crate::http::reply::encode_reply;
+use crate::http::response::Response;
+use crate::http::status::Status;
 use crate::http::wait::Outcome;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
@@ -69,10 +83,15 @@ pub(super) struct Ward {
     next_idle_id: u64,
     idle: usize,
     waiting: usize,
+    /// Sockets this ward is responsible for: taken from the inbox, not yet closed or given a
+    /// coroutine (the entries, plus any in hand). What a dying ward uncounts.
+    held: usize,
     /// Sockets that came to hibernate since the last heap trim, and when the next is due.
     since_trim: usize,
     trim_at: Option<Instant>,
     pub(super) scratch: Vec<u8>,
+    /// The limits and timeouts now in force (a reload may change them).
+    cfg: Snapshot,
 }
 
 enum Flow {
@@ -84,6 +103,7 @@ impl Ward {
     pub(super) fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> Ward {
         Ward {
             k,
+            cfg: shared.live.snapshot(),
             shared,
             door,
             epoll: parts.epoll,
@@ -94,27 +114,115 @@ impl Ward {
             next_idle_id: 1 << 63,
             idle: 0,
             waiting: 0,
+            held: 0,
             since_trim: 0,
             trim_at: None,
             scratch: Vec::new(),
         }
     }
 
+    /// The settings now in force (one atomic load unless a reload happened).
+    pub(super) fn cfg(&mut self) -> Settings {
+        self.shared.live.refresh(&mut self.cfg);
+        self.cfg.settings
+    }
+
+    /// The thread's body: serves until stopped, or dies (see the module docs).
     pub(super) fn run(mut self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.serve()));
+        let why = match outcome {
+            Ok(Ok(())) => return self.stop(),
+            Ok(Err(err)) => format!("epoll_wait failed: {err}"),
+            Err(panic) => format!("panicked: {}", panic_message(&panic)),
+        };
+        self.die(&why);
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
+        // A predecessor may have died with the bell marked rung and arrivals in the inbox,
+        // and then nobody rings again: look at the inbox before the first wait.
+        if let Flow::Stop = self.answer_bell() {
+            return Ok(());
+        }
         // Not a field: epoll events hold raw pointers, and the ward moves into its thread.
         let mut events = Vec::with_capacity(EVENTS);
         loop {
-            match self.turn(&mut events) {
-                Ok(Flow::Go) => self.publish_counts(),
-                Ok(Flow::Stop) => break,
-                Err(err) => {
-                    // Only epoll_wait failing gets here: nothing the ward can repair.
-                    log::error!("ward {}: {err}; closing its connections", self.k);
-                    break;
-                }
+            match self.turn(&mut events)? {
+                Flow::Go => self.publish_counts(),
+                Flow::Stop => return Ok(()),
             }
         }
-        self.close_everything();
+    }
+
+    /// Asked to stop: waits are answered, idle sockets closed, nobody restarts the ward.
+    fn stop(mut self) {
+        if catch_unwind(AssertUnwindSafe(|| self.close_everything())).is_err() {
+            log::error!("ward {}: panicked while closing its connections", self.k);
+            let _ = catch_unwind(AssertUnwindSafe(|| self.abandon_all()));
+        }
+        self.publish_counts();
+        self.door.vigil.ended();
+    }
+
+    /// Closes and uncounts everything, gives the epoll set back, and reports the death so
+    /// that the supervisor starts a successor on the same door.
+    fn die(mut self, why: &str) {
+        log::error!(
+            "ward {} {why}: closing the {} connections it held",
+            self.k,
+            self.held
+        );
+        let cleaned = catch_unwind(AssertUnwindSafe(|| self.abandon_all())).is_ok();
+        let Ward {
+            k,
+            shared,
+            door,
+            epoll,
+            bell,
+            ..
+        } = self;
+        if cleaned {
+            if let Ok(mut parts) = door.parts.lock() {
+                *parts = Some(WardParts { epoll, bell });
+            }
+        } else {
+            // Counts may be off now; a successor would serve on top of that: refuse one.
+            log::error!("ward {k}: could not close its connections; it will not restart");
+        }
+        door.vigil.died(why);
+        // Stopped meanwhile (`Door::stop` saw this ward alive): nobody will serve the inbox.
+        if door.is_stopped() {
+            door.close_arrivals(&shared.router, &shared.stats, k);
+        }
+    }
+
+    /// After a death: a waiting request gets `503` (no user code runs: `resume` may be what
+    /// panicked), every socket is closed, and all `held` are uncounted.
+    fn abandon_all(&mut self) {
+        let ids: Vec<u64> = self.entries.keys().copied().collect();
+        for id in ids {
+            let Some(entry) = self.entries.remove(&id) else {
+                continue;
+            };
+            let _ = epoll::delete(&self.epoll, &entry.fd);
+            if let Parked::Waiting { shape, .. } = &entry.parked {
+                self.scratch.clear();
+                let refusal = Response::error(Status::SERVICE_UNAVAILABLE).with_close();
+                // Our own 503 always encodes; an error here would only mean nothing to send.
+                if encode_reply(&mut self.scratch, refusal, *shape, true).is_ok() {
+                    let _ = send_now(&entry.fd, &self.scratch);
+                }
+            }
+            // Dropping a wait runs its `Pending`'s drop, the application's code.
+            if catch_unwind(AssertUnwindSafe(|| drop(entry))).is_err() {
+                log::error!("ward {}: a hibernated request's drop panicked", self.k);
+            }
+        }
+        self.deadlines.clear();
+        (self.idle, self.waiting) = (0, 0);
+        for _ in 0..std::mem::take(&mut self.held) {
+            self.shared.stats.connection_closed(self.k);
+        }
         self.publish_counts();
     }
 
@@ -172,6 +280,9 @@ impl Ward {
                 ),
                 Err(_) => (Vec::new(), Vec::new(), true),
             };
+            self.held += arrivals.len();
+            #[cfg(test)]
+            self.door.fault_point();
             if stopped {
                 self.admit_all(arrivals);
                 self.answer_ready(ready);
@@ -321,15 +432,29 @@ impl Ward {
         }
     }
 
+    /// Gives a socket a coroutine again; it is no longer the ward's to count.
     pub(super) fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
-        if let Err(err) = resume_connection(&self.shared, fd, self.k, resume) {
+        let resumed = resume_connection(&self.shared, fd, self.k, resume);
+        // Either a coroutine counts it now, or `resume_connection` closed and uncounted it.
+        self.let_go();
+        if let Err(err) = resumed {
             log::warn!("ward {}: cannot resume a connection: {err}", self.k);
         }
     }
 
     pub(super) fn close(&mut self, fd: OwnedFd) {
         drop(fd);
+        self.let_go();
         self.shared.stats.connection_closed(self.k);
+    }
+
+    fn let_go(&mut self) {
+        debug_assert!(
+            self.held > 0,
+            "ward {}: let go of a socket it did not hold",
+            self.k
+        );
+        self.held = self.held.saturating_sub(1);
     }
 
     pub(super) fn insert(&mut self, id: u64, entry: Entry) {
@@ -377,6 +502,7 @@ impl Ward {
             }
             Err(_) => Vec::new(),
         };
+        self.held += arrivals.len();
         for Arrival {
             fd,
             deadline,

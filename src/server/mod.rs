@@ -1,20 +1,26 @@
-//! A running server: its shared state, its acceptor, and graceful shutdown.
+//! A running server: its shared state, its acceptor, graceful shutdown, and (`reload.rs`)
+//! reconfiguration while it runs.
+
+mod reload;
+
+pub use reload::Reconfigured;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use corral_actors::StartError;
+use corral_actors::{StartError, monitor_with};
 
 use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
 use crate::conn::hibernate::Wards;
+use crate::conn::live::{self, Live};
 use crate::conn::transport::deadline_in;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
-use crate::runtime::signals::ShutdownSignals;
-use crate::runtime::{self, RuntimeError, RuntimeSettings};
+use crate::runtime::signals::{self, Signals, Wakeup};
+use crate::runtime::{self, RuntimeError, RuntimeSettings, home};
 use crate::stats::Stats;
 
 /// How often a draining server checks whether in-flight requests have finished.
@@ -49,9 +55,14 @@ pub enum ServerError {
     /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
-    /// [`Server::run`] could not install its SIGTERM/SIGINT handlers.
-    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    /// [`Server::run`] could not install its SIGTERM/SIGINT/SIGHUP handlers.
+    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {0}")]
     Signals(std::io::Error),
+    /// A part of the server died and could not be restarted: its supervision tree exceeded
+    /// its restart intensity and stopped (the `corral` binary exits with 4). The server no
+    /// longer accepts connections; [`Server::run`] drained what was in flight.
+    #[error("a part of the server died and could not be restarted: {0}")]
+    Failed(String),
     /// `server.drain_timeout_ms` passed with requests still in flight (the `corral` binary
     /// exits with 3).
     #[error("drain timeout: {inflight} requests were still in flight")]
@@ -111,11 +122,22 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     stopped: bool,
+    /// Set once the supervision tree has given up (see [`Server::failure`]).
+    failure: Arc<OnceLock<String>>,
+    /// The configuration in effect: what it started with, with each reload's live keys.
+    running: Mutex<Config>,
 }
 
 impl Server {
     /// Serves `router` until SIGTERM or SIGINT, then drains for up to
     /// `server.drain_timeout_ms`, as the `corral` binary does: a `main` of one line.
+    ///
+    /// SIGHUP reloads the configuration, as nginx does: [`Config::reload`] reads its file,
+    /// environment and flags again, and [`Server::reconfigure`] applies what can change
+    /// live; every connection is kept. A configuration that does not load is logged with
+    /// the error it would give at start and changes nothing. `log.level` is applied here,
+    /// at start and on each reload. A part of the server that cannot be restarted stops it
+    /// with [`ServerError::Failed`] (after the drain).
     pub fn run(config: Config, router: Router) -> Result<(), ServerError> {
         Self::run_with(config, router, |_| {})
     }
@@ -128,23 +150,43 @@ impl Server {
         router: Router,
         on_start: impl FnOnce(&Server),
     ) -> Result<(), ServerError> {
-        let signals = ShutdownSignals::install().map_err(ServerError::Signals)?;
-        let drain = Duration::from_millis(config.server.drain_timeout_ms);
+        let signals = Signals::install().map_err(ServerError::Signals)?;
+        log::set_max_level(config.log.level.filter());
         let server = Server::start(config, router)?;
         log::info!("listening on http://{}", server.local_addr());
         on_start(&server);
-        match signals.wait() {
-            Ok(signal) => log::info!("received signal {signal}"),
-            Err(err) => log::error!("waiting for a shutdown signal: {err}"),
+        let failure = loop {
+            match signals.wait() {
+                Ok(Wakeup::Stop(signal)) => {
+                    log::info!("received signal {signal}");
+                    break None;
+                }
+                Ok(Wakeup::Reload) => server.reload(),
+                // Another server in the process, or one that has not failed: wait on.
+                Ok(Wakeup::Wake) => match server.failure() {
+                    Some(why) => break Some(why.to_string()),
+                    None => continue,
+                },
+                Err(err) => {
+                    log::error!("waiting for a shutdown signal: {err}");
+                    break None;
+                }
+            }
+        };
+        if let Some(why) = &failure {
+            log::error!("stopping: {why}");
         }
+        // Read now: a reload may have changed it.
+        let drain = Duration::from_millis(server.config().server.drain_timeout_ms);
         log::info!("shutting down: draining in-flight requests for up to {drain:?}");
         let stats = server.shared.stats.clone();
-        if server.shutdown(drain) {
-            Ok(())
-        } else {
-            Err(ServerError::DrainTimeout {
+        let drained = server.shutdown(drain);
+        match failure {
+            Some(why) => Err(ServerError::Failed(why)),
+            None if drained => Ok(()),
+            None => Err(ServerError::DrainTimeout {
                 inflight: stats.inflight(),
-            })
+            }),
         }
     }
 
@@ -179,7 +221,11 @@ impl Server {
         ));
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
         let shared = Arc::new(Shared {
-            config,
+            live: Live::new(live::Settings {
+                limits: config.limits,
+                timeouts: config.timeouts,
+            }),
+            stack_size_bytes: config.server.stack_size_bytes,
             router: Arc::new(router),
             stats,
             placement,
@@ -188,21 +234,36 @@ impl Server {
             supervisor: OnceLock::new(),
             rejections: Default::default(),
         });
-        Wards::start(&shared).map_err(ServerError::Wards)?;
         let acceptance = Acceptance {
             placement: shared.placement.clone(),
             router: shared.router.clone(),
             start: Arc::new(shared.clone()),
         };
         let port = local_addr.port();
-        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval)
-            .inspect_err(|_| shared.wards.stop())?;
+        // Threads and coroutines that are not processes get stand-ins in the tree.
+        let mut others = home::stand_ins();
+        others.extend(Wards::stand_ins(&shared));
+        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval, others)
+            .inspect_err(|_| shared.wards.stop(&shared.router, &shared.stats))?;
+        let failure = Arc::new(OnceLock::new());
+        watch_tree(&tree, &shared, &failure);
         let _ = shared.supervisor.set(tree);
         Ok(Server {
             shared,
             local_addr,
             stopped: false,
+            failure,
+            running: Mutex::new(config),
         })
+    }
+
+    /// Why the server stopped serving on its own, if it did: a part of it died and could not
+    /// be restarted (the supervision tree exceeded its restart intensity and stopped, and
+    /// with it the listener). [`Server::run`] then drains and returns
+    /// [`ServerError::Failed`]; a server started with [`Server::start`] is the caller's to
+    /// stop.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// The address actually bound: with port 0 in `server.listen`, the port the OS chose.
@@ -258,7 +319,9 @@ impl Server {
             std::thread::sleep(DRAIN_POLL);
         }
         // Hibernated connections: idle ones close, waiting ones get their answer now.
-        self.shared.wards.stop();
+        self.shared
+            .wards
+            .stop(&self.shared.router, &self.shared.stats);
     }
 }
 
@@ -266,6 +329,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_accepting();
     }
+}
+
+/// Turns the tree's death, unless the server asked for it (draining), into `failure` and a
+/// wake-up of `Server::run`: nothing would restart anything any more.
+fn watch_tree(tree: &corral_actors::SupRef, shared: &Arc<Shared>, failure: &Arc<OnceLock<String>>) {
+    let (stats, failure) = (shared.stats.clone(), failure.clone());
+    monitor_with(tree.pid(), move |down| {
+        if stats.is_draining() {
+            return;
+        }
+        let why = format!("the supervision tree stopped ({})", down.reason);
+        log::error!("{why}: the server no longer accepts connections");
+        let _ = failure.set(why);
+        signals::interrupt();
+    });
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -278,3 +356,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_read_timeout(Some(ACCEPT_WAKE))?;
     Ok(socket.into())
 }
+
+#[cfg(test)]
+mod tests;

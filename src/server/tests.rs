@@ -1,0 +1,243 @@
+//! Killing the parts of a running server that are not processes (a ward thread, a
+//! doorkeeper coroutine) through crate-private fault hooks, over real loopback sockets:
+//! their clients get an answer or a close, counts return to 0, the supervisor restarts them,
+//! and a part that cannot be restarted stops `Server::run` with an error.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Server, ServerError};
+use crate::config::Config;
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::http::wait::{Wake, Waker};
+use crate::router::Router;
+use crate::runtime::home;
+
+/// Upper bound on any one wait in these tests.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Wakers of `/wait` and `/brief` requests, kept so that they neither fire nor drop.
+static WAKERS: Mutex<Vec<Waker<()>>> = Mutex::new(Vec::new());
+
+fn wait_for(timeout: Duration) -> Response {
+    Response::hibernate(
+        timeout,
+        |waker: Waker<()>| {
+            WAKERS.lock().unwrap().push(waker);
+            Ok(|| {})
+        },
+        |wake| match wake {
+            Wake::TimedOut => Response::text("timed out"),
+            _ => Response::text("woken"),
+        },
+    )
+}
+
+fn router() -> Router {
+    Router::new()
+        .get("/hi", |_: &Request| "hi")
+        .get("/wait", |_: &Request| wait_for(Duration::from_secs(60)))
+        .get("/brief", |_: &Request| wait_for(Duration::from_millis(50)))
+        // The scheduler it ran on before a sleep, which resumes it on may's timer thread.
+        .get("/nap", |req: &Request| {
+            let before = req.scheduler();
+            may::coroutine::sleep(Duration::from_millis(5));
+            before.to_string()
+        })
+        .get("/where", |_: &Request| {
+            format!("{:?}", home::current_scheduler())
+        })
+}
+
+fn config() -> Config {
+    let mut config = Config::embedded();
+    config.server.listen = "127.0.0.1:0".into();
+    // The runtime is one per process and another test may have started it: ask for what
+    // it runs (may's default until someone configures it).
+    config.server.workers = may::config().get_workers();
+    // Idle keep-alive connections hibernate at once.
+    config.timeouts.hibernate_after_ms = 1;
+    config
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Sends a GET and reads one response with a Content-Length body: (status, body).
+fn get(stream: &mut TcpStream, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    read_response(stream).expect("a response, not a close")
+}
+
+fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).expect("read within the timeout");
+                assert!(n > 0, "closed mid-body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+            return Some((status, body));
+        }
+        match stream.read(&mut chunk).expect("read within the timeout") {
+            0 => return None,
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The server closes: read returns 0 (or a reset) within the timeout.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 256];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(err) => return err.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+fn connections(server: &Server, workers: usize) -> usize {
+    (0..workers).map(|k| server.stats().connections(k)).sum()
+}
+
+/// (idle, waiting) hibernated connections, over all wards.
+fn hibernating(server: &Server, workers: usize) -> (usize, usize) {
+    (0..workers)
+        .map(|k| server.shared.wards.hibernating(k))
+        .fold((0, 0), |(i, w), (a, b)| (i + a, w + b))
+}
+
+fn restarts(server: &Server) -> u64 {
+    server.shared.supervisor_restarts()
+}
+
+#[test]
+fn a_ward_that_panics_answers_or_closes_its_sockets_uncounts_them_and_is_restarted() {
+    let config = config();
+    let workers = config.worker_count();
+    let server = Server::start(config, router()).expect("starts");
+    let mut idle = connect(&server);
+    assert_eq!(get(&mut idle, "/hi"), (200, "hi".into()));
+    let mut waiting = connect(&server);
+    waiting
+        .write_all(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    eventually("one idle and one waiting connection hibernate", || {
+        hibernating(&server, workers) == (1, 1)
+    });
+    assert_eq!(connections(&server, workers), 2);
+    let before = restarts(&server);
+
+    for k in 0..workers {
+        server.shared.wards.inject_faults(k, 1);
+    }
+
+    assert_eq!(
+        read_response(&mut waiting),
+        Some((503, "Service Unavailable".into())),
+        "the waiting request is answered"
+    );
+    assert!(closed_by_server(&mut waiting));
+    assert!(closed_by_server(&mut idle), "the idle connection is closed");
+    eventually("both are uncounted", || connections(&server, workers) == 0);
+    eventually("every ward is restarted", || {
+        restarts(&server) >= before + workers as u64
+            && (0..workers).all(|k| server.shared.wards.is_running(k))
+    });
+    assert_eq!(hibernating(&server, workers), (0, 0));
+
+    // The new wards work: an idle connection hibernates and wakes, a wait is answered.
+    let mut fresh = connect(&server);
+    assert_eq!(get(&mut fresh, "/hi"), (200, "hi".into()));
+    eventually("a fresh connection hibernates", || {
+        hibernating(&server, workers).0 == 1
+    });
+    assert_eq!(get(&mut fresh, "/hi"), (200, "hi".into()), "and wakes");
+    assert_eq!(get(&mut fresh, "/brief"), (200, "timed out".into()));
+    drop(fresh);
+    eventually("the fresh connection is uncounted", || {
+        connections(&server, workers) == 0
+    });
+    assert!(server.failure().is_none());
+}
+
+#[test]
+fn a_doorkeeper_that_panics_is_restarted_and_the_coroutine_it_held_gets_home() {
+    let config = config();
+    let workers = config.worker_count();
+    let server = Server::start(config, router()).expect("starts");
+    let before = restarts(&server);
+    // Armed, not rung: the next coroutine coming home rings, and the doorkeeper panics
+    // with that coroutine in hand.
+    for k in 0..workers {
+        home::arm_faults(k, 1);
+    }
+    let mut client = connect(&server);
+    let (status, slept_on) = get(&mut client, "/nap");
+    assert_eq!(status, 200, "the handler that slept finished");
+    for k in 0..workers {
+        home::arm_faults(k, 0);
+    }
+    eventually("the doorkeeper is restarted", || {
+        restarts(&server) > before && (0..workers).all(home::doorkeeper_running)
+    });
+    // And its connection runs on its own scheduler again.
+    let (_, now_on) = get(&mut client, "/where");
+    assert_eq!(now_on, format!("Some({slept_on})"));
+    assert!(server.failure().is_none());
+}
+
+#[test]
+fn a_ward_that_cannot_be_restarted_stops_run_with_an_error() {
+    let (done, outcome) = mpsc::channel();
+    let config = config();
+    let addr = Arc::new(Mutex::new(None));
+    let seen = addr.clone();
+    // Bounded by `recv_timeout` below: if `run` never returns the test fails, leaving the
+    // thread behind.
+    std::thread::spawn(move || {
+        let result = Server::run_with(config, router(), |server| {
+            *seen.lock().unwrap() = Some(server.local_addr());
+            // Every start of ward 0 panics: the tree exceeds its restart intensity.
+            server.shared.wards.inject_faults(0, u32::MAX);
+        });
+        let _ = done.send(result);
+    });
+    let result = outcome
+        .recv_timeout(PATIENCE)
+        .expect("Server::run returned instead of hanging");
+    match result {
+        Err(ServerError::Failed(why)) => assert!(why.contains("supervision tree"), "{why}"),
+        other => panic!("expected ServerError::Failed, got {other:?}"),
+    }
+    let addr = addr.lock().unwrap().expect("it had started");
+    assert!(TcpStream::connect(addr).is_err(), "it no longer listens");
+}
