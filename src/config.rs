@@ -212,6 +212,24 @@ pub struct LogConfig {
     /// [`Server::reconfigure`](crate::Server::reconfigure) when it changes. The logger's own
     /// filter (`RUST_LOG` for the `corral` binary) still chooses per module beneath it.
     pub level: LogLevel,
+    /// How the `corral` binary writes log lines: `text` (default) or `json`, one object a
+    /// line, for log collectors. Read at start (a change needs a restart).
+    pub format: LogFormat,
+}
+
+/// A `log.format` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`, for people.
+    Text,
+    /// `{"ts":…,"level":…,"target":…,"msg":…}`, one object a line.
+    Json,
+}
+
+impl LogFormat {
+    /// The words `log.format` accepts.
+    pub const NAMES: &'static [&'static str] = &["text", "json"];
 }
 
 /// A `log.level` value.
@@ -689,6 +707,7 @@ fn enum_problem(key: &str, value: &toml::Value) -> Option<String> {
         "server.app" => &["demo", "echo", "chat"],
         "placement.policy" => Policy::NAMES,
         "log.level" => LogLevel::NAMES,
+        "log.format" => LogFormat::NAMES,
         _ => return None,
     };
     let word = value.as_str().unwrap_or_default();

@@ -31,7 +31,7 @@ mod stats;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
-    LogLevel, PlacementConfig, Policy, ServerConfig, Timeouts,
+    LogFormat, LogLevel, PlacementConfig, Policy, ServerConfig, Timeouts,
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use corral::{CliOverrides, Config, EnvOverrides, Server, ServerError};
+use corral::{CliOverrides, Config, EnvOverrides, LogFormat, Server, ServerError};
 
 /// mimalloc rather than glibc's malloc: it keeps each size class on its own pages and can
 /// return a page once all its blocks are free. With glibc, the 4 KiB read buffers that
@@ -80,12 +80,6 @@ fn main() -> ExitCode {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
     let cli = Cli::parse();
-    // Everything of Corral's passes the filter: `log.level` (log::set_max_level, applied by
-    // Server::run and on SIGHUP) decides how much, so a reload can change it.
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,corral=trace,corral::access=off"),
-    )
-    .init();
     let overrides = CliOverrides {
         config: cli.config,
         listen: cli.listen,
@@ -100,6 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    init_logger(config.log.format);
     let router = app::build(&config);
     match Server::run_with(config, router, announce) {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,4 +119,26 @@ fn announce(server: &Server) {
     use std::io::Write;
     println!("corral listening on http://{}", server.local_addr());
     let _ = std::io::stdout().flush();
+}
+
+/// The logger, once the config says how lines look. Everything of Corral's passes the
+/// filter: `log.level` (log::set_max_level, applied by Server::run and on SIGHUP) decides how
+/// much, so a reload can change it.
+fn init_logger(format: LogFormat) {
+    let mut builder = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,corral=trace,corral::access=off"),
+    );
+    if format == LogFormat::Json {
+        builder.format(|out, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "ts": out.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    builder.init();
 }

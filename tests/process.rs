@@ -357,3 +357,40 @@ fn sighup_applies_a_new_log_level() {
         "at warn, the start logged nothing at info: {before:?}"
     );
 }
+
+#[test]
+fn log_format_json_writes_one_object_a_line() {
+    let path = config_file("json-log", "[log]\nformat = \"json\"\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .env_remove("CORRAL_LISTEN")
+        .env_remove("CORRAL_WORKERS")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn corral");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("announce line");
+    sigterm(&child);
+    let out = child.wait_with_output().expect("exit");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["target"] == "corral::server"
+            && l["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listening on http://"))
+            && l["ts"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "{stderr}"
+    );
+}
