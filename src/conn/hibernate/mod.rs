@@ -21,6 +21,7 @@
 
 mod answer;
 mod door;
+mod ending;
 mod ward;
 
 pub(crate) use door::{Arrival, Parked, Wards};

@@ -37,16 +37,12 @@ use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::time::Timespec;
 
-use super::answer::send_now;
 use super::door::{Arrival, Door, Parked, WardParts};
 use crate::conn::Shared;
 use crate::conn::dispatch::panic_message;
 use crate::conn::live::{Settings, Snapshot};
 use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
-use crate::http::reply::encode_reply;
-use crate::http::response::Response;
-use crate::http::status::Status;
 use crate::http::wait::Outcome;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
@@ -74,18 +70,18 @@ pub(super) struct Entry {
 pub(super) struct Ward {
     pub(super) k: usize,
     pub(super) shared: Arc<Shared>,
-    door: Arc<Door>,
+    pub(super) door: Arc<Door>,
     pub(super) epoll: OwnedFd,
-    bell: File,
-    entries: HashMap<u64, Entry>,
+    pub(super) bell: File,
+    pub(super) entries: HashMap<u64, Entry>,
     /// Deadlines, earliest first; an entry removed early leaves a stale one behind.
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    pub(super) deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_idle_id: u64,
-    idle: usize,
-    waiting: usize,
+    pub(super) idle: usize,
+    pub(super) waiting: usize,
     /// Sockets this ward is responsible for: taken from the inbox, not yet closed or given a
     /// coroutine (the entries, plus any in hand). What a dying ward uncounts.
-    held: usize,
+    pub(super) held: usize,
     /// Sockets that came to hibernate since the last heap trim, and when the next is due.
     since_trim: usize,
     trim_at: Option<Instant>,
@@ -152,78 +148,6 @@ impl Ward {
                 Flow::Stop => return Ok(()),
             }
         }
-    }
-
-    /// Asked to stop: waits are answered, idle sockets closed, nobody restarts the ward.
-    fn stop(mut self) {
-        if catch_unwind(AssertUnwindSafe(|| self.close_everything())).is_err() {
-            log::error!("ward {}: panicked while closing its connections", self.k);
-            let _ = catch_unwind(AssertUnwindSafe(|| self.abandon_all()));
-        }
-        self.publish_counts();
-        self.door.vigil.ended();
-    }
-
-    /// Closes and uncounts everything, gives the epoll set back, and reports the death so
-    /// that the supervisor starts a successor on the same door.
-    fn die(mut self, why: &str) {
-        log::error!(
-            "ward {} {why}: closing the {} connections it held",
-            self.k,
-            self.held
-        );
-        let cleaned = catch_unwind(AssertUnwindSafe(|| self.abandon_all())).is_ok();
-        let Ward {
-            k,
-            shared,
-            door,
-            epoll,
-            bell,
-            ..
-        } = self;
-        if cleaned {
-            if let Ok(mut parts) = door.parts.lock() {
-                *parts = Some(WardParts { epoll, bell });
-            }
-        } else {
-            // Counts may be off now; a successor would serve on top of that: refuse one.
-            log::error!("ward {k}: could not close its connections; it will not restart");
-        }
-        door.vigil.died(why);
-        // Stopped meanwhile (`Door::stop` saw this ward alive): nobody will serve the inbox.
-        if door.is_stopped() {
-            door.close_arrivals(&shared.router, &shared.stats, k);
-        }
-    }
-
-    /// After a death: a waiting request gets `503` (no user code runs: `resume` may be what
-    /// panicked), every socket is closed, and all `held` are uncounted.
-    fn abandon_all(&mut self) {
-        let ids: Vec<u64> = self.entries.keys().copied().collect();
-        for id in ids {
-            let Some(entry) = self.entries.remove(&id) else {
-                continue;
-            };
-            let _ = epoll::delete(&self.epoll, &entry.fd);
-            if let Parked::Waiting { shape, .. } = &entry.parked {
-                self.scratch.clear();
-                let refusal = Response::error(Status::SERVICE_UNAVAILABLE).with_close();
-                // Our own 503 always encodes; an error here would only mean nothing to send.
-                if encode_reply(&mut self.scratch, refusal, *shape, true).is_ok() {
-                    let _ = send_now(&entry.fd, &self.scratch);
-                }
-            }
-            // Dropping a wait runs its `Pending`'s drop, the application's code.
-            if catch_unwind(AssertUnwindSafe(|| drop(entry))).is_err() {
-                log::error!("ward {}: a hibernated request's drop panicked", self.k);
-            }
-        }
-        self.deadlines.clear();
-        (self.idle, self.waiting) = (0, 0);
-        for _ in 0..std::mem::take(&mut self.held) {
-            self.shared.stats.connection_closed(self.k);
-        }
-        self.publish_counts();
     }
 
     /// Waits until something is ready or the nearest deadline, and handles it.
@@ -365,7 +289,7 @@ impl Ward {
     }
 
     /// A socket the ward could not watch: answer a wait at once, close an idle one.
-    fn finish_without_watch(&mut self, mut entry: Entry) {
+    pub(super) fn finish_without_watch(&mut self, mut entry: Entry) {
         // Unwatched, it must not stay here after the answer: a coroutine takes it back.
         entry.input_pending = true;
         match entry.parked {
@@ -466,7 +390,7 @@ impl Ward {
         self.entries.insert(id, entry);
     }
 
-    fn remove(&mut self, id: u64) -> Option<Entry> {
+    pub(super) fn remove(&mut self, id: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         match entry.parked {
             Parked::Idle => self.idle -= 1,
@@ -487,45 +411,9 @@ impl Ward {
         self.trim_at = None;
     }
 
-    fn publish_counts(&self) {
+    pub(super) fn publish_counts(&self) {
         self.door.idle.store(self.idle, Ordering::Relaxed);
         self.door.waiting.store(self.waiting, Ordering::Relaxed);
-    }
-
-    /// On stop: waits are answered (the drain makes it `Connection: close`), idle sockets
-    /// closed, and so are arrivals that raced the stop.
-    fn close_everything(&mut self) {
-        let arrivals = match self.door.inbox.lock() {
-            Ok(mut inbox) => {
-                inbox.stopped = true;
-                std::mem::take(&mut inbox.arrivals)
-            }
-            Err(_) => Vec::new(),
-        };
-        self.held += arrivals.len();
-        for Arrival {
-            fd,
-            deadline,
-            parked,
-            served,
-        } in arrivals
-        {
-            self.finish_without_watch(Entry {
-                fd,
-                deadline,
-                parked,
-                served,
-                id: 0,
-                input_pending: false,
-            });
-        }
-        let ids: Vec<u64> = self.entries.keys().copied().collect();
-        for id in ids {
-            if let Some(entry) = self.remove(id) {
-                let _ = epoll::delete(&self.epoll, &entry.fd);
-                self.finish_without_watch(entry);
-            }
-        }
     }
 }
 
