@@ -8,7 +8,8 @@
 //!   bodies, `100-continue`), `dispatch.rs` (route, call the handler under `catch_unwind`),
 //!   `write.rs` (encode, stream, reject with a lingering close).
 //! - `transport.rs`: what the loop needs of a socket. The loop is generic over it, like
-//!   hyper's `Conn<I>`, so unit tests (`tests.rs`) drive it over in-memory byte streams.
+//!   hyper's `Conn<I>`, so unit tests (`tests.rs`) and the micro-benchmarks drive it over
+//!   in-memory byte streams (`memory.rs`, compiled for tests and `bench-internals` only).
 //! - `spawn.rs`: a coroutine per connection, started for placement (`placement::Start`) and
 //!   for the wards; `hibernate/`: the wards that hold sockets without a coroutine.
 //!
@@ -19,6 +20,8 @@ mod body;
 mod dispatch;
 pub(crate) mod hibernate;
 mod idle;
+#[cfg(any(test, feature = "bench-internals"))]
+pub(crate) mod memory;
 mod read_buf;
 pub(crate) mod reject;
 pub(crate) mod resume;
