@@ -80,7 +80,7 @@ fn run(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     let throughput = dir.join("throughput.svg");
     draw_bars(
         &throughput,
-        "Throughput, req/s (median of the rounds)",
+        "Throughput, req/s (medians)",
         &cases,
         &servers,
         |r| r.rps,
@@ -89,7 +89,7 @@ fn run(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     let cpu = dir.join("cpu_per_request.svg");
     draw_bars(
         &cpu,
-        "Server CPU per request, µs (user + system, /proc/PID/stat)",
+        "Server CPU per request, µs (/proc/PID/stat)",
         &cases,
         &servers,
         |r| r.cpu_us,
@@ -232,7 +232,7 @@ fn draw_bars(
     value: impl Fn(&Row) -> f64,
 ) -> Result<(), Box<dyn Error>> {
     let root = SVGBackend::new(path, figure_size(cases.len())).into_drawing_area();
-    let title = format!("{title}   (* client-bound: the load generator's core was the limit)");
+    let title = format!("{title}   (name* = client-bound)");
     for (area, case) in panels(&root, &title, cases.len())?.iter().zip(cases) {
         let values: Vec<f64> = case.rows.iter().map(&value).collect();
         let top = values
@@ -296,7 +296,7 @@ fn draw_latency(
     colours: &BTreeMap<String, RGBColor>,
 ) -> Result<(), Box<dyn Error>> {
     let root = SVGBackend::new(path, figure_size(cases.len())).into_drawing_area();
-    let title = "Latency, ms (log scale): p50 (bar) and p99 (whisker), medians of the rounds";
+    let title = "Latency, ms, log scale: p50 bar, p99 whisker (medians)";
     for (area, case) in panels(&root, title, cases.len())?.iter().zip(cases) {
         let finite: Vec<f64> = case
             .rows
