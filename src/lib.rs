@@ -29,6 +29,14 @@ mod runtime;
 mod server;
 mod stats;
 
+/// Internals for the micro-benchmarks (`benches/micro.rs`) only: the modules above are
+/// private, and a bench target can reach nothing else. Compiled only with the non-default
+/// feature `bench-internals` and hidden from the docs: not API (see the module's header).
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+#[path = "bench_internals.rs"]
+pub mod __bench;
+
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
     LogFormat, LogLevel, PlacementConfig, Policy, ServerConfig, Timeouts,

@@ -8,7 +8,8 @@
 //!   bodies, `100-continue`), `dispatch.rs` (route, call the handler under `catch_unwind`),
 //!   `write.rs` (encode, stream, reject with a lingering close).
 //! - `transport.rs`: what the loop needs of a socket. The loop is generic over it, like
-//!   hyper's `Conn<I>`, so unit tests (`tests.rs`) drive it over in-memory byte streams.
+//!   hyper's `Conn<I>`, so unit tests (`tests.rs`) and the micro-benchmarks drive it over
+//!   in-memory byte streams (`memory.rs`, compiled for tests and `bench-internals` only).
 //! - `live.rs`: the limits and timeouts each request reads, which a reload may replace.
 //! - `spawn.rs`: a coroutine per connection, started for placement (`placement::Start`) and
 //!   for the wards; `hibernate/`: the wards that hold sockets without a coroutine.
@@ -21,6 +22,8 @@ mod dispatch;
 pub(crate) mod hibernate;
 mod idle;
 pub(crate) mod live;
+#[cfg(any(test, feature = "bench-internals"))]
+pub(crate) mod memory;
 mod read_buf;
 pub(crate) mod reject;
 pub(crate) mod resume;
@@ -29,11 +32,14 @@ pub(crate) mod spawn;
 pub(crate) mod transport;
 mod write;
 
+use std::io;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use corral_actors::SupRef;
 
-use crate::placement::Placement;
+use crate::config::Config;
+use crate::placement::{self, Placement};
 use crate::router::Router;
 use crate::stats::Stats;
 use hibernate::Wards;
@@ -58,6 +64,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a server with `workers` schedulers serving `router` under `config`:
+    /// counters, placement, live limits and one ward per scheduler (not started yet).
+    pub fn new(config: &Config, router: Router, workers: usize) -> io::Result<Shared> {
+        let stats = Arc::new(Stats::new(workers));
+        let settings = placement::Settings {
+            policy: config.placement.policy,
+            workers,
+            max_active_requests: config.placement.max_active_requests,
+            default_cost: Duration::from_micros(config.placement.default_cost_us),
+        };
+        let routes = router.routes().len();
+        Ok(Shared {
+            live: live::Live::new(live::Settings {
+                limits: config.limits,
+                timeouts: config.timeouts,
+            }),
+            stack_size_bytes: config.server.stack_size_bytes,
+            router: Arc::new(router),
+            placement: Arc::new(Placement::new(settings, routes, stats.clone())),
+            stats,
+            wards: Wards::new(workers)?,
+            workers,
+            supervisor: OnceLock::new(),
+            rejections: reject::Rejections::default(),
+        })
+    }
+
     pub fn is_draining(&self) -> bool {
         self.stats.is_draining()
     }

@@ -2,28 +2,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::hibernate::Wards;
-use super::live::{self, Live};
-use super::resume::{Ending, Resume};
-use super::serve::serve;
-use super::transport::Transport;
-use crate::config::Config;
+use super::memory::{Memory, Observe, serve_memory, shared_for};
+use super::resume::Ending;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::http::status::Status;
-use crate::placement::policy::Policy;
-use crate::placement::{Placement, Settings};
 use crate::router::Router;
-use crate::stats::Stats;
 
 /// What happened on a connection, in order: the loop's reads and writes, and the test
 /// handlers' own marks. Kept per thread: `serve` runs on the test's thread, and the handlers
@@ -48,90 +37,22 @@ fn note(event: Event) {
     EVENTS.with(|e| e.borrow_mut().push(event));
 }
 
-/// A client that sends `chunks` (each arrives as one read: the split points) and then
-/// closes; what the server writes is collected, one entry per `write` call.
-struct Memory {
-    chunks: VecDeque<Vec<u8>>,
+/// Watches a test connection: notes its reads and writes as events, and keeps every write.
+struct Recorder {
     writes: Rc<RefCell<Vec<Vec<u8>>>>,
 }
 
-impl Memory {
-    fn new(chunks: &[&[u8]]) -> (Memory, Rc<RefCell<Vec<Vec<u8>>>>) {
-        let writes = Rc::new(RefCell::new(Vec::new()));
-        let memory = Memory {
-            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
-            writes: writes.clone(),
-        };
-        (memory, writes)
+impl Observe for Recorder {
+    fn read(&mut self, offered: usize, got: usize) {
+        LARGEST_READ.with(|l| l.set(l.get().max(offered)));
+        note(Event::Read(got));
     }
-}
 
-impl Read for Memory {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        LARGEST_READ.with(|l| l.set(l.get().max(buf.len())));
-        let Some(chunk) = self.chunks.front_mut() else {
-            note(Event::Read(0));
-            return Ok(0);
-        };
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        chunk.drain(..n);
-        if chunk.is_empty() {
-            self.chunks.pop_front();
-        }
-        note(Event::Read(n));
-        Ok(n)
-    }
-}
-
-impl Write for Memory {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
+    fn wrote(&mut self, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
         let lines = statuses(&text).into_iter().map(String::from).collect();
         note(Event::Wrote(lines));
-        self.writes.borrow_mut().push(buf.to_vec());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for Memory {
-    const HIBERNATES: bool = false;
-
-    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn set_write_timeout(&mut self, _: Duration) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(chunk) = self.chunks.front() else {
-            return Ok(0);
-        };
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn peer_closed(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        None
-    }
-
-    fn into_fd(self) -> Result<OwnedFd, Self> {
-        Err(self)
+        self.writes.borrow_mut().push(bytes.to_vec());
     }
 }
 
@@ -181,44 +102,18 @@ fn router() -> Router {
 
 /// A server's shared state with one scheduler and no hibernation (memory cannot hibernate).
 fn shared() -> Arc<Shared> {
-    let mut config = Config::embedded();
-    config.server.workers = 1;
-    config.timeouts.hibernate_after_ms = 0;
-    let router = router();
-    let stats = Arc::new(Stats::new(1));
-    let settings = Settings {
-        policy: Policy::Cost,
-        workers: 1,
-        max_active_requests: 0,
-        default_cost: Duration::from_micros(50),
-    };
-    let placement = Arc::new(Placement::new(
-        settings,
-        router.routes().len(),
-        stats.clone(),
-    ));
-    Arc::new(Shared {
-        live: Live::new(live::Settings {
-            limits: config.limits,
-            timeouts: config.timeouts,
-        }),
-        stack_size_bytes: config.server.stack_size_bytes,
-        router: Arc::new(router),
-        stats,
-        placement,
-        wards: Wards::new(1).unwrap(),
-        workers: 1,
-        supervisor: OnceLock::new(),
-        rejections: Default::default(),
-    })
+    shared_for(router()).unwrap()
 }
 
 /// Serves one connection that sends `chunks`; returns what was written, per write call.
 fn run(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<String> {
     EVENTS.with(|e| e.borrow_mut().clear());
     LARGEST_READ.with(|l| l.set(0));
-    let (memory, writes) = Memory::new(chunks);
-    let ending = serve(memory, shared, 0, Resume::fresh());
+    let writes = Rc::new(RefCell::new(Vec::new()));
+    let recorder = Recorder {
+        writes: writes.clone(),
+    };
+    let ending = serve_memory(shared, Memory::new(chunks, recorder));
     assert_eq!(ending, Ending::Closed);
     let writes = writes.borrow();
     writes

@@ -14,10 +14,9 @@ use corral_actors::{StartError, monitor_with};
 use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
 use crate::conn::hibernate::Wards;
-use crate::conn::live::{self, Live};
 use crate::conn::transport::deadline_in;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
-use crate::placement::{self, Placement, supervisor};
+use crate::placement::supervisor;
 use crate::router::{RouteError, Router};
 use crate::runtime::signals::{self, Signals, Wakeup};
 use crate::runtime::{self, RuntimeError, RuntimeSettings, home};
@@ -207,33 +206,8 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
-        let stats = Arc::new(Stats::new(workers));
-        let settings = placement::Settings {
-            policy: config.placement.policy,
-            workers,
-            max_active_requests: config.placement.max_active_requests,
-            default_cost: Duration::from_micros(config.placement.default_cost_us),
-        };
-        let placement = Arc::new(Placement::new(
-            settings,
-            router.routes().len(),
-            stats.clone(),
-        ));
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
-        let shared = Arc::new(Shared {
-            live: Live::new(live::Settings {
-                limits: config.limits,
-                timeouts: config.timeouts,
-            }),
-            stack_size_bytes: config.server.stack_size_bytes,
-            router: Arc::new(router),
-            stats,
-            placement,
-            wards: Wards::new(workers).map_err(ServerError::Wards)?,
-            workers,
-            supervisor: OnceLock::new(),
-            rejections: Default::default(),
-        });
+        let shared = Arc::new(Shared::new(&config, router, workers).map_err(ServerError::Wards)?);
         let acceptance = Acceptance {
             placement: shared.placement.clone(),
             router: shared.router.clone(),

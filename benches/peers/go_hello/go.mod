@@ -1,0 +1,3 @@
+module corral.bench/go_hello
+
+go 1.19

@@ -1,0 +1,191 @@
+//! The connection loop over in-memory bytes: a scripted client ([`Memory`]) and a server's
+//! shared state with one scheduler and no hibernation ([`shared_for`]). No socket, no
+//! scheduler, no server.
+//!
+//! Compiled for the unit tests (`conn/tests.rs`, which watch every read and write through an
+//! [`Observe`]r) and, under the `bench-internals` feature, for the micro-benchmarks
+//! (`benches/micro.rs` through `corral::__bench`), which play a script many times over and
+//! only [`Tally`] what comes back, so that the transport itself costs next to nothing.
+
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shared;
+use super::resume::{Ending, Resume};
+use super::serve::serve;
+use super::transport::Transport;
+use crate::config::Config;
+use crate::router::Router;
+
+/// What a test or a benchmark sees of the loop's I/O on a [`Memory`] stream.
+pub(crate) trait Observe {
+    /// A read was offered `offered` bytes of buffer and got `got` (0: the client closed).
+    fn read(&mut self, offered: usize, got: usize) {
+        let _ = (offered, got);
+    }
+
+    /// One `write` call, with the bytes it carried.
+    fn wrote(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+    }
+}
+
+/// Sees nothing.
+impl Observe for () {}
+
+/// Counts the server's `write` calls and the bytes they carried.
+#[derive(Clone, Default)]
+pub(crate) struct Tally {
+    writes: Rc<Cell<u64>>,
+    bytes: Rc<Cell<u64>>,
+}
+
+impl Tally {
+    pub fn writes(&self) -> u64 {
+        self.writes.get()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.get()
+    }
+}
+
+impl Observe for Tally {
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.writes.set(self.writes.get() + 1);
+        self.bytes.set(self.bytes.get() + bytes.len() as u64);
+    }
+}
+
+/// A client that sends its script of chunks (each arrives as one read: the split points)
+/// `rounds` times over, then closes. What the server writes goes to the observer.
+pub(crate) struct Memory<O: Observe = ()> {
+    script: Vec<Vec<u8>>,
+    /// Rounds still to play, the current one included.
+    rounds: usize,
+    /// The chunk being read, and how much of it has been.
+    next: usize,
+    at: usize,
+    observer: O,
+}
+
+impl<O: Observe> Memory<O> {
+    /// Sends `chunks` once, then closes.
+    #[cfg(test)]
+    pub fn new(chunks: &[&[u8]], observer: O) -> Self {
+        Self::repeat(chunks, 1, observer)
+    }
+
+    /// Sends `chunks` `rounds` times over, then closes. Nothing is allocated per round.
+    pub fn repeat(chunks: &[&[u8]], rounds: usize, observer: O) -> Self {
+        let script: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+        let rounds = if script.is_empty() { 0 } else { rounds };
+        Memory {
+            script,
+            rounds,
+            next: 0,
+            at: 0,
+            observer,
+        }
+    }
+
+    /// The unread rest of the current chunk; `None` once the script is played out.
+    fn pending(&self) -> Option<&[u8]> {
+        (self.rounds > 0).then(|| &self.script[self.next][self.at..])
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.at += n;
+        if self.at == self.script[self.next].len() {
+            self.at = 0;
+            self.next += 1;
+            if self.next == self.script.len() {
+                self.next = 0;
+                self.rounds -= 1;
+            }
+        }
+    }
+}
+
+impl<O: Observe> Read for Memory<O> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.pending() {
+            Some(chunk) => {
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                self.advance(n);
+                n
+            }
+            None => 0,
+        };
+        self.observer.read(buf.len(), n);
+        Ok(n)
+    }
+}
+
+impl<O: Observe> Write for Memory<O> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.observer.wrote(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<O: Observe> Transport for Memory<O> {
+    const HIBERNATES: bool = false;
+
+    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_write_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(chunk) = self.pending() else {
+            return Ok(0);
+        };
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.pending().is_none()
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    fn into_fd(self) -> Result<OwnedFd, Self> {
+        Err(self)
+    }
+}
+
+/// A server's shared state for `router` with one scheduler and no hibernation (an in-memory
+/// stream cannot hibernate); otherwise the embedded default config.
+pub(crate) fn shared_for(router: Router) -> io::Result<Arc<Shared>> {
+    let mut config = Config::embedded();
+    config.timeouts.hibernate_after_ms = 0;
+    Shared::new(&config, router, 1).map(Arc::new)
+}
+
+/// Serves one connection over `memory` on scheduler 0, on the calling thread, until the
+/// client's script is played out (or the loop closes the connection earlier).
+pub(crate) fn serve_memory<O: Observe>(shared: &Arc<Shared>, memory: Memory<O>) -> Ending {
+    serve(memory, shared, 0, Resume::fresh())
+}
