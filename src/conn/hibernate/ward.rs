@@ -493,7 +493,9 @@ impl Ward {
     }
 
     /// On stop: waits are answered (the drain makes it `Connection: close`), idle sockets
-    /// closed, and so are arrivals that raced the stop.
+    /// closed, and so are arrivals that raced the stop — except an idle one whose client has
+    /// sent its next request already: a coroutine answers it (with `Connection: close`), for
+    /// a close with the request unread would reset the connection and lose it.
     fn close_everything(&mut self) {
         let arrivals = match self.door.inbox.lock() {
             Ok(mut inbox) => {
@@ -510,7 +512,7 @@ impl Ward {
             served,
         } in arrivals
         {
-            self.finish_without_watch(Entry {
+            self.finish_at_stop(Entry {
                 fd,
                 deadline,
                 parked,
@@ -523,8 +525,17 @@ impl Ward {
         for id in ids {
             if let Some(entry) = self.remove(id) {
                 let _ = epoll::delete(&self.epoll, &entry.fd);
-                self.finish_without_watch(entry);
+                self.finish_at_stop(entry);
             }
+        }
+    }
+
+    fn finish_at_stop(&mut self, entry: Entry) {
+        match entry.parked {
+            Parked::Idle if has_input(&entry.fd) => {
+                self.spawn(entry.fd, Resume::idle(entry.served));
+            }
+            _ => self.finish_without_watch(entry),
         }
     }
 }
@@ -540,6 +551,13 @@ fn trim_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Whether the peer sent bytes not read yet (not just a FIN).
+fn has_input(fd: &OwnedFd) -> bool {
+    let mut probe = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    matches!(rustix::net::recv(fd.as_fd(), &mut probe, flags), Ok((n, _)) if n > 0)
 }
 
 /// Whether the peer's FIN is all that is left to read.
