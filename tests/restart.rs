@@ -6,7 +6,10 @@
 mod common;
 mod procs;
 
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -131,6 +134,67 @@ fn sigusr2_with_a_bad_new_config_keeps_the_old_process_serving() {
     let mut c = Client::connect(old.addr);
     assert_eq!(c.get("/whoami").text().trim(), whoami(old.pid()));
     let _ = std::fs::remove_file(&path);
+}
+
+/// `corral ARGS` run to its end with `env` set: (exit code, stderr).
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(args)
+        .env_remove("CORRAL_LISTEN")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run corral");
+    let code = out.status.code().expect("exited, not killed");
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn an_inherited_descriptor_that_is_not_the_configured_listening_socket_is_refused() {
+    let me = std::process::id().to_string();
+    let handed = |fd: &str| {
+        [
+            ("CORRAL_LISTEN_FD", fd.to_string()),
+            ("CORRAL_HANDOFF_PARENT", me.clone()),
+        ]
+    };
+    let refused = |listen: &str, fd: &str| {
+        let env = handed(fd);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, stderr) = run_with_env(&["--listen", listen], &env);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr
+                .contains("cannot adopt what the previous process handed over (CORRAL_LISTEN_FD)"),
+            "{stderr}"
+        );
+        stderr
+    };
+    assert!(refused("127.0.0.1:0", "100").contains("descriptor 100 is not open"));
+    // Duplicates without FD_CLOEXEC, so the child inherits them.
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listening = rustix::io::dup(&other).expect("dup");
+    let stderr = refused("127.0.0.2:0", &listening.as_raw_fd().to_string());
+    let want = format!(
+        "it listens on {}, but `server.listen` is 127.0.0.2:0",
+        other.local_addr().expect("addr")
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    let connected = TcpStream::connect(other.local_addr().expect("addr")).expect("connect");
+    let connected = rustix::io::dup(&connected).expect("dup");
+    let stderr = refused("127.0.0.1:0", &connected.as_raw_fd().to_string());
+    assert!(stderr.contains("not listening"), "{stderr}");
+}
+
+#[test]
+fn handoff_variables_meant_for_another_process_are_ignored() {
+    // Left in the environment by an ancestor's handoff: the parent named is not ours.
+    let srv = Corral::start_with_env(
+        &["--workers", "1"],
+        None,
+        &[("CORRAL_LISTEN_FD", "100"), ("CORRAL_HANDOFF_PARENT", "1")],
+    );
+    let mut c = Client::connect(srv.addr);
+    assert_eq!(c.get("/whoami").text().trim(), whoami(srv.pid()));
 }
 
 /// Runs `f` on a thread in a network namespace of its own, with loopback up and

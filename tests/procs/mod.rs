@@ -29,7 +29,13 @@ impl Corral {
     /// Starts `corral ARGS` (with `--listen 127.0.0.1:0` unless ARGS has a `--listen`) and
     /// waits for its announce line.
     pub fn start(args: &[&str], config: Option<&Path>) -> Corral {
+        Corral::start_with_env(args, config, &[])
+    }
+
+    /// `start`, with these environment variables set.
+    pub fn start_with_env(args: &[&str], config: Option<&Path>, env: &[(&str, &str)]) -> Corral {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+        cmd.envs(env.iter().copied());
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
