@@ -213,23 +213,37 @@ pub(crate) fn start_successor(listener: &TcpListener) -> Result<Child, HandoffEr
     drop((socket, ready_write));
     let mut child = spawned.map_err(|err| HandoffError::Spawn { exe, err })?;
     let pid = child.id();
-    match wait_ready(File::from(ready_read)) {
-        Ok(true) => Ok(child),
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let outcome = match wait_ready(File::from(ready_read), deadline) {
+        Ok(true) => return Ok(child),
         // The pipe closed without a word: the new process failed to start (it said why on
         // its standard error) and is exiting.
-        Ok(false) => Err(match child.wait() {
-            Ok(status) => HandoffError::Exited { pid, status },
+        Ok(false) => match wait_exit(&mut child, deadline) {
+            Ok(Some(status)) => return Err(HandoffError::Exited { pid, status }),
+            Ok(None) => HandoffError::NotReady { pid },
             Err(err) => HandoffError::Wait { pid, err },
-        }),
-        Err(err) => {
-            // Stuck (or the wait failed): stop it rather than leave a second server behind.
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(match err.kind() {
-                io::ErrorKind::TimedOut => HandoffError::NotReady { pid },
-                _ => HandoffError::Wait { pid, err },
-            })
+        },
+        Err(err) if err.kind() == io::ErrorKind::TimedOut => HandoffError::NotReady { pid },
+        Err(err) => HandoffError::Wait { pid, err },
+    };
+    // Stuck (or the wait failed): stop it rather than leave a second server behind.
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(outcome)
+}
+
+/// The child's exit status if it exits before `deadline`.
+fn wait_exit(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    /// How often to look; only a failed start waits here, for its process to exit.
+    const POLL: Duration = Duration::from_millis(5);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
         }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
     }
 }
 
@@ -244,10 +258,9 @@ fn program() -> io::Result<PathBuf> {
     }
 }
 
-/// Reads the readiness pipe until it closes, for up to `READY_TIMEOUT`: whether the new
-/// process said `ready`.
-fn wait_ready(mut pipe: File) -> io::Result<bool> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+/// Reads the readiness pipe until it closes, until `deadline`: whether the new process said
+/// `ready`.
+fn wait_ready(mut pipe: File, deadline: Instant) -> io::Result<bool> {
     let mut said = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
