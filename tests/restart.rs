@@ -290,7 +290,8 @@ fn reuse_port_a_second_process_takes_over_and_no_request_fails() {
 
 /// The trap, measured: without `tcp_migrate_req` the connections still queued on the old
 /// process's listener when it closes are reset. Prints the count; loss is a race, so it is
-/// not asserted (`cargo test --test restart -- --ignored`).
+/// not asserted (`cargo test --test restart -- --ignored`; `FRESH_CLIENTS=N` for another
+/// load than 8 fresh-connection clients, `MIGRATE_REQ=1` to compare with the sysctl on).
 #[test]
 #[ignore = "a measurement: prints what is lost without tcp_migrate_req"]
 fn reuse_port_without_tcp_migrate_req_loses_what_is_queued() {
@@ -299,9 +300,13 @@ fn reuse_port_without_tcp_migrate_req_loses_what_is_queued() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(8);
-    let Some(tally) = in_own_netns(false, || reuse_port_switch(fresh)) else {
+    let migrate = std::env::var("MIGRATE_REQ").is_ok_and(|v| v == "1");
+    let Some(tally) = in_own_netns(migrate, || reuse_port_switch(fresh)) else {
         eprintln!("skipped: no network namespace of its own");
         return;
     };
-    report("reuse_port without tcp_migrate_req", &tally);
+    report(
+        &format!("reuse_port, tcp_migrate_req = {}", u8::from(migrate)),
+        &tally,
+    );
 }
