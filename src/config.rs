@@ -96,6 +96,7 @@ const LIVE_KEYS: &[&str] = &[
     "placement.policy",
     "log.level",
     "server.drain_timeout_ms",
+    "server.drain_delay_ms",
 ];
 
 /// One key whose value differs between two configurations (`Config::changes`).
@@ -134,6 +135,17 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit, ms
     /// (default 5000).
     pub drain_timeout_ms: u64,
+    /// At the start of a drain, how long the server keeps accepting — every answer saying
+    /// `Connection: close`, [`Request::server_draining`](crate::Request::server_draining)
+    /// true (the demo's `GET /healthz` answers 503) — before it closes its listening socket,
+    /// ms (default 0). Gives a load balancer's health check time to take it out of rotation
+    /// before a connect would be refused.
+    pub drain_delay_ms: u64,
+    /// Bind with `SO_REUSEPORT`, so that another process can listen on the same address and
+    /// take over while this one drains (default false). Without `net.ipv4.tcp_migrate_req = 1`
+    /// (Linux 5.14+) the connections still queued when a listener closes are reset: Corral
+    /// warns at start if it is 0. Needs a restart to change.
+    pub reuse_port: bool,
 }
 
 /// The built-in applications the `corral` binary can serve (`server.app`).
@@ -418,6 +430,7 @@ impl Config {
         self.placement.policy = newer.placement.policy;
         self.log = newer.log;
         self.server.drain_timeout_ms = newer.server.drain_timeout_ms;
+        self.server.drain_delay_ms = newer.server.drain_delay_ms;
         self.origins.retain(|key, _| !Config::is_live_key(key));
         let taken = newer
             .origins
@@ -520,10 +533,11 @@ impl Config {
     }
 
     /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
-    fn millisecond_keys(&self) -> [(&'static str, u64); 9] {
+    fn millisecond_keys(&self) -> [(&'static str, u64); 10] {
         let (t, demo) = (&self.timeouts, &self.demo);
         [
             ("server.drain_timeout_ms", self.server.drain_timeout_ms),
+            ("server.drain_delay_ms", self.server.drain_delay_ms),
             (
                 "placement.merge_interval_ms",
                 self.placement.merge_interval_ms,
@@ -933,6 +947,8 @@ mod tests {
         new.placement.policy = Policy::RoundRobin;
         new.log.level = LogLevel::Debug;
         new.server.drain_timeout_ms = 1;
+        new.server.drain_delay_ms = 2;
+        new.server.reuse_port = true;
         new.server.listen = "127.0.0.1:1".into();
         new.server.workers = 3;
         new.placement.merge_interval_ms = 7;
@@ -947,6 +963,7 @@ mod tests {
                 "demo.poll_timeout_ms",
                 "placement.merge_interval_ms",
                 "server.listen",
+                "server.reuse_port",
                 "server.workers"
             ]
         );

@@ -40,17 +40,22 @@ Environment:
 Precedence: flags > environment > --config file > the embedded default (config/default.toml).
 
 Signals:
-  SIGTERM, SIGINT    stop accepting, drain in-flight requests for up to
-                     server.drain_timeout_ms, then exit
+  SIGTERM, SIGINT    drain: answers say Connection: close, /healthz turns 503; after
+                     server.drain_delay_ms stop accepting; in-flight requests get up to
+                     server.drain_timeout_ms, idle connections close; then exit
+  SIGUSR2            start this program again (same path and arguments) on the same
+                     listening socket; once it serves, drain as on SIGTERM and exit 0
+                     (if it fails, log why and serve on)
   SIGHUP             reload the config from the same file, environment and flags:
-                     limits.*, timeouts.*, placement.policy, log.level and
-                     server.drain_timeout_ms apply at once, every connection is kept;
-                     other changed keys (server.listen, server.workers, ...) are logged
+                     limits.*, timeouts.*, placement.policy, log.level,
+                     server.drain_timeout_ms and server.drain_delay_ms apply at once,
+                     every connection is kept; other changed keys (server.listen, server.workers, ...) are logged
                      as needing a restart; a bad config is logged and the old one stays
 
 Exit codes:
   0  drained and stopped
-  1  could not start (address in use, runtime or supervision error)
+  1  could not start (address in use, runtime or supervision error, an unusable
+     socket handed over by SIGUSR2)
   2  configuration error (the message names the key and the file, variable or flag)
   3  the drain timeout passed with requests still in flight
   4  a part of the server died and could not be restarted (logged at error)"

@@ -19,15 +19,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn whoami(req: &Request) -> String {
+fn scheduler(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
 }
 
-/// The demo app plus `/whoami`, on 2 schedulers.
+/// The demo app plus `/scheduler` (which scheduler and thread answered), on 2 schedulers.
+/// (The demo's own `/whoami` names the process.)
 fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = common::test_config();
     tweak(&mut config);
-    let router = common::app::demo::router(&config).get("/whoami", whoami);
+    let router = common::app::demo::router(&config).get("/scheduler", scheduler);
     TestServer::start(config, router)
 }
 
@@ -167,7 +168,7 @@ fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
     // by the first one's unknown-route cost.
     let mut probes = [Client::connect(addr), Client::connect(addr)];
     for probe in &mut probes {
-        probe.send(b"GET /whoami HTTP/1.1\r\nHost: test\r\n\r\n");
+        probe.send(b"GET /scheduler HTTP/1.1\r\nHost: test\r\n\r\n");
     }
     for probe in &mut probes {
         let answer = probe.reply().text().to_string();
@@ -192,12 +193,12 @@ fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
     let stats = srv.server().stats();
     // Connection B goes to scheduler 1 and finishes its request: 1 is idle again.
     let mut b = srv.client();
-    let b_answer = b.get("/whoami").text().to_string();
+    let b_answer = b.get("/scheduler").text().to_string();
     assert!(b_answer.starts_with("1 "), "{b_answer}");
     // Connection C is placed on 0 (round-robin), waits in 0's queue, and 1 steals it.
     let started = Instant::now();
     let mut c = srv.client();
-    let first = c.get("/whoami");
+    let first = c.get("/scheduler");
     assert!(
         started.elapsed() < Duration::from_millis(200),
         "C waited for the hog"
@@ -206,7 +207,7 @@ fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
     assert_eq!(stats.steals(1), 1);
     assert_eq!(stats.steals(0), 0);
     for _ in 0..10 {
-        assert_eq!(c.get("/whoami").text(), b_answer, "C stays on the thief");
+        assert_eq!(c.get("/scheduler").text(), b_answer, "C stays on the thief");
     }
     assert_eq!(hog.join().expect("hog"), 200);
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corral::{Config, HttpError, Json, Request, Response, Router};
+use corral::{Config, HttpError, Json, Request, Response, Router, Status};
 
 use super::pubsub::Topics;
 use super::static_files::StaticDir;
@@ -38,6 +38,8 @@ pub fn router(config: &Config) -> Router {
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
+        .get("/healthz", healthz)
+        .get("/whoami", whoami)
 }
 
 const INDEX: &str = "Corral demo. Routes:
@@ -55,6 +57,8 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts
+  GET  /healthz              200 ok pid N; 503 draining pid N once a drain began (balancers)
+  GET  /whoami               pid N: which process answered (several on one port)
 ";
 
 fn index(_req: &Request) -> &'static str {
@@ -151,6 +155,22 @@ fn demo_metrics(req: &Request, topics: &Topics) -> Response {
     let _ = writeln!(text, "# TYPE corral_topic_restarts_total counter");
     let _ = writeln!(text, "corral_topic_restarts_total {}", topics.restarts());
     Response::text(text).with_content_type(corral::METRICS_CONTENT_TYPE)
+}
+
+/// For a load balancer's health check: 503 from the moment the server drains, while it
+/// still answers (`server.drain_delay_ms`), so the balancer takes it out before it goes.
+fn healthz(req: &Request) -> (Status, String) {
+    let pid = std::process::id();
+    match req.server_draining() {
+        false => (Status::OK, format!("ok pid {pid}\n")),
+        true => (Status::SERVICE_UNAVAILABLE, format!("draining pid {pid}\n")),
+    }
+}
+
+/// The answering process: with several instances (SO_REUSEPORT, a SIGUSR2 handoff, a
+/// balancer), which one it was.
+fn whoami(_req: &Request) -> String {
+    format!("pid {}\n", std::process::id())
 }
 
 fn panic(_req: &Request) -> Response {

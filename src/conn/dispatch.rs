@@ -54,6 +54,10 @@ impl<S: Transport> Origin for ConnOrigin<'_, S> {
         self.stream.peer_addr()
     }
 
+    fn server_draining(&self) -> bool {
+        self.shared.is_draining()
+    }
+
     fn server(&self) -> &(dyn Any + Send + Sync) {
         self.shared
     }

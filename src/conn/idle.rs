@@ -12,6 +12,10 @@ use super::transport::{Transport, deadline_in, is_timeout};
 /// With hibernation off: a keep-alive connection idle this long gives its buffers back
 /// until its next request.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// A connection waiting with nothing received (idle without hibernation, or fresh) wakes
+/// this often to see whether the server drains, and then closes. A wake-up a second is
+/// nothing beside the coroutine such a connection holds.
+pub(super) const DRAIN_CHECK: Duration = Duration::from_secs(1);
 
 /// What a keep-alive connection's wait between requests came to.
 pub(super) enum Idle {
@@ -31,6 +35,12 @@ impl<S: Transport> Conn<'_, S> {
     /// and the bare socket waits in the scheduler's ward for the rest of the idle timeout.
     /// With hibernation off, it gives its buffers back after `IDLE_RELEASE` and waits on a
     /// one-byte peek into the stack instead.
+    ///
+    /// In a drain, a connection idle that long closes. Not at once: its client has just had
+    /// an answer and may be sending its next request this instant, and a close then would
+    /// lose it (RFC 9112 §9.6 lets a server close an idle connection, but the client sees a
+    /// reset). Until then a request is answered, with `Connection: close`. Connections idle
+    /// for longer are hibernated, and the wards close them at once.
     pub(super) fn wait_while_idle(&mut self) -> Result<Idle, ConnError> {
         let timeouts = self.cfg.timeouts;
         let idle = timeouts.idle();
@@ -48,7 +58,7 @@ impl<S: Transport> Conn<'_, S> {
             Err(err) => return Err(err.into()),
         }
         let rest = idle.saturating_sub(grace);
-        if rest.is_zero() {
+        if rest.is_zero() || self.shared.is_draining() {
             return Ok(Idle::Over);
         }
         if !hibernate_after.is_zero() {
@@ -58,13 +68,20 @@ impl<S: Transport> Conn<'_, S> {
             });
         }
         self.release_buffers();
-        self.set_read_timeout(rest)?;
+        let deadline = deadline_in(rest);
         let mut probe = [0u8; 1];
-        match self.stream.peek(&mut probe) {
-            Ok(0) => Ok(Idle::Over),
-            Ok(_) => Ok(Idle::Input),
-            Err(err) if is_timeout(&err) => Ok(Idle::Over),
-            Err(err) => Err(err.into()),
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.shared.is_draining() {
+                return Ok(Idle::Over);
+            }
+            self.set_read_timeout(left.min(DRAIN_CHECK))?;
+            match self.stream.peek(&mut probe) {
+                Ok(0) => return Ok(Idle::Over),
+                Ok(_) => return Ok(Idle::Input),
+                Err(err) if is_timeout(&err) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
-use super::idle::Idle;
+use super::idle::{DRAIN_CHECK, Idle};
 use super::live::Snapshot;
 use super::read_buf::ReadBuf;
 use super::reject::Reason;
@@ -316,6 +316,9 @@ impl<'s, S: Transport> Conn<'s, S> {
             // Bytes are waiting: the header timeout runs from here.
             deadline = Some(deadline_in(self.cfg.timeouts.header()));
         }
+        // A fresh connection owes us a request within the header timeout; until its first
+        // byte it is idle, and a drain closes it (`DRAIN_CHECK`).
+        let mut silent_until = None;
         loop {
             if !self.rbuf.is_empty() {
                 if deadline.is_none() {
@@ -329,8 +332,13 @@ impl<'s, S: Transport> Conn<'s, S> {
             }
             let timeout = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
-                // A fresh connection owes us a request within the header timeout.
-                None => self.cfg.timeouts.header(),
+                None => {
+                    let header = self.cfg.timeouts.header();
+                    let until = *silent_until.get_or_insert_with(|| deadline_in(header));
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(DRAIN_CHECK)
+                }
             };
             match self.fill(timeout, self.limits.max_head_bytes) {
                 Ok(0) if self.rbuf.is_empty() => return Ok(Next::Closed),
@@ -339,7 +347,12 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Err(err) if is_timeout(&err) && deadline.is_some() => {
                     return Err(ConnError::Reject(Reason::HeaderTimeout));
                 }
-                Err(err) if is_timeout(&err) => return Ok(Next::Closed),
+                Err(err) if is_timeout(&err) => {
+                    let silent_too_long = silent_until.is_some_and(|at| Instant::now() >= at);
+                    if silent_too_long || self.shared.is_draining() {
+                        return Ok(Next::Closed);
+                    }
+                }
                 Err(err) => return Err(err.into()),
             }
         }

@@ -27,6 +27,8 @@ pub(crate) trait Origin {
     /// Non-blocking: has the client closed its side?
     fn peer_closed(&self) -> bool;
     fn remote_addr(&self) -> Option<SocketAddr>;
+    /// Has the server begun its graceful shutdown?
+    fn server_draining(&self) -> bool;
     /// The server's shared state, for the handlers the server itself provides (`/metrics`).
     fn server(&self) -> &(dyn Any + Send + Sync);
 }
@@ -65,6 +67,15 @@ impl<'a> Request<'a> {
     /// Bytes the client sent ahead (a pipelined request) do not count as closed.
     pub fn peer_closed(&self) -> bool {
         self.origin.peer_closed()
+    }
+
+    /// Whether the server has begun its graceful shutdown (SIGTERM, a SIGUSR2 handoff,
+    /// [`Server::shutdown`](crate::Server::shutdown)): it answers this request with
+    /// `Connection: close` and will stop accepting after `server.drain_delay_ms`. A health
+    /// check route answers 503 then, so a load balancer stops sending new requests here
+    /// before the server goes (the demo's `GET /healthz`, `deploy/haproxy.cfg`).
+    pub fn server_draining(&self) -> bool {
+        self.origin.server_draining()
     }
 
     /// The client's address (the peer of the TCP connection: a proxy's, behind one).

@@ -5,6 +5,14 @@
 //! listening socket outlives any one acceptor thread: when the listener process that owns a
 //! thread dies, the thread retires and its successor accepts from the same socket, so
 //! connections waiting in the backlog meanwhile are not lost.
+//!
+//! When the server drains, the last thing an acceptor does is take every connection already
+//! queued on the socket (answered with `Connection: close`), and only then let go of it:
+//! closing a listening socket resets the connections still in its queue. With
+//! `server.reuse_port` that queue is this process's alone, so what arrives between the last
+//! accept and the close (an instant) is reset unless the kernel migrates it to another
+//! listener of the port (`net.ipv4.tcp_migrate_req`); a SIGUSR2 handoff shares one queue
+//! with the next process and loses nothing (`server/handoff.rs`).
 
 use std::io;
 use std::net::TcpListener;
@@ -82,21 +90,24 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
     let mut rotor = 0;
     // Reused for every accept: the acceptor allocates nothing per connection.
     let mut loads = vec![LoadSnapshot::default(); placement.workers];
-    while !retired.load(Ordering::Acquire) && !stats.is_draining() {
+    let mut place = |socket: std::net::TcpStream| {
+        // Per connection: a reload may change it (`Placement::set_policy`).
+        let policy = placement.policy();
+        placement.load_snapshots(&mut loads);
+        let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
+        // Only `cost` uses the first route, and only to count its cost from now on.
+        let first_ns = (policy == Policy::Cost)
+            .then(|| first_route(&socket, &with.router))
+            .flatten()
+            .map(|route| costs.expected_ns(costs.slot(route)));
+        stats.record_placement(first_ns.is_some());
+        placement.admit(socket, k, first_ns, &*with.start);
+    };
+    // Retired by the listener process ending: the server stops accepting (a drain, after
+    // its `drain_delay_ms`), or the process is restarted on the same socket.
+    while !retired.load(Ordering::Acquire) {
         match listener.accept() {
-            Ok((socket, _peer)) => {
-                // Per connection: a reload may change it (`Placement::set_policy`).
-                let policy = placement.policy();
-                placement.load_snapshots(&mut loads);
-                let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
-                // Only `cost` uses the first route, and only to count its cost from now on.
-                let first_ns = (policy == Policy::Cost)
-                    .then(|| first_route(&socket, &with.router))
-                    .flatten()
-                    .map(|route| costs.expected_ns(costs.slot(route)));
-                stats.record_placement(first_ns.is_some());
-                placement.admit(socket, k, first_ns, &*with.start);
-            }
+            Ok((socket, _peer)) => place(socket),
             Err(err) => match err.raw_os_error() {
                 Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => {}
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
@@ -110,4 +121,27 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
             },
         }
     }
+    if stats.is_draining() {
+        // What is queued now would be reset when the socket closes (module docs).
+        while queued(listener) {
+            match listener.accept() {
+                Ok((socket, _peer)) => place(socket),
+                // Another process sharing the socket took it first, or it went away.
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Whether a connection waits in the listening socket's queue now. A poll, not a
+/// non-blocking accept: `O_NONBLOCK` belongs to the open file, which a SIGUSR2 handoff
+/// shares with the next process, whose acceptor relies on blocking accepts.
+fn queued(listener: &TcpListener) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }

@@ -1,4 +1,4 @@
-//! SIGTERM, SIGINT and SIGHUP as a blocking wait, for `Server::run`: the signal handler only writes
+//! SIGTERM, SIGINT, SIGHUP and SIGUSR2 as a blocking wait, for `Server::run`: the signal handler only writes
 //! the signal's number to a pipe (all a handler may safely do), and the waiting thread reads
 //! it. Written by hand so that a library user does not compile a signal crate. The server
 //! also writes to the pipe itself (`interrupt`) when it must stop without a signal.
@@ -24,6 +24,9 @@ pub enum Wakeup {
     Stop(i32),
     /// SIGHUP: read the configuration again.
     Reload,
+    /// SIGUSR2: hand the listening socket to a new process of the same program (nginx's
+    /// binary upgrade).
+    Handoff,
     /// [`interrupt`]: something in the process wants the waiter to look at its server.
     Wake,
 }
@@ -41,7 +44,8 @@ pub fn interrupt() {
     }
 }
 
-/// Installed handlers for SIGTERM, SIGINT and SIGHUP; `wait` returns the next that arrives.
+/// Installed handlers for SIGTERM, SIGINT, SIGHUP and SIGUSR2; `wait` returns the next that
+/// arrives.
 pub struct Signals {
     read: OwnedFd,
     _write: OwnedFd,
@@ -62,7 +66,8 @@ extern "C" fn on_signal(signal: libc::c_int) {
 
 impl Signals {
     /// Installs the handlers (once per process; later calls get the same). From then on
-    /// SIGTERM, SIGINT and SIGHUP no longer kill the process: they are reported to `wait`.
+    /// SIGTERM, SIGINT, SIGHUP and SIGUSR2 no longer kill the process: they are reported to
+    /// `wait`.
     pub fn install() -> io::Result<&'static Signals> {
         let mut installed = INSTALLED
             .lock()
@@ -88,7 +93,7 @@ impl Signals {
         // The read side blocks: `wait` sleeps in read(2).
         rustix::io::ioctl_fionbio(&read, false)?;
         REPORT_TO.store(write.as_raw_fd(), Ordering::Relaxed);
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2] {
             // SAFETY: a zeroed sigaction with a handler that only calls write(2) is valid;
             // SA_RESTART keeps other threads' syscalls from failing with EINTR.
             #[allow(unsafe_code)]
@@ -109,13 +114,15 @@ impl Signals {
         })
     }
 
-    /// Blocks until SIGTERM, SIGINT or SIGHUP arrives, or someone calls [`interrupt`].
+    /// Blocks until SIGTERM, SIGINT, SIGHUP or SIGUSR2 arrives, or someone calls
+    /// [`interrupt`].
     pub fn wait(&self) -> io::Result<Wakeup> {
         let mut byte = [0u8; 1];
         loop {
             match rustix::io::read(&self.read, &mut byte) {
                 Ok(1) if byte[0] == WAKE => return Ok(Wakeup::Wake),
                 Ok(1) if i32::from(byte[0]) == libc::SIGHUP => return Ok(Wakeup::Reload),
+                Ok(1) if i32::from(byte[0]) == libc::SIGUSR2 => return Ok(Wakeup::Handoff),
                 Ok(1) => return Ok(Wakeup::Stop(i32::from(byte[0]))),
                 Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Err(rustix::io::Errno::INTR) => continue,

@@ -1,12 +1,13 @@
-//! A running server: its shared state, its acceptor, graceful shutdown, and (`reload.rs`)
-//! reconfiguration while it runs.
+//! A running server: its shared state, its acceptor, graceful shutdown, (`reload.rs`)
+//! reconfiguration while it runs, and (`handoff.rs`) handing its socket to a new process.
 
+mod handoff;
 mod reload;
 
 pub use reload::Reconfigured;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use corral_actors::{StartError, monitor_with};
@@ -54,9 +55,19 @@ pub enum ServerError {
     /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
-    /// [`Server::run`] could not install its SIGTERM/SIGINT/SIGHUP handlers.
-    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {0}")]
+    /// [`Server::run`] could not install its SIGTERM/SIGINT/SIGHUP/SIGUSR2 handlers.
+    #[error("cannot install the SIGTERM/SIGINT/SIGHUP/SIGUSR2 handlers: {0}")]
     Signals(std::io::Error),
+    /// This process was started by a SIGUSR2 handoff (`CORRAL_LISTEN_FD` and the others
+    /// are set, by its parent), but what it inherited is not usable: not a listening TCP
+    /// socket on `server.listen`, or not open. Nothing was bound.
+    #[error("cannot adopt what the previous process handed over ({var}): {problem}")]
+    Inherited {
+        /// The environment variable naming the descriptor.
+        var: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A part of the server died and could not be restarted: its supervision tree exceeded
     /// its restart intensity and stopped (the `corral` binary exits with 4). The server no
     /// longer accepts connections; [`Server::run`] drained what was in flight.
@@ -125,6 +136,9 @@ pub struct Server {
     failure: Arc<OnceLock<String>>,
     /// The configuration in effect: what it started with, with each reload's live keys.
     running: Mutex<Config>,
+    /// The listening socket, for a SIGUSR2 handoff; let go when the server stops accepting
+    /// (the acceptor holds it until then).
+    listener: Mutex<Option<Arc<TcpListener>>>,
 }
 
 impl Server {
@@ -137,6 +151,14 @@ impl Server {
     /// the error it would give at start and changes nothing. `log.level` is applied here,
     /// at start and on each reload. A part of the server that cannot be restarted stops it
     /// with [`ServerError::Failed`] (after the drain).
+    ///
+    /// SIGUSR2 hands the listening socket to a new process, as nginx upgrades its binary:
+    /// this program is started again (its path now, the same arguments) with the socket
+    /// inherited, and once the new process serves (within 10 s) this one drains as on
+    /// SIGTERM and returns `Ok`. The port is never unbound and no queued connection is lost.
+    /// If the new process fails, this one logs why and serves on. (While the new process
+    /// starts, the descriptors it inherits are open without `FD_CLOEXEC`: a process the
+    /// application spawns in that instant inherits them too.)
     pub fn run(config: Config, router: Router) -> Result<(), ServerError> {
         Self::run_with(config, router, |_| {})
     }
@@ -161,6 +183,10 @@ impl Server {
                     break None;
                 }
                 Ok(Wakeup::Reload) => server.reload(),
+                Ok(Wakeup::Handoff) => match server.hand_off() {
+                    true => break None,
+                    false => continue,
+                },
                 // Another server in the process, or one that has not failed: wait on.
                 Ok(Wakeup::Wake) => match server.failure() {
                     Some(why) => break Some(why.to_string()),
@@ -177,7 +203,7 @@ impl Server {
         }
         // Read now: a reload may have changed it.
         let drain = Duration::from_millis(server.config().server.drain_timeout_ms);
-        log::info!("shutting down: draining in-flight requests for up to {drain:?}");
+        log::info!("shutting down: draining for up to {drain:?}");
         let stats = server.shared.stats.clone();
         let drained = server.shutdown(drain);
         match failure {
@@ -202,10 +228,25 @@ impl Server {
             stack_size_bytes: config.server.stack_size_bytes,
         })?;
         let addr = config.listen_addr()?;
-        let listener = bind(addr).map_err(|err| ServerError::Bind { addr, err })?;
+        let inherited = handoff::adopt(addr)?;
+        let listener = match inherited.listener {
+            Some(listener) => {
+                // The handoff's socket keeps the options its first owner set; only the
+                // acceptor's wake-up interval is this process's own business.
+                socket2::SockRef::from(&listener)
+                    .set_read_timeout(Some(ACCEPT_WAKE))
+                    .map_err(|err| ServerError::Bind { addr, err })?;
+                listener
+            }
+            None => bind(addr, config.server.reuse_port)
+                .map_err(|err| ServerError::Bind { addr, err })?,
+        };
         let local_addr = listener
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
+        if config.server.reuse_port {
+            warn_unless_queues_migrate();
+        }
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
         let shared = Arc::new(Shared::new(&config, router, workers).map_err(ServerError::Wards)?);
         let acceptance = Acceptance {
@@ -217,17 +258,23 @@ impl Server {
         // Threads and coroutines that are not processes get stand-ins in the tree.
         let mut others = home::stand_ins();
         others.extend(Wards::stand_ins(&shared));
-        let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval, others)
+        let listener = Arc::new(listener);
+        let tree = supervisor::start(acceptance, listener.clone(), port, merge_interval, others)
             .inspect_err(|_| shared.wards.stop(&shared.router, &shared.stats))?;
         let failure = Arc::new(OnceLock::new());
         watch_tree(&tree, &shared, &failure);
         let _ = shared.supervisor.set(tree);
+        // Started by a handoff: the previous process may drain now.
+        if let Some(pipe) = inherited.ready {
+            handoff::announce_ready(pipe);
+        }
         Ok(Server {
             shared,
             local_addr,
             stopped: false,
             failure,
             running: Mutex::new(config),
+            listener: Mutex::new(Some(listener)),
         })
     }
 
@@ -256,33 +303,95 @@ impl Server {
         ServerStats(&self.shared.stats)
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight requests finish (their connections
-    /// then close) for up to `drain`. Returns whether everything finished in time.
+    /// Graceful shutdown. From the start every answer says `Connection: close` and
+    /// [`Request::server_draining`](crate::Request::server_draining) is true; the server
+    /// accepts for `server.drain_delay_ms` more (so a load balancer's health check sees
+    /// it), then stops accepting, takes what is already queued on its socket and closes it.
+    /// In-flight requests finish; waiting ones (`Response::hibernate`) get their timeout
+    /// answer; idle keep-alive connections close: hibernated ones at once, those active
+    /// within `timeouts.hibernate_after_ms` after that long (or their next request is
+    /// answered, with `Connection: close`). Returns once every connection closed, or after
+    /// `drain` (then the idle ones left are closed by the caller's exit): whether every
+    /// request in flight finished in time.
     pub fn shutdown(mut self, drain: Duration) -> bool {
+        let delay = Duration::from_millis(self.config().server.drain_delay_ms);
+        self.shared.stats.start_draining();
+        if !delay.is_zero() {
+            log::info!("draining: accepting for {delay:?} more");
+            std::thread::sleep(delay);
+        }
         self.stop_accepting();
         let deadline = deadline_in(drain);
-        while self.shared.stats.inflight() > 0 {
+        let stats = &self.shared.stats;
+        while stats.inflight() > 0 || self.open_connections() > 0 {
             if Instant::now() >= deadline {
-                log::warn!(
-                    "drain timeout: {} requests still in flight",
-                    self.shared.stats.inflight()
+                if stats.inflight() > 0 {
+                    log::warn!(
+                        "drain timeout: {} requests still in flight",
+                        stats.inflight()
+                    );
+                    return false;
+                }
+                log::info!(
+                    "drain timeout: closing {} idle connections",
+                    self.open_connections()
                 );
-                return false;
+                return true;
             }
             std::thread::sleep(DRAIN_POLL);
         }
         true
     }
+
+    /// SIGUSR2: starts this program again with the listening socket and waits until it
+    /// serves. Whether it did (then this server drains); if not, why is logged.
+    fn hand_off(&self) -> bool {
+        let Some(listener) = self.listener_handle().clone() else {
+            log::warn!("SIGUSR2: this server no longer listens; nothing to hand over");
+            return false;
+        };
+        log::info!("SIGUSR2: starting a new process on the listening socket");
+        match handoff::start_successor(&listener) {
+            Ok(child) => {
+                log::info!(
+                    "SIGUSR2: process {} serves on {}; this one drains",
+                    child.id(),
+                    self.local_addr
+                );
+                true
+            }
+            Err(err) => {
+                log::error!("SIGUSR2: handoff failed: {err}; this process serves on");
+                false
+            }
+        }
+    }
 }
 
 impl Server {
+    fn listener_handle(&self) -> MutexGuard<'_, Option<Arc<TcpListener>>> {
+        // Held only to clone or take the Arc: nothing panics while it is held.
+        self.listener.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connections still open: started (hibernated ones included) or queued to start.
+    fn open_connections(&self) -> usize {
+        let stats = &self.shared.stats;
+        (0..self.shared.workers)
+            .map(|k| stats.connections(k) + stats.queued(k))
+            .sum()
+    }
+
     /// Stops the supervision tree and waits for every acceptor thread to exit; from then
-    /// on new connections are refused (the listening socket closes with the last owner).
+    /// on new connections are refused. The last acceptor takes what is queued on the
+    /// socket before it lets go of it (`placement/accept.rs`): it closes with the last
+    /// owner, the acceptor.
     fn stop_accepting(&mut self) {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
         self.shared.stats.start_draining();
+        self.listener_handle().take();
         if let Some(tree) = self.shared.supervisor.get()
             && let Err(err) = tree.stop()
         {
@@ -320,15 +429,42 @@ fn watch_tree(tree: &corral_actors::SupRef, shared: &Arc<Shared>, failure: &Arc<
     });
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        rustix::net::sockopt::set_socket_reuseport(&socket, true)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     // accept() wakes this often with EAGAIN so a retiring acceptor thread can exit.
     socket.set_read_timeout(Some(ACCEPT_WAKE))?;
     Ok(socket.into())
+}
+
+/// With `server.reuse_port`, each process's listener has its own accept queue, and closing
+/// one (the end of a drain) resets what is still queued on it unless the kernel migrates
+/// those connections to another listener of the port (`tcp_migrate_req`, Linux 5.14+; per
+/// network namespace). Corral takes what is queued just before it closes
+/// (`placement/accept.rs`), which leaves only the connections of that last instant, but
+/// only the sysctl closes the gap: say so when it is off. (A SIGUSR2 handoff needs neither:
+/// one socket, one queue, never closed.)
+fn warn_unless_queues_migrate() {
+    const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+    match std::fs::read_to_string(SYSCTL) {
+        Ok(value) if value.trim() == "1" => {}
+        Ok(_) => log::warn!(
+            "server.reuse_port: net.ipv4.tcp_migrate_req is 0, so connections still queued \
+             on this process's socket when it closes at the end of a drain are reset, not \
+             passed to the next process; set it to 1, or hand over with SIGUSR2"
+        ),
+        Err(err) => log::warn!(
+            "server.reuse_port: cannot read {SYSCTL} ({err}; Linux before 5.14 has none): \
+             connections still queued when this process closes its socket may be reset; \
+             hand over with SIGUSR2 instead"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ impl Server {
     /// Applies `config` to the running server. Takes effect at once: `limits.*` and
     /// `timeouts.*` (from each connection's next request on: a hibernated connection keeps
     /// the deadline it went to sleep with), `placement.policy` (from the next accepted
-    /// connection), `log.level` (`log::set_max_level`) and `server.drain_timeout_ms` (for
-    /// [`Server::run`]'s drain). Any other key that differs is listed in
+    /// connection), `log.level` (`log::set_max_level`), `server.drain_timeout_ms` (for
+    /// [`Server::run`]'s drain) and `server.drain_delay_ms` (for every drain). Any other key that differs is listed in
     /// [`Reconfigured::needs_restart`] and keeps its running value. No connection is closed.
     ///
     /// A configuration that fails [`Config::validate`] is refused with the error

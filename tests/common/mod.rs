@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use corral::{Config, Router, Server};
 
+/// A bounded, counted load of keep-alive and fresh-connection clients.
+pub mod load;
+
 /// The built-in apps, compiled here from their source as a user's crate would compile them:
 /// they use Corral's public API only.
 #[path = "../../src/app/mod.rs"]

@@ -8,7 +8,8 @@ use rustix::event::epoll;
 
 use super::answer::send_now;
 use super::door::{Arrival, Parked, WardParts};
-use super::ward::{Entry, Ward};
+use super::ward::{Entry, Ward, has_input};
+use crate::conn::resume::Resume;
 use crate::http::reply::encode_reply;
 use crate::http::response::Response;
 use crate::http::status::Status;
@@ -87,7 +88,9 @@ impl Ward {
     }
 
     /// On stop: waits are answered (the drain makes it `Connection: close`), idle sockets
-    /// closed, and so are arrivals that raced the stop.
+    /// closed, and so are arrivals that raced the stop — except an idle one whose client has
+    /// sent its next request already: a coroutine answers it (with `Connection: close`), for
+    /// a close with the request unread would reset the connection and lose it.
     pub(super) fn close_everything(&mut self) {
         let arrivals = match self.door.inbox.lock() {
             Ok(mut inbox) => {
@@ -104,7 +107,7 @@ impl Ward {
             served,
         } in arrivals
         {
-            self.finish_without_watch(Entry {
+            self.finish_at_stop(Entry {
                 fd,
                 deadline,
                 parked,
@@ -117,8 +120,17 @@ impl Ward {
         for id in ids {
             if let Some(entry) = self.remove(id) {
                 let _ = epoll::delete(&self.epoll, &entry.fd);
-                self.finish_without_watch(entry);
+                self.finish_at_stop(entry);
             }
+        }
+    }
+
+    fn finish_at_stop(&mut self, entry: Entry) {
+        match entry.parked {
+            Parked::Idle if has_input(&entry.fd) => {
+                self.spawn(entry.fd, Resume::idle(entry.served));
+            }
+            _ => self.finish_without_watch(entry),
         }
     }
 }

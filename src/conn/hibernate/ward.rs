@@ -430,6 +430,13 @@ fn trim_heap() {
     }
 }
 
+/// Whether the peer sent bytes not read yet (not just a FIN).
+pub(super) fn has_input(fd: &OwnedFd) -> bool {
+    let mut probe = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    matches!(rustix::net::recv(fd.as_fd(), &mut probe, flags), Ok((n, _)) if n > 0)
+}
+
 /// Whether the peer's FIN is all that is left to read.
 fn at_eof(fd: &OwnedFd) -> bool {
     let mut probe = [0u8; 1];
