@@ -39,6 +39,9 @@ use super::vigil::{self, StartFn, Vigil};
 /// Rings before giving up on a hop (normally one; another when an unpark landed before our
 /// park).
 const HOP_ATTEMPTS: usize = 64;
+/// Yields from a non-worker thread before hopping: each lands on a worker (round robin), so
+/// one is normally enough.
+const MOVES_TO_A_WORKER: usize = 8;
 
 thread_local! {
     /// The scheduler this thread is (`usize::MAX` on threads that are not may workers).
@@ -248,6 +251,21 @@ pub fn go_home(k: usize) {
     let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
         return;
     };
+    // On may's timer thread (where a sleep resumes us; it is pinned to no core), the ring
+    // below can hand our core to the woken doorkeeper before we park, and its unpark then
+    // comes too early to move us, ring after ring: under CPU contention all the attempts
+    // lost, and the connection ran its next requests on the timer thread (traced: ~1 run in
+    // 20 at load 6). From a worker the doorkeeper of another scheduler runs on another core.
+    // So first get onto a worker: a yield from a non-worker thread requeues us on one.
+    for _ in 0..MOVES_TO_A_WORKER {
+        if current_scheduler().is_some() {
+            break;
+        }
+        may::coroutine::yield_now();
+    }
+    if current_scheduler() == Some(k) {
+        return;
+    }
     let arrived = Arc::new(AtomicBool::new(false));
     home.arrivals
         .push((may::coroutine::current(), arrived.clone()));
