@@ -24,6 +24,8 @@ const DEFAULT_ORIGIN: &str = "embedded config/default.toml";
 const MAX_WORKERS: usize = 1024;
 /// Smallest coroutine stack we accept: the connection loop itself needs ~8 KiB.
 const MIN_STACK_BYTES: usize = 16 * 1024;
+/// The most `limits.max_connections` we accept (2^24): far past any descriptor limit.
+const MAX_CONNECTIONS: usize = 1 << 24;
 /// The longest any `*_ms` timeout or interval may be: 24 h. Longer is almost certainly a
 /// typo, and a deadline `Instant::now() + timeout` must stay representable (an overflow
 /// panics the thread computing it: a ward, a connection).
@@ -147,6 +149,10 @@ pub struct Limits {
     /// One chunk-size line (with extensions) or one trailer line of a chunked body, bytes
     /// (default 4096). Over it: 400.
     pub max_chunk_line_bytes: usize,
+    /// Open connections, hibernated and queued ones included (default 0 = automatic: the
+    /// soft `RLIMIT_NOFILE` less a reserve of 1/16 of it, at least 64). Past it: a new
+    /// connection gets 503 with `Retry-After` at once and is closed. At most 16777216.
+    pub max_connections: usize,
 }
 
 /// The `[timeouts]` table (the methods give each as a [`Duration`]).
@@ -355,6 +361,15 @@ impl Config {
             return Err(self.invalid(
                 "limits.max_headers",
                 format!("{} is more than {MAX_HEADERS_CAP}", self.limits.max_headers),
+            ));
+        }
+        if self.limits.max_connections > MAX_CONNECTIONS {
+            return Err(self.invalid(
+                "limits.max_connections",
+                format!(
+                    "{} is more than {MAX_CONNECTIONS}",
+                    self.limits.max_connections
+                ),
             ));
         }
         if self.limits.max_uri_bytes > self.limits.max_head_bytes {

@@ -13,6 +13,7 @@ use crate::conn::transport::deadline_in;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
+use crate::runtime::fd::ConnectionLimit;
 use crate::runtime::signals::ShutdownSignals;
 use crate::runtime::{self, RuntimeError, RuntimeSettings};
 use crate::stats::Stats;
@@ -166,11 +167,13 @@ impl Server {
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
         let stats = Arc::new(Stats::new(workers));
+        let connections = connection_limit(config.limits.max_connections);
         let settings = placement::Settings {
             policy: config.placement.policy,
             workers,
             max_active_requests: config.placement.max_active_requests,
             default_cost: Duration::from_micros(config.placement.default_cost_us),
+            max_connections: connections.max,
         };
         let placement = Arc::new(Placement::new(
             settings,
@@ -266,6 +269,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_accepting();
     }
+}
+
+/// `limits.max_connections` against this process's descriptor limit, with a warning when
+/// the descriptors would run out first.
+fn connection_limit(configured: usize) -> ConnectionLimit {
+    let limit = ConnectionLimit::new(configured, runtime::fd::descriptor_limit());
+    if let (true, Some(room)) = (limit.above_room(), limit.room) {
+        log::warn!(
+            "limits.max_connections = {configured} is more than the descriptor limit \
+             (RLIMIT_NOFILE) leaves for connections ({room}): past {room}, new connections \
+             wait in the listen backlog for a descriptor instead of getting a 503; raise \
+             `ulimit -n` or set limits.max_connections = 0 (automatic)"
+        );
+    }
+    limit
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

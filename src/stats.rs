@@ -44,6 +44,8 @@ pub struct Stats {
     /// Connections placed (by the acceptor), and those whose first request line it saw.
     placed: AtomicU64,
     placed_seen: AtomicU64,
+    /// New connections refused at `limits.max_connections` (rare: one shared counter).
+    connections_shed: AtomicU64,
     /// Set once the server stops accepting: answers say `Connection: close` from then on.
     draining: AtomicBool,
 }
@@ -104,6 +106,7 @@ impl Stats {
             epoch: Instant::now(),
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
+            connections_shed: AtomicU64::new(0),
             draining: AtomicBool::new(false),
         }
     }
@@ -149,6 +152,16 @@ impl Stats {
         if route_seen {
             self.placed_seen.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The acceptor refused a connection: `limits.max_connections` were open.
+    pub fn record_connection_shed(&self) {
+        self.connections_shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections refused at `limits.max_connections` so far.
+    pub fn connections_shed(&self) -> u64 {
+        self.connections_shed.load(Ordering::Relaxed)
     }
 
     /// (connections the acceptor placed, of which with their first route seen).

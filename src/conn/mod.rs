@@ -6,7 +6,8 @@
 //! - `idle.rs`: between requests, and the hand-over of the socket to a ward.
 //! - `read_buf.rs` (bytes read, not yet consumed), `body.rs` (Content-Length and chunked
 //!   bodies, `100-continue`), `dispatch.rs` (route, call the handler under `catch_unwind`),
-//!   `write.rs` (encode, stream, reject with a lingering close).
+//!   `write.rs` (encode, stream, reject with a lingering close), `refuse.rs` (503 and
+//!   `Retry-After` for what the server has no room for).
 //! - `transport.rs`: what the loop needs of a socket. The loop is generic over it, like
 //!   hyper's `Conn<I>`, so unit tests (`tests.rs`) drive it over in-memory byte streams.
 //! - `spawn.rs`: a coroutine per connection, started for placement (`placement::Start`) and
@@ -20,6 +21,7 @@ mod dispatch;
 pub(crate) mod hibernate;
 mod idle;
 mod read_buf;
+mod refuse;
 pub(crate) mod reject;
 pub(crate) mod resume;
 mod serve;

@@ -190,6 +190,7 @@ fn shared() -> Arc<Shared> {
         workers: 1,
         max_active_requests: 0,
         default_cost: Duration::from_micros(50),
+        max_connections: usize::MAX,
     };
     let placement = Arc::new(Placement::new(
         settings,

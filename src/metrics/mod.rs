@@ -72,6 +72,7 @@ fn render(shared: &Shared) -> String {
             reason.label()
         );
     }
+    shed(&mut out, shared);
     family(
         &mut out,
         "corral_handler_panics_total",
@@ -99,6 +100,34 @@ fn render(shared: &Shared) -> String {
     );
     process::render(&mut out);
     out
+}
+
+/// Work refused for want of room, each answered 503 with `Retry-After`, and the limit.
+fn shed(out: &mut String, shared: &Shared) {
+    family(
+        out,
+        "corral_shed_total",
+        "counter",
+        "Work refused with 503 and Retry-After: new connections past limits.max_connections \
+         (reason=\"max_connections\").",
+    );
+    let _ = writeln!(
+        out,
+        "corral_shed_total{{reason=\"max_connections\"}} {}",
+        shared.stats.connections_shed()
+    );
+    family(
+        out,
+        "corral_connections_limit",
+        "gauge",
+        "Open connections past which new ones get 503 (limits.max_connections as resolved at \
+         start; 0: no limit).",
+    );
+    let max = match shared.placement.max_connections() {
+        usize::MAX => 0,
+        n => n,
+    };
+    let _ = writeln!(out, "corral_connections_limit {max}");
 }
 
 /// (name, type, help, value of scheduler k).

@@ -85,6 +85,11 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
     while !retired.load(Ordering::Acquire) && !stats.is_draining() {
         match listener.accept() {
             Ok((socket, _peer)) => {
+                if placement.open_connections() >= placement.max_connections {
+                    stats.record_connection_shed();
+                    with.start.refuse(socket);
+                    continue;
+                }
                 placement.load_snapshots(&mut loads);
                 let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
                 // Only `cost` uses the first route, and only to count its cost from now on.
