@@ -153,6 +153,10 @@ pub struct Limits {
     /// soft `RLIMIT_NOFILE` less a reserve of 1/16 of it, at least 64). Past it: a new
     /// connection gets 503 with `Retry-After` at once and is closed. At most 16777216.
     pub max_connections: usize,
+    /// Admission control (default 1000; 0 = off): a request of a costly route (expected to
+    /// occupy its scheduler for 100 µs or more) whose bytes waited longer than this behind
+    /// other work on its scheduler is answered 503 with `Retry-After` instead of running, ms.
+    pub max_queue_delay_ms: u64,
 }
 
 /// The `[timeouts]` table (the methods give each as a [`Duration`]).
@@ -382,9 +386,10 @@ impl Config {
     }
 
     /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
-    fn millisecond_keys(&self) -> [(&'static str, u64); 9] {
+    fn millisecond_keys(&self) -> [(&'static str, u64); 10] {
         let (t, demo) = (&self.timeouts, &self.demo);
         [
+            ("limits.max_queue_delay_ms", self.limits.max_queue_delay_ms),
             ("server.drain_timeout_ms", self.server.drain_timeout_ms),
             (
                 "placement.merge_interval_ms",
