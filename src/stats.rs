@@ -46,6 +46,8 @@ pub struct Stats {
     placed_seen: AtomicU64,
     /// New connections refused at `limits.max_connections` (rare: one shared counter).
     connections_shed: AtomicU64,
+    /// Times the acceptor paused because accept ran out of descriptors (or memory).
+    accept_pauses: AtomicU64,
     /// Set once the server stops accepting: answers say `Connection: close` from then on.
     draining: AtomicBool,
 }
@@ -107,6 +109,7 @@ impl Stats {
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
             connections_shed: AtomicU64::new(0),
+            accept_pauses: AtomicU64::new(0),
             draining: AtomicBool::new(false),
         }
     }
@@ -162,6 +165,16 @@ impl Stats {
     /// Connections refused at `limits.max_connections` so far.
     pub fn connections_shed(&self) -> u64 {
         self.connections_shed.load(Ordering::Relaxed)
+    }
+
+    /// The acceptor paused: accept failed for want of descriptors or memory.
+    pub fn record_accept_pause(&self) {
+        self.accept_pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pauses of the acceptor for want of descriptors so far.
+    pub fn accept_pauses(&self) -> u64 {
+        self.accept_pauses.load(Ordering::Relaxed)
     }
 
     /// (connections the acceptor placed, of which with their first route seen).

@@ -137,6 +137,18 @@ fn shed(out: &mut String, shared: &Shared, figures: &[(String, RouteFigures)]) {
         n => n,
     };
     let _ = writeln!(out, "corral_connections_limit {max}");
+    family(
+        out,
+        "corral_accept_pauses_total",
+        "counter",
+        "Pauses of the acceptor (50 ms each) because accept ran out of descriptors or memory \
+         (EMFILE, ENFILE, ENOBUFS, ENOMEM); meanwhile new connections wait in the backlog.",
+    );
+    let _ = writeln!(
+        out,
+        "corral_accept_pauses_total {}",
+        shared.stats.accept_pauses()
+    );
 }
 
 /// (name, type, help, value of scheduler k).
