@@ -77,6 +77,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[timeouts]`: how long each phase of a request or connection may take.
     pub timeouts: Timeouts,
+    /// `[runtime]`: the watchdog of stuck schedulers.
+    pub runtime: RuntimeConfig,
     /// `[demo]`: settings of the `corral` binary's built-in apps.
     pub demo: DemoConfig,
     /// Where each key's value came from, for error messages (`server.workers` → `--workers`).
@@ -178,6 +180,16 @@ pub struct Timeouts {
     /// A keep-alive connection idle this long gives up its coroutine (stack, buffers) and
     /// waits as a bare socket in its scheduler's ward, ms (default 1000; 0 = never).
     pub hibernate_after_ms: u64,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// A scheduler stuck this long in one handler without yielding is logged once at warn,
+    /// with the scheduler and the route, and counted in `corral_scheduler_stalls_total`, ms
+    /// (default 1000; 0 = no watchdog).
+    pub stall_warn_ms: u64,
 }
 
 /// The `[demo]` table: settings of the `corral` binary's built-in apps (`chat` uses the
@@ -386,9 +398,10 @@ impl Config {
     }
 
     /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
-    fn millisecond_keys(&self) -> [(&'static str, u64); 10] {
+    fn millisecond_keys(&self) -> [(&'static str, u64); 11] {
         let (t, demo) = (&self.timeouts, &self.demo);
         [
+            ("runtime.stall_warn_ms", self.runtime.stall_warn_ms),
             ("limits.max_queue_delay_ms", self.limits.max_queue_delay_ms),
             ("server.drain_timeout_ms", self.server.drain_timeout_ms),
             (

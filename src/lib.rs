@@ -31,7 +31,7 @@ mod stats;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, PlacementConfig,
-    Policy, ServerConfig, Timeouts,
+    Policy, RuntimeConfig, ServerConfig, Timeouts,
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};

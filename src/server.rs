@@ -15,6 +15,7 @@ use crate::placement::{self, Placement, supervisor};
 use crate::router::{RouteError, Router};
 use crate::runtime::fd::ConnectionLimit;
 use crate::runtime::signals::ShutdownSignals;
+use crate::runtime::watchdog::{self, RouteNamer, Watchdog};
 use crate::runtime::{self, RuntimeError, RuntimeSettings};
 use crate::stats::Stats;
 
@@ -50,6 +51,9 @@ pub enum ServerError {
     /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
+    /// The watchdog thread (`runtime.stall_warn_ms`) could not be started.
+    #[error("cannot start the watchdog thread: {0}")]
+    Watchdog(std::io::Error),
     /// [`Server::run`] could not install its SIGTERM/SIGINT handlers.
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signals(std::io::Error),
@@ -99,6 +103,12 @@ impl ServerStats<'_> {
         self.0.steals(k)
     }
 
+    /// Handlers the watchdog found stuck on scheduler `k` (running longer than
+    /// `runtime.stall_warn_ms` without yielding).
+    pub fn stalls(&self, k: usize) -> u64 {
+        self.0.stalls(k)
+    }
+
     /// How long the handler running on scheduler `k` has run, if one is running.
     pub fn running(&self, k: usize) -> Option<Duration> {
         self.0
@@ -112,6 +122,8 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     stopped: bool,
+    /// Watches the schedulers for stuck handlers; stopped with the server.
+    watchdog: Option<Watchdog>,
 }
 
 impl Server {
@@ -181,6 +193,7 @@ impl Server {
             stats.clone(),
         ));
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
+        let stall_warn = Duration::from_millis(config.runtime.stall_warn_ms);
         let shared = Arc::new(Shared {
             config,
             router: Arc::new(router),
@@ -201,11 +214,20 @@ impl Server {
         let tree = supervisor::start(acceptance, Arc::new(listener), port, merge_interval)
             .inspect_err(|_| shared.wards.stop())?;
         let _ = shared.supervisor.set(tree);
-        Ok(Server {
+        let mut server = Server {
             shared,
             local_addr,
             stopped: false,
-        })
+            watchdog: None,
+        };
+        if !stall_warn.is_zero() {
+            let (stats, router) = (server.shared.stats.clone(), server.shared.router.clone());
+            // On failure, dropping `server` stops what started.
+            let watchdog = watchdog::start(stall_warn, stats, route_namer(router))
+                .map_err(ServerError::Watchdog)?;
+            server.watchdog = Some(watchdog);
+        }
+        Ok(server)
     }
 
     /// The address actually bound: with port 0 in `server.listen`, the port the OS chose.
@@ -262,6 +284,7 @@ impl Server {
         }
         // Hibernated connections: idle ones close, waiting ones get their answer now.
         self.shared.wards.stop();
+        self.watchdog.take();
     }
 }
 
@@ -269,6 +292,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_accepting();
     }
+}
+
+/// How the watchdog's log line names the route of a cost-table slot.
+fn route_namer(router: Arc<Router>) -> RouteNamer {
+    Box::new(move |slot| {
+        let routes = router.routes();
+        match slot < routes.len() {
+            true => {
+                let id = crate::router::RouteId(slot as u32);
+                format!("{} {}", routes.method(id), routes.pattern(id))
+            }
+            false => "the fallback handler".to_string(),
+        }
+    })
 }
 
 /// `limits.max_connections` against this process's descriptor limit, with a warning when

@@ -160,7 +160,8 @@ impl<S: Transport> Conn<'_, S> {
         let req = Request::new(buf, &self.head, params, body, context);
         let watch = Stopwatch::start();
         let expected_ns = costs.expected_ns(slot);
-        let _load = (self.shared.stats).expect_load(self.scheduler, expected_ns, watch.started());
+        let stats = &self.shared.stats;
+        let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
         let run = watch.stop();
         // A handler that slept or waited may have been resumed elsewhere: come back to k.

@@ -157,7 +157,7 @@ type SchedulerMetric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(usize) -> f64)
 fn schedulers(out: &mut String, shared: &Shared) {
     let stats = &shared.stats;
     let wards = &shared.wards;
-    let per_scheduler: [SchedulerMetric; 10] = [
+    let per_scheduler: [SchedulerMetric; 11] = [
         (
             "corral_scheduler_connections",
             "gauge",
@@ -205,6 +205,12 @@ fn schedulers(out: &mut String, shared: &Shared) {
             "counter",
             "Requests served.",
             &|k| stats.requests(k) as f64,
+        ),
+        (
+            "corral_scheduler_stalls_total",
+            "counter",
+            "Handlers that ran longer than runtime.stall_warn_ms without yielding (the watchdog).",
+            &|k| stats.stalls(k) as f64,
         ),
         (
             "corral_scheduler_hibernating_idle",

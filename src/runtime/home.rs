@@ -11,11 +11,14 @@
 //! k's arrivals, rings the bell and parks; the doorkeeper, running on k, unparks it, and
 //! may queues an unparked coroutine on the unparking worker: k. The fast path (already
 //! home) is one thread-local read.
+//!
+//! The doorkeeper also answers the watchdog: each time it wakes it counts a beat, so a ring
+//! (`ping`) that brings no beat means scheduler k is not getting round to its coroutines.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
@@ -42,6 +45,8 @@ struct Home {
     arrivals: Injector<Arrival>,
     /// The write side of the doorkeeper's eventfd (a dup of it).
     bell: File,
+    /// Times the doorkeeper woke (for the watchdog).
+    beats: AtomicU64,
 }
 
 static HOMES: OnceLock<Box<[Home]>> = OnceLock::new();
@@ -66,6 +71,7 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
         homes.push(Home {
             arrivals: Injector::new(),
             bell,
+            beats: AtomicU64::new(0),
         });
         let ready = ready_tx.clone();
         let builder = may::coroutine::Builder::new()
@@ -100,6 +106,7 @@ fn doorkeeper(k: usize, mut door: CoIo<File>, ready: mpsc::Sender<()>) {
             return;
         }
         let Some(homes) = HOMES.get() else { continue };
+        homes[k].beats.fetch_add(1, Ordering::Release);
         loop {
             match homes[k].arrivals.steal() {
                 Steal::Success(arrival) => waiting.push(arrival),
@@ -118,6 +125,21 @@ fn doorkeeper(k: usize, mut door: CoIo<File>, ready: mpsc::Sender<()>) {
         // Scheduler threads may also run coroutines spawned before this one; keep the mark.
         SCHEDULER.with(|s| s.set(k));
     }
+}
+
+/// How many times scheduler k's doorkeeper has woken (`None`: there is none).
+pub fn beats(k: usize) -> Option<u64> {
+    let homes = HOMES.get()?;
+    Some(homes.get(k)?.beats.load(Ordering::Acquire))
+}
+
+/// Rings scheduler k's doorkeeper, which counts a beat as soon as k runs it: a scheduler
+/// that is free to run its coroutines does within microseconds. Returns whether it rang.
+pub fn ping(k: usize) -> bool {
+    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+        return false;
+    };
+    (&home.bell).write_all(&1u64.to_ne_bytes()).is_ok()
 }
 
 /// Makes sure the calling coroutine runs on scheduler `k` from here on.

@@ -23,6 +23,7 @@ pub mod home;
 pub mod offload;
 mod probe;
 pub(crate) mod signals;
+pub(crate) mod watchdog;
 
 use std::sync::OnceLock;
 use std::time::Instant;
