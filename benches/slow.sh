@@ -139,9 +139,10 @@ for ((round = 1; round <= REPEATS; round++)); do
     unloaded=$result
     rss_before=$(rss_kib "$server_pid")
     hold_s=$((SETTLE_S + warmup_s + duration_s + 15))
+    : >"$OUT/round$round.slow" # exists before the READY polling below looks at it
     taskset -c "$CLIENT_CPU" "$OUT/slow" --addr "$HOST:$port" --slowloris "$SLOWLORIS" \
         --slow-body "$SLOW_BODY" --slow-readers "$SLOW_READERS" --duration "${hold_s}s" \
-        >"$OUT/round$round.slow" 2>&1 9>&- &
+        >>"$OUT/round$round.slow" 2>&1 9>&- &
     slow_pid=$!
     for ((i = 0; i < 300; i++)); do # up to 30 s for every slow connection to open
         grep -q '^READY' "$OUT/round$round.slow" && break
