@@ -40,6 +40,8 @@
 #
 # Environment (default in brackets):
 #   REPEATS              rounds [3]
+#   CASES                which cases each round runs, of: capacity off on [all three]; the
+#                        verdicts need all three (e.g. CASES=off DURATION=20s shows the growth)
 #   DURATION, WARMUP     measured time and warm-up of each run: N, Ns or Nm [10s, 2s]
 #   OVERLOAD             offered load of the open-loop cases, times the capacity [2]
 #   MAX_QUEUE_DELAY_MS   limits.max_queue_delay_ms of the `on` case [10]
@@ -84,7 +86,7 @@ LOCK=${LOCK:-/tmp/corral-bench.lock}
 readonly CORRAL_BIN=${CARGO_TARGET_DIR:-target}/release/corral
 readonly EXPECTED_BODY='Hello, World!'
 readonly IO_TIMEOUT_S=5 # churn --timeout: the longest wait for one read or write
-readonly CASES="capacity off on"
+CASES=${CASES:-capacity off on}
 
 # ---- settings ------------------------------------------------------------------------------
 
@@ -96,6 +98,11 @@ done
 [[ $CPU_SHARE =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "CPU_SHARE must be from 0 to 1, got '$CPU_SHARE'"
 [[ $OVERLOAD =~ ^[0-9]+(\.[0-9]+)?$ && ! $OVERLOAD =~ ^0+(\.0+)?$ ]] ||
     die "OVERLOAD must be a positive number, got '$OVERLOAD'"
+for case in $CASES; do
+    [[ $case == capacity || $case == off || $case == on ]] ||
+        die "unknown case '$case' in CASES (know: capacity off on)"
+done
+[[ -n ${CASES// /} ]] || die "CASES is empty"
 duration_s=$(seconds DURATION "$DURATION")
 warmup_s=$(seconds WARMUP "$WARMUP" zero)
 
@@ -253,6 +260,11 @@ for case in $CASES; do
     # shellcheck disable=SC2059
     printf "$TABLE" "${row[@]}"
 done
+
+if [[ " $CASES " != *" capacity "* || " $CASES " != *" off "* || " $CASES " != *" on "* ]]; then
+    echo "(verdicts need all three cases; per-run figures: $results)"
+    exit 0
+fi
 
 verdict() { # label value op goal
     awk -v what="$1" -v v="$2" -v op="$3" -v goal="$4" 'BEGIN {
