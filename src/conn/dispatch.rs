@@ -11,7 +11,10 @@
 //! from its last byte's arrival (the kernel's clock, `Transport::input_age`) to now, less
 //! any part of that its own connection spent on its previous requests (a request pipelined
 //! behind a slow one waited for its connection, not for the scheduler). That is CoDel's
-//! sojourn time, and the best estimate of the wait of a request arriving there now.
+//! sojourn time, and the best estimate of the wait of a request arriving there now. It lags:
+//! under sustained overload, what queued behind the request while it waited is about the
+//! overload factor times its wait, so at twice capacity admitted requests wait up to about
+//! twice the limit (`benches/overload.sh`: p99 22 ms at a 10 ms limit).
 //! Placement's load figure cannot tell it: it counts in-flight requests and not-yet-read
 //! connections, and at dispatch nothing else is in flight on the scheduler, while the
 //! requests waiting on its other connections have not been read, so they count nowhere.
