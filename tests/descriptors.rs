@@ -23,6 +23,7 @@ const NOFILE: u64 = 128;
 struct Running {
     child: Child,
     addr: SocketAddr,
+    config: PathBuf,
     stderr: PathBuf,
 }
 
@@ -31,6 +32,8 @@ impl Drop for Running {
         // Only the process this test started, by its handle.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_file(&self.stderr);
     }
 }
 
@@ -79,6 +82,7 @@ impl Running {
         Running {
             child,
             addr,
+            config: config_path,
             stderr,
         }
     }
