@@ -29,6 +29,10 @@
 //! measured; throughput counts those that also finish by the deadline. Errors are counted
 //! over the whole run, warm-up included.
 //!
+//! Latencies and throughput count 200 answers only. Any other status is an error; a 503 (a
+//! server shedding load, `benches/overload.sh`) is also counted by route, and the connection
+//! goes on unless the answer closed it.
+//!
 //! Output: a human summary, then one line `RESULT key=value ...` for scripts. The exit status
 //! is 0 whatever the server did (errors are reported), 2 on bad arguments.
 //!
@@ -334,6 +338,8 @@ struct Stats {
     sent: u64,
     /// Open loop: measured requests due before the deadline but never sent.
     unsent: u64,
+    /// Measured requests answered 503 (shed by the server), by route.
+    shed: [u64; 2],
     connections: u64,
     errors: Errors,
 }
@@ -354,6 +360,7 @@ impl Stats {
             in_time: 0,
             sent: 0,
             unsent: 0,
+            shed: [0, 0],
             connections: 0,
             errors: Errors::default(),
         }
@@ -424,6 +431,13 @@ impl Shared {
         }
     }
 
+    /// A measured request of `route`, due or started at `origin`, was answered 503.
+    fn shed(&self, route: Route, origin: Instant) {
+        if self.plan.measured(origin) {
+            self.record(|s| s.shed[route as usize] += 1);
+        }
+    }
+
     fn failed(&self, failure: &Failure) {
         self.record(|s| match failure {
             Failure::Connect => s.errors.connect += 1,
@@ -445,6 +459,7 @@ enum Failure {
     Io,
     /// A complete response whose status was not 200; usable afterwards unless `close`.
     Status {
+        status: u16,
         close: bool,
     },
     /// Unparsable, unexpected framing, wrong body, or the peer closed mid-response.
@@ -503,7 +518,10 @@ fn run_connection(stream: &mut Stream, shared: &Shared, rng: &mut XorShift, buf:
             }
             Err(failure) => {
                 shared.failed(&failure);
-                if !matches!(failure, Failure::Status { close: false }) {
+                if let Failure::Status { status: 503, .. } = failure {
+                    shared.shed(route, started);
+                }
+                if !matches!(failure, Failure::Status { close: false, .. }) {
                     return;
                 }
             }
@@ -617,7 +635,10 @@ fn run_open_connection(
             }
             Err(failure) => {
                 shared.failed(&failure);
-                if !matches!(failure, Failure::Status { close: false }) {
+                if let Failure::Status { status: 503, .. } = failure {
+                    shared.shed(route, due);
+                }
+                if !matches!(failure, Failure::Status { close: false, .. }) {
                     return;
                 }
             }
@@ -691,7 +712,10 @@ fn exchange(stream: &mut Stream, target: &Target, buf: &mut Vec<u8>) -> Result<R
         return Err(Failure::Malformed);
     }
     if head.status != 200 {
-        return Err(Failure::Status { close: head.close });
+        return Err(Failure::Status {
+            status: head.status,
+            close: head.close,
+        });
     }
     if &buf[head.head_len..] != target.body {
         return Err(Failure::Malformed);
@@ -822,6 +846,10 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
         );
     }
     println!(
+        "  answered 503 (shed): /plaintext {}, {cpu_path} {}",
+        stats.shed[0], stats.shed[1]
+    );
+    println!(
         "  errors {} (connect {}, timeout {}, io {}, status {}, malformed {}); \
          clients unfinished at exit {unfinished}",
         e.total(),
@@ -844,7 +872,8 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
          cpu_p99_us={x99} connect_p99_us={k99} errors={} connect_errors={} timeouts={} \
          io_errors={} bad_status={} malformed={} unfinished={unfinished} rate={} \
          sent_rps={sent_rps:.1} unsent={} lag_p50_us={l50} lag_p99_us={l99} lag_max_us={lmax} \
-         cheap_first_p99_us={f99} cheap_later_p99_us={n99}",
+         cheap_first_p99_us={f99} cheap_later_p99_us={n99} cheap_ok={} cpu_ok={} \
+         cheap_503={} cpu_503={}",
         stats.in_time,
         stats.connections,
         e.total(),
@@ -855,5 +884,9 @@ fn print_summary(args: &Args, stats: &Stats, unfinished: usize) {
         e.malformed,
         args.rate.unwrap_or(0.0),
         stats.unsent,
+        cheap.len(),
+        cpu.len(),
+        stats.shed[0],
+        stats.shed[1],
     );
 }

@@ -189,6 +189,7 @@ impl Placer {
             workers,
             max_active_requests: 0,
             default_cost: Duration::from_micros(50),
+            max_connections: usize::MAX,
         };
         Placer {
             placement: Placement::new(settings, routes, stats.clone()),

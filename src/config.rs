@@ -24,6 +24,8 @@ const DEFAULT_ORIGIN: &str = "embedded config/default.toml";
 const MAX_WORKERS: usize = 1024;
 /// Smallest coroutine stack we accept: the connection loop itself needs ~8 KiB.
 const MIN_STACK_BYTES: usize = 16 * 1024;
+/// The most `limits.max_connections` we accept (2^24): far past any descriptor limit.
+const MAX_CONNECTIONS: usize = 1 << 24;
 /// The longest any `*_ms` timeout or interval may be: 24 h. Longer is almost certainly a
 /// typo, and a deadline `Instant::now() + timeout` must stay representable (an overflow
 /// panics the thread computing it: a ward, a connection).
@@ -78,6 +80,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `[log]`: how much is logged.
     pub log: LogConfig,
+    /// `[runtime]`: the watchdog of stuck schedulers.
+    pub runtime: RuntimeConfig,
     /// `[demo]`: settings of the `corral` binary's built-in apps.
     pub demo: DemoConfig,
     /// Where each key's value came from, for error messages (`server.workers` → `--workers`).
@@ -192,6 +196,14 @@ pub struct Limits {
     /// One chunk-size line (with extensions) or one trailer line of a chunked body, bytes
     /// (default 4096). Over it: 400.
     pub max_chunk_line_bytes: usize,
+    /// Open connections, hibernated and queued ones included (default 0 = automatic: the
+    /// soft `RLIMIT_NOFILE` less a reserve of 1/16 of it, at least 64). Past it: a new
+    /// connection gets 503 with `Retry-After` at once and is closed. At most 16777216.
+    pub max_connections: usize,
+    /// Admission control (default 1000; 0 = off): a request of a costly route (expected to
+    /// occupy its scheduler for 100 µs or more) whose bytes waited longer than this behind
+    /// other work on its scheduler is answered 503 with `Retry-After` instead of running, ms.
+    pub max_queue_delay_ms: u64,
 }
 
 /// The `[timeouts]` table (the methods give each as a [`Duration`]).
@@ -277,6 +289,16 @@ impl LogLevel {
             LogLevel::Trace => log::LevelFilter::Trace,
         }
     }
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// A scheduler stuck this long in one handler without yielding is logged once at warn,
+    /// with the scheduler and the route, and counted in `corral_scheduler_stalls_total`, ms
+    /// (default 1000; 0 = no watchdog).
+    pub stall_warn_ms: u64,
 }
 
 /// The `[demo]` table: settings of the `corral` binary's built-in apps (`chat` uses the
@@ -523,6 +545,15 @@ impl Config {
                 format!("{} is more than {MAX_HEADERS_CAP}", self.limits.max_headers),
             ));
         }
+        if self.limits.max_connections > MAX_CONNECTIONS {
+            return Err(self.invalid(
+                "limits.max_connections",
+                format!(
+                    "{} is more than {MAX_CONNECTIONS}",
+                    self.limits.max_connections
+                ),
+            ));
+        }
         if self.limits.max_uri_bytes > self.limits.max_head_bytes {
             return Err(self.invalid(
                 "limits.max_uri_bytes",
@@ -533,9 +564,11 @@ impl Config {
     }
 
     /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
-    fn millisecond_keys(&self) -> [(&'static str, u64); 10] {
+    fn millisecond_keys(&self) -> [(&'static str, u64); 12] {
         let (t, demo) = (&self.timeouts, &self.demo);
         [
+            ("runtime.stall_warn_ms", self.runtime.stall_warn_ms),
+            ("limits.max_queue_delay_ms", self.limits.max_queue_delay_ms),
             ("server.drain_timeout_ms", self.server.drain_timeout_ms),
             ("server.drain_delay_ms", self.server.drain_delay_ms),
             (

@@ -14,8 +14,9 @@
 //! ```
 //!
 //! The layers, bottom up (docs/architecture.md): `http` (the protocol, pure), `router`,
-//! `config`, `stats`, `runtime` (may setup, going home, offload), `placement` (where a
-//! connection runs), `conn` (the connection process and its hibernation), `server` (wiring).
+//! `config`, `stats`, `runtime` (may setup, going home, offload, the watchdog), `placement`
+//! (where a connection runs), `conn` (the connection process and its hibernation), `server`
+//! (wiring).
 //! Only the items re-exported below are public.
 #![warn(missing_docs)]
 
@@ -39,7 +40,7 @@ pub mod __bench;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
-    LogFormat, LogLevel, PlacementConfig, Policy, ServerConfig, Timeouts,
+    LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};

@@ -30,6 +30,10 @@ struct SchedulerStats {
     running_since_ns: AtomicU64,
     /// The expected cost of that handler, ns.
     running_cost_ns: AtomicU64,
+    /// Its route's cost-table slot (for the watchdog's log line).
+    running_slot: AtomicU64,
+    /// Handlers the watchdog found stuck on this scheduler.
+    stalls: AtomicU64,
 }
 
 pub struct Stats {
@@ -44,6 +48,10 @@ pub struct Stats {
     /// Connections placed (by the acceptor), and those whose first request line it saw.
     placed: AtomicU64,
     placed_seen: AtomicU64,
+    /// New connections refused at `limits.max_connections` (rare: one shared counter).
+    connections_shed: AtomicU64,
+    /// Times the acceptor paused because accept ran out of descriptors (or memory).
+    accept_pauses: AtomicU64,
     /// Set once the server stops accepting: answers say `Connection: close` from then on.
     draining: AtomicBool,
 }
@@ -55,6 +63,17 @@ pub struct Running {
     pub elapsed_ns: u64,
     /// What it was expected to cost in all, ns.
     pub cost_ns: u64,
+}
+
+/// The handler record of a scheduler, as the watchdog sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunningRecord {
+    /// When the handler started, ns on the stats clock: the same value for the same run.
+    pub since_ns: u64,
+    /// How long it has run so far, ns.
+    pub elapsed_ns: u64,
+    /// Its route's cost-table slot.
+    pub slot: usize,
 }
 
 /// Decrements the scheduler's in-flight count when the request is done; knows the
@@ -112,6 +131,8 @@ impl Stats {
             epoch: Instant::now(),
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
+            connections_shed: AtomicU64::new(0),
+            accept_pauses: AtomicU64::new(0),
             draining: AtomicBool::new(false),
         }
     }
@@ -157,6 +178,26 @@ impl Stats {
         if route_seen {
             self.placed_seen.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The acceptor refused a connection: `limits.max_connections` were open.
+    pub fn record_connection_shed(&self) {
+        self.connections_shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections refused at `limits.max_connections` so far.
+    pub fn connections_shed(&self) -> u64 {
+        self.connections_shed.load(Ordering::Relaxed)
+    }
+
+    /// The acceptor paused: accept failed for want of descriptors or memory.
+    pub fn record_accept_pause(&self) {
+        self.accept_pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pauses of the acceptor for want of descriptors so far.
+    pub fn accept_pauses(&self) -> u64 {
+        self.accept_pauses.load(Ordering::Relaxed)
     }
 
     /// (connections the acceptor placed, of which with their first route seen).
@@ -224,10 +265,18 @@ impl Stats {
     /// Adds a request's expected cost to its scheduler's load until the guard drops, and
     /// notes that its handler starts running now. Called right before the handler.
     /// `started`: when the handler began (the caller's stopwatch reading, not a second one).
-    pub fn expect_load(&self, scheduler: usize, cost_ns: u64, started: Instant) -> LoadGuard<'_> {
+    /// `slot`: the route's cost-table slot.
+    pub fn expect_load(
+        &self,
+        scheduler: usize,
+        cost_ns: u64,
+        started: Instant,
+        slot: usize,
+    ) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
         s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
         s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
+        s.running_slot.store(slot as u64, Ordering::Relaxed);
         let since = started.saturating_duration_since(self.epoch).as_nanos() as u64;
         // 0 means "nothing running".
         s.running_since_ns.store(since.max(1), Ordering::Relaxed);
@@ -246,6 +295,33 @@ impl Stats {
             elapsed_ns: self.now_ns().saturating_sub(since),
             cost_ns: s.running_cost_ns.load(Ordering::Relaxed),
         })
+    }
+
+    /// The handler scheduler k is running now, with its route, if any (the watchdog's view;
+    /// the same racy estimate as `running`).
+    pub fn running_record(&self, scheduler: usize) -> Option<RunningRecord> {
+        let s = &self.schedulers[scheduler];
+        let since_ns = s.running_since_ns.load(Ordering::Relaxed);
+        if since_ns == 0 {
+            return None;
+        }
+        Some(RunningRecord {
+            since_ns,
+            elapsed_ns: self.now_ns().saturating_sub(since_ns),
+            slot: s.running_slot.load(Ordering::Relaxed) as usize,
+        })
+    }
+
+    /// The watchdog found a handler stuck on scheduler k.
+    pub fn record_stall(&self, scheduler: usize) {
+        self.schedulers[scheduler]
+            .stalls
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stuck handlers the watchdog found on scheduler k so far.
+    pub fn stalls(&self, scheduler: usize) -> u64 {
+        self.schedulers[scheduler].stalls.load(Ordering::Relaxed)
     }
 
     pub fn expected_ns(&self, scheduler: usize) -> u64 {
@@ -332,11 +408,14 @@ mod tests {
     fn the_running_handler_is_recorded_until_its_guard_drops() {
         let stats = Stats::new(1);
         assert_eq!(stats.running(0), None);
-        let guard = stats.expect_load(0, 2_000_000, Instant::now());
+        let guard = stats.expect_load(0, 2_000_000, Instant::now(), 3);
         let run = stats.running(0).expect("a handler runs");
         assert_eq!(run.cost_ns, 2_000_000);
         assert!(run.elapsed_ns < 1_000_000_000);
+        let record = stats.running_record(0).expect("a handler runs");
+        assert_eq!(record.slot, 3);
         drop(guard);
+        assert_eq!(stats.running_record(0), None);
         assert_eq!(stats.running(0), None);
         assert_eq!(stats.expected_ns(0), 0);
     }

@@ -1,5 +1,31 @@
 //! Routing and calling the handler: the one place a handler runs, under `catch_unwind`
-//! (a panic becomes a 500 and closes the connection, like Go's `recover`).
+//! (a panic becomes a 500 and closes the connection, like Go's `recover`); and admission
+//! control, which decides with the route known whether the handler runs at all.
+//!
+//! **Admission control** (`limits.max_queue_delay_ms`, SEDA's lesson: refuse work early
+//! rather than let every queue grow). On a cooperative scheduler, a request reaching its
+//! handler is at the head of its scheduler's queue: whatever ran before it has finished, and
+//! what is still waiting (requests buffered on the scheduler's other connections) waits for
+//! it. So the question at dispatch is not how long it *will* wait — nothing is ahead of it
+//! any more — but how long the queue it heads is: and that is how long it waited itself,
+//! from its last byte's arrival (the kernel's clock, `Transport::input_age`) to now, less
+//! any part of that its own connection spent on its previous requests (a request pipelined
+//! behind a slow one waited for its connection, not for the scheduler). That is CoDel's
+//! sojourn time, and the best estimate of the wait of a request arriving there now. It lags:
+//! under sustained overload, what queued behind the request while it waited is about the
+//! overload factor times its wait, so at twice capacity admitted requests wait up to about
+//! twice the limit (`benches/overload.sh`: p99 22 ms at a 10 ms limit).
+//! Placement's load figure cannot tell it: it counts in-flight requests and not-yet-read
+//! connections, and at dispatch nothing else is in flight on the scheduler, while the
+//! requests waiting on its other connections have not been read, so they count nowhere.
+//!
+//! Over the limit, the route-cost table decides: a request expected to occupy the scheduler
+//! for `SHED_MIN_COST` or more is answered 503 with `Retry-After` at once, which spares the
+//! queue its whole cost; a cheaper one runs, since its 503 would cost about as much as its
+//! answer and shorten nothing. So under overload the costly routes are shed and the cheap
+//! ones keep flowing. A flood of cheap requests alone is bounded by `limits.max_connections`
+//! instead. The check costs a comparison for cheap routes, and one `getsockopt` for costly
+//! ones; it allocates nothing and takes no lock.
 
 use std::any::Any;
 use std::io;
@@ -27,6 +53,15 @@ use crate::runtime::home;
 /// its whole run.
 const QUICK_HANDLER: Duration = Duration::from_micros(100);
 
+/// Only requests expected to occupy their scheduler this long are shed. A 503 costs what a
+/// trivial answer costs (encode and write: ~2.5 µs, see `QUICK_HANDLER`): past 100 µs,
+/// refusing saves over 97% of running; well below it, refusing saves nothing.
+const SHED_MIN_COST: Duration = Duration::from_micros(100);
+
+/// `Retry-After` of a shed request, seconds: the shortest the header can say; queues of this
+/// kind drain in well under a second once the excess stops.
+const RETRY_AFTER_S: &str = "1";
+
 /// What the handler produced, and what it cost its scheduler.
 pub(super) struct Dispatched {
     pub response: Response,
@@ -37,6 +72,8 @@ pub(super) struct Dispatched {
     pub occupancy: Duration,
     /// The handler waited (yielded): its route is no longer known to be quick.
     pub waited: bool,
+    /// Admission control answered instead of the handler: nothing to learn of its cost.
+    pub shed: bool,
 }
 
 /// What a request sees of its connection.
@@ -104,11 +141,15 @@ impl<S: Transport> Conn<'_, S> {
                         slot: costs.slot(None),
                         occupancy: Duration::ZERO,
                         waited: false,
+                        shed: false,
                     });
                 }
             },
         };
         let slot = costs.slot(route.map(|(id, _)| id));
+        if let Some(waited) = self.over_queue_limit(slot) {
+            return Ok(self.shed(route.map(|(id, _)| id), slot, waited));
+        }
         if !self.wbuf.is_empty() && !costs.known_quick(self.scheduler, slot, QUICK_HANDLER) {
             write_out(&mut self.stream, &mut self.wbuf)?;
         }
@@ -126,7 +167,8 @@ impl<S: Transport> Conn<'_, S> {
         let req = Request::new(buf, &self.head, params, body, context);
         let watch = Stopwatch::start();
         let expected_ns = costs.expected_ns(slot);
-        let _load = (self.shared.stats).expect_load(self.scheduler, expected_ns, watch.started());
+        let stats = &self.shared.stats;
+        let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
         let run = watch.stop();
         // A handler that slept or waited may have been resumed elsewhere: come back to k.
@@ -146,7 +188,48 @@ impl<S: Transport> Conn<'_, S> {
             slot,
             occupancy: run.unwrap_or_default(),
             waited: run.is_none(),
+            shed: false,
         })
+    }
+
+    /// How long this request waited past `limits.max_queue_delay_ms`, if it is to be shed
+    /// (module doc): its route is costly and it waited longer than that behind other work.
+    fn over_queue_limit(&self, slot: usize) -> Option<Duration> {
+        let limit_ms = self.cfg.limits.max_queue_delay_ms;
+        let costs = &self.shared.placement.costs;
+        if limit_ms == 0 || costs.expected_ns(slot) < SHED_MIN_COST.as_nanos() as u64 {
+            return None;
+        }
+        let arrived = self.stream.input_age()?;
+        let waited = match self.free_since {
+            Some(free) => arrived.min(free.elapsed()),
+            None => arrived,
+        };
+        (waited > Duration::from_millis(limit_ms)).then_some(waited)
+    }
+
+    /// The answer instead of the handler: 503 with `Retry-After`, counted for its route.
+    /// The connection stays open: its request was read whole, and reconnecting would cost
+    /// the overloaded server more than the next request on it.
+    fn shed(&self, route: Option<RouteId>, slot: usize, waited: Duration) -> Dispatched {
+        let shared = self.shared;
+        shared.placement.costs.count_shed(self.scheduler, slot);
+        log::debug!(
+            "shed {} on scheduler {}: it waited {} ms; `limits.max_queue_delay_ms` is {}",
+            RouteName(&shared.router, route),
+            self.scheduler,
+            waited.as_millis(),
+            self.cfg.limits.max_queue_delay_ms
+        );
+        Dispatched {
+            response: Response::error(Status::SERVICE_UNAVAILABLE)
+                .with_header("Retry-After", RETRY_AFTER_S),
+            route,
+            slot,
+            occupancy: Duration::ZERO,
+            waited: false,
+            shed: true,
+        }
     }
 }
 

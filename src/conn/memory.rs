@@ -72,6 +72,8 @@ pub(crate) struct Memory<O: Observe = ()> {
     next: usize,
     at: usize,
     observer: O,
+    /// What `Transport::input_age` reports (admission control's view of the wait).
+    pub input_age: Option<Duration>,
 }
 
 impl<O: Observe> Memory<O> {
@@ -91,6 +93,7 @@ impl<O: Observe> Memory<O> {
             next: 0,
             at: 0,
             observer,
+            input_age: None,
         }
     }
 
@@ -171,6 +174,10 @@ impl<O: Observe> Transport for Memory<O> {
         None
     }
 
+    fn input_age(&self) -> Option<Duration> {
+        self.input_age
+    }
+
     fn into_fd(self) -> Result<OwnedFd, Self> {
         Err(self)
     }
@@ -181,7 +188,7 @@ impl<O: Observe> Transport for Memory<O> {
 pub(crate) fn shared_for(router: Router) -> io::Result<Arc<Shared>> {
     let mut config = Config::embedded();
     config.timeouts.hibernate_after_ms = 0;
-    Shared::new(&config, router, 1).map(Arc::new)
+    Shared::new(&config, router, 1, usize::MAX).map(Arc::new)
 }
 
 /// Serves one connection over `memory` on scheduler 0, on the calling thread, until the

@@ -6,7 +6,8 @@
 //! - `idle.rs`: between requests, and the hand-over of the socket to a ward.
 //! - `read_buf.rs` (bytes read, not yet consumed), `body.rs` (Content-Length and chunked
 //!   bodies, `100-continue`), `dispatch.rs` (route, call the handler under `catch_unwind`),
-//!   `write.rs` (encode, stream, reject with a lingering close).
+//!   `write.rs` (encode, stream, reject with a lingering close), `refuse.rs` (503 and
+//!   `Retry-After` for what the server has no room for).
 //! - `transport.rs`: what the loop needs of a socket. The loop is generic over it, like
 //!   hyper's `Conn<I>`, so unit tests (`tests.rs`) and the micro-benchmarks drive it over
 //!   in-memory byte streams (`memory.rs`, compiled for tests and `bench-internals` only).
@@ -25,6 +26,7 @@ pub(crate) mod live;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod memory;
 mod read_buf;
+mod refuse;
 pub(crate) mod reject;
 pub(crate) mod resume;
 mod serve;
@@ -66,13 +68,21 @@ pub(crate) struct Shared {
 impl Shared {
     /// The state of a server with `workers` schedulers serving `router` under `config`:
     /// counters, placement, live limits and one ward per scheduler (not started yet).
-    pub fn new(config: &Config, router: Router, workers: usize) -> io::Result<Shared> {
+    /// `max_connections`: the open connections past which the acceptor refuses (the
+    /// server derives it from `limits.max_connections` and the descriptor limit).
+    pub fn new(
+        config: &Config,
+        router: Router,
+        workers: usize,
+        max_connections: usize,
+    ) -> io::Result<Shared> {
         let stats = Arc::new(Stats::new(workers));
         let settings = placement::Settings {
             policy: config.placement.policy,
             workers,
             max_active_requests: config.placement.max_active_requests,
             default_cost: Duration::from_micros(config.placement.default_cost_us),
+            max_connections,
         };
         let routes = router.routes().len();
         Ok(Shared {

@@ -1,6 +1,8 @@
 //! How a connection's coroutine begins and ends: fresh from the acceptor, or taking back a
 //! connection a ward held (with bytes already read, or an answer it could not finish).
 
+use std::time::Instant;
+
 use crate::http::response::StreamFn;
 
 /// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
@@ -13,6 +15,9 @@ pub(crate) struct Resume {
     pub(super) leftover: Vec<u8>,
     /// The rest of an answer the ward could not finish writing.
     pub(super) first: Option<First>,
+    /// When the connection was done with its own work (`Conn::free_since`): set when the
+    /// ward hands back pipelined input, which waited for the answer before it.
+    pub(super) free_since: Option<Instant>,
 }
 
 impl Resume {
@@ -32,6 +37,7 @@ impl Resume {
     pub(crate) fn pipelined(served: u64, leftover: Vec<u8>) -> Resume {
         Resume {
             leftover,
+            free_since: Some(Instant::now()),
             ..Resume::idle(served)
         }
     }

@@ -123,6 +123,10 @@ pub(super) struct Conn<'s, S: Transport> {
     pub(super) ordinal: u64,
     /// Placed but no request parsed yet (counted against the admission cap).
     fresh: bool,
+    /// Since when the connection has had nothing of its own to do (its previous request
+    /// done, or its ward handing it back): input waiting from before then waited for the
+    /// connection, not for the scheduler. `None`: since its input arrived (admission control).
+    pub(super) free_since: Option<Instant>,
     first: Option<First>,
 }
 
@@ -189,6 +193,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             ordinal: 0,
             // A resumed connection was counted as started long ago.
             fresh: resume.served == 0,
+            free_since: resume.free_since,
             first: resume.first,
         }
     }
@@ -385,10 +390,20 @@ impl<'s, S: Transport> Conn<'s, S> {
             },
         };
         let costs = &self.shared.placement.costs;
-        costs.record(self.scheduler, done.slot, done.occupancy, started.elapsed());
+        // One clock read for the latency and for when the connection is free again.
+        let finished = Instant::now();
+        if !done.shed {
+            costs.record(
+                self.scheduler,
+                done.slot,
+                done.occupancy,
+                finished - started,
+            );
+        }
         if done.waited {
             costs.note_waited(self.scheduler, done.slot);
         }
+        self.free_since = Some(finished);
         self.rbuf.consume(self.head.len + body_in_buf);
         after
     }

@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::Shared;
+use super::refuse::refuse_connection;
 use super::resume::{Ending, Resume};
 use super::serve::serve;
 use crate::placement::Start;
@@ -16,6 +17,10 @@ use crate::placement::Start;
 impl Start for Arc<Shared> {
     fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()> {
         spawn(self, fd, k, Resume::fresh())
+    }
+
+    fn refuse(&self, socket: std::net::TcpStream) {
+        refuse_connection(socket);
     }
 }
 

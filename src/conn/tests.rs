@@ -107,13 +107,20 @@ fn shared() -> Arc<Shared> {
 
 /// Serves one connection that sends `chunks`; returns what was written, per write call.
 fn run(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<String> {
+    run_aged(shared, chunks, None)
+}
+
+/// `run`, where the input waited `input_age` in the kernel before the loop read it.
+fn run_aged(shared: &Arc<Shared>, chunks: &[&[u8]], input_age: Option<Duration>) -> Vec<String> {
     EVENTS.with(|e| e.borrow_mut().clear());
     LARGEST_READ.with(|l| l.set(0));
     let writes = Rc::new(RefCell::new(Vec::new()));
     let recorder = Recorder {
         writes: writes.clone(),
     };
-    let ending = serve_memory(shared, Memory::new(chunks, recorder));
+    let mut memory = Memory::new(chunks, recorder);
+    memory.input_age = input_age;
+    let ending = serve_memory(shared, memory);
     assert_eq!(ending, Ending::Closed);
     let writes = writes.borrow();
     writes
@@ -415,4 +422,61 @@ fn bodiless_statuses_get_no_framing_headers() {
         let head = out.split("\r\n\r\n").next().unwrap();
         assert!(!head.contains("Content-Length") && !head.contains("Transfer-Encoding"));
     }
+}
+
+const GET_CPU: &[u8] = b"GET /cpu HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// `shared()` after one `/cpu` (1 ms), merged: the cost table knows it is costly.
+fn shared_knowing_cpu_is_costly() -> Arc<Shared> {
+    let shared = shared();
+    run(&shared, &[GET_CPU]);
+    shared.placement.costs.merge(&mut Vec::new());
+    shared
+}
+
+fn cpu_figures(shared: &Shared) -> crate::placement::cost::RouteFigures {
+    let costs = &shared.placement.costs;
+    let (id, _) = (0..shared.router.routes().len())
+        .map(|i| crate::router::RouteId(i as u32))
+        .map(|id| (id, shared.router.routes().pattern(id)))
+        .find(|(_, pattern)| *pattern == "/cpu")
+        .unwrap();
+    costs.figures(costs.slot(Some(id)))
+}
+
+#[test]
+fn a_costly_request_that_waited_past_the_queue_limit_is_shed_and_a_cheap_one_runs() {
+    let shared = shared_knowing_cpu_is_costly();
+    let limit = Duration::from_millis(shared.live.snapshot().limits.max_queue_delay_ms);
+    let batch = [GET_CPU, GET_HI, GET_HI].concat();
+    // The batch's bytes waited past the limit: the costly request goes first and is shed;
+    // the cheap ones behind it run, and the connection stays open for them.
+    let out = run_aged(&shared, &[&batch], Some(limit * 2)).concat();
+    assert_eq!(
+        statuses(&out),
+        ["HTTP/1.1 503 Service Unavailable", OK, OK],
+        "{out}"
+    );
+    assert!(out.contains("Retry-After: 1\r\n"), "{out}");
+    assert!(!EVENTS.with(|e| e.borrow().contains(&Event::Handler("cpu"))));
+    let figures = cpu_figures(&shared);
+    assert_eq!((figures.shed, figures.requests), (1, 1), "shed, not run");
+    assert_eq!(figures.by_class[4], 1, "the 503 counts as a 5xx answer");
+}
+
+#[test]
+fn a_costly_request_runs_when_it_waited_under_the_limit_or_only_for_its_own_connection() {
+    let shared = shared_knowing_cpu_is_costly();
+    let limit = Duration::from_millis(shared.live.snapshot().limits.max_queue_delay_ms);
+    let out = run_aged(&shared, &[GET_CPU], Some(limit / 2)).concat();
+    assert_eq!(statuses(&out), [OK], "under the limit: {out}");
+    // Pipelined behind a request of its own connection, it waited for that one, not for
+    // the scheduler, however old the bytes.
+    let batch = [GET_HI, GET_CPU].concat();
+    let out = run_aged(&shared, &[&batch], Some(limit * 2)).concat();
+    assert_eq!(statuses(&out), [OK, OK], "behind its own connection: {out}");
+    // A cheap route is never shed: its 503 would cost what its answer does.
+    let out = run_aged(&shared, &[GET_HI], Some(limit * 2)).concat();
+    assert_eq!(statuses(&out), [OK], "cheap: {out}");
+    assert_eq!(cpu_figures(&shared).shed, 0);
 }

@@ -23,6 +23,9 @@ pub(crate) trait Transport: Read + Write + Sized {
     /// (a pipelined request) do not count as closed.
     fn peer_closed(&self) -> bool;
     fn peer_addr(&self) -> Option<SocketAddr>;
+    /// How long ago the last input arrived, by the kernel's clock (`None`: unknown). Read
+    /// at dispatch, it is how long the request waited to be served (admission control).
+    fn input_age(&self) -> Option<Duration>;
     /// Gives up the descriptor (to a ward), or the stream itself back if it has none.
     fn into_fd(self) -> Result<OwnedFd, Self>;
 }
@@ -54,6 +57,10 @@ impl Transport for may::net::TcpStream {
         may::net::TcpStream::peer_addr(self).ok()
     }
 
+    fn input_age(&self) -> Option<Duration> {
+        input_age(self.inner().as_fd())
+    }
+
     fn into_fd(self) -> Result<OwnedFd, Self> {
         // Dropping may's stream deregisters it from may's epoll; the descriptor stays open.
         // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
@@ -71,6 +78,33 @@ pub(crate) fn peer_closed(socket: BorrowedFd<'_>) -> bool {
         Ok(_) => false,
         Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
     }
+}
+
+/// How long ago `socket` last received data: `tcpi_last_data_recv` of `TCP_INFO`, which the
+/// kernel keeps in jiffies (so to one tick: 4 ms at HZ=250). One syscall, no allocation;
+/// the kernel takes only this socket's own lock.
+pub(crate) fn input_age(socket: BorrowedFd<'_>) -> Option<Duration> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, for which all zeroes is a valid value.
+    #[allow(unsafe_code)]
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `info`, which outlives the call, and
+    // `len` is `info`'s size.
+    #[allow(unsafe_code)]
+    let got = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // A kernel older than the field would leave it out of a shorter answer.
+    let field_end = std::mem::offset_of!(libc::tcp_info, tcpi_last_data_recv) + 4;
+    (got == 0 && len as usize >= field_end)
+        .then(|| Duration::from_millis(u64::from(info.tcpi_last_data_recv)))
 }
 
 /// may keeps timeouts in whole milliseconds and treats 0 as "none": a sub-millisecond

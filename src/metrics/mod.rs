@@ -34,7 +34,8 @@ pub fn render_metrics(req: &Request) -> Option<String> {
 fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(4096);
     schedulers(&mut out, shared);
-    routes(&mut out, shared);
+    let figures = route_figures(shared);
+    routes(&mut out, &figures);
     family(
         &mut out,
         "corral_supervisor_restarts_total",
@@ -72,6 +73,7 @@ fn render(shared: &Shared) -> String {
             reason.label()
         );
     }
+    shed(&mut out, shared, &figures);
     family(
         &mut out,
         "corral_handler_panics_total",
@@ -101,13 +103,61 @@ fn render(shared: &Shared) -> String {
     out
 }
 
+/// Work refused for want of room, each answered 503 with `Retry-After`, and the limit.
+fn shed(out: &mut String, shared: &Shared, figures: &[(String, RouteFigures)]) {
+    family(
+        out,
+        "corral_shed_total",
+        "counter",
+        "Work refused with 503 and Retry-After: new connections past limits.max_connections \
+         (reason=\"max_connections\"), requests of costly routes that waited past \
+         limits.max_queue_delay_ms (reason=\"queue_delay\", by route).",
+    );
+    let _ = writeln!(
+        out,
+        "corral_shed_total{{reason=\"max_connections\"}} {}",
+        shared.stats.connections_shed()
+    );
+    for (labels, f) in figures {
+        let _ = writeln!(
+            out,
+            "corral_shed_total{{reason=\"queue_delay\",{labels}}} {}",
+            f.shed
+        );
+    }
+    family(
+        out,
+        "corral_connections_limit",
+        "gauge",
+        "Open connections past which new ones get 503 (limits.max_connections as resolved at \
+         start; 0: no limit).",
+    );
+    let max = match shared.placement.max_connections() {
+        usize::MAX => 0,
+        n => n,
+    };
+    let _ = writeln!(out, "corral_connections_limit {max}");
+    family(
+        out,
+        "corral_accept_pauses_total",
+        "counter",
+        "Pauses of the acceptor (50 ms each) because accept ran out of descriptors or memory \
+         (EMFILE, ENFILE, ENOBUFS, ENOMEM); meanwhile new connections wait in the backlog.",
+    );
+    let _ = writeln!(
+        out,
+        "corral_accept_pauses_total {}",
+        shared.stats.accept_pauses()
+    );
+}
+
 /// (name, type, help, value of scheduler k).
 type SchedulerMetric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(usize) -> f64);
 
 fn schedulers(out: &mut String, shared: &Shared) {
     let stats = &shared.stats;
     let wards = &shared.wards;
-    let per_scheduler: [SchedulerMetric; 10] = [
+    let per_scheduler: [SchedulerMetric; 11] = [
         (
             "corral_scheduler_connections",
             "gauge",
@@ -157,6 +207,12 @@ fn schedulers(out: &mut String, shared: &Shared) {
             &|k| stats.requests(k) as f64,
         ),
         (
+            "corral_scheduler_stalls_total",
+            "counter",
+            "Handlers that ran longer than runtime.stall_warn_ms without yielding (the watchdog).",
+            &|k| stats.stalls(k) as f64,
+        ),
+        (
             "corral_scheduler_hibernating_idle",
             "gauge",
             "Idle keep-alive connections hibernating in the scheduler's ward (no coroutine).",
@@ -177,7 +233,8 @@ fn schedulers(out: &mut String, shared: &Shared) {
     }
 }
 
-fn routes(out: &mut String, shared: &Shared) {
+/// Each slot of the cost table with its labels (`method="GET",route="/cpu"`).
+fn route_figures(shared: &Shared) -> Vec<(String, RouteFigures)> {
     let table = shared.router.routes();
     let labels = |slot: usize| -> String {
         if slot < table.len() {
@@ -191,16 +248,19 @@ fn routes(out: &mut String, shared: &Shared) {
             "method=\"*\",route=\"(unmatched)\"".to_string()
         }
     };
-    let figures: Vec<_> = (0..shared.placement.costs.slots())
+    (0..shared.placement.costs.slots())
         .map(|slot| (labels(slot), shared.placement.costs.figures(slot)))
-        .collect();
+        .collect()
+}
+
+fn routes(out: &mut String, figures: &[(String, RouteFigures)]) {
     family(
         out,
         "corral_route_requests_total",
         "counter",
-        "Requests per route.",
+        "Requests per route whose handler ran (shed ones count in corral_shed_total).",
     );
-    for (labels, f) in &figures {
+    for (labels, f) in figures {
         let _ = writeln!(
             out,
             "corral_route_requests_total{{{labels}}} {}",
@@ -213,7 +273,7 @@ fn routes(out: &mut String, shared: &Shared) {
         "counter",
         "Answers per route by status class (code=\"2xx\" …).",
     );
-    for (labels, f) in &figures {
+    for (labels, f) in figures {
         for (class, n) in f.by_class.iter().enumerate() {
             let code = class + 1;
             let _ = writeln!(
@@ -228,7 +288,7 @@ fn routes(out: &mut String, shared: &Shared) {
         "gauge",
         "Expected scheduler occupancy of one request (merged EWMA; the default until sampled).",
     );
-    for (labels, f) in &figures {
+    for (labels, f) in figures {
         let _ = writeln!(
             out,
             "corral_route_cost_seconds{{{labels}}} {}",
@@ -241,7 +301,7 @@ fn routes(out: &mut String, shared: &Shared) {
         "histogram",
         "Time from a request's head to its answer being queued, per route (power-of-two buckets).",
     );
-    for (labels, f) in &figures {
+    for (labels, f) in figures {
         latency_histogram(out, labels, f);
     }
 }

@@ -94,6 +94,8 @@ struct Slot {
     latency_sum_ns: AtomicU64,
     /// Answers by status class: 1xx … 5xx.
     classes: [AtomicU64; STATUS_CLASSES],
+    /// Requests shed by admission control (answered 503 without running).
+    shed: AtomicU64,
 }
 
 /// One scheduler's figures, a slot per route plus one for unmatched requests.
@@ -117,6 +119,8 @@ pub struct RouteFigures {
     pub latency_sum_ns: u64,
     /// Answers by status class: `by_class[0]` is 1xx, … `by_class[4]` is 5xx.
     pub by_class: [u64; STATUS_CLASSES],
+    /// Requests shed by admission control (not in `requests`, which ran their handler).
+    pub shed: u64,
 }
 
 pub struct CostTable {
@@ -222,6 +226,14 @@ impl CostTable {
         }
     }
 
+    /// Counts a request of `slot` shed on scheduler `k` (it ran no handler: nothing is
+    /// recorded of its cost or latency, so shedding never makes a route look cheap).
+    pub fn count_shed(&self, k: usize, slot: usize) {
+        self.shards[k].slots[slot]
+            .shed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Merges the shards into the published table. `seen[k * slots + r]` holds the counts
     /// of the previous merge: each shard's EWMA weighs by how many requests it saw since.
     pub fn merge(&self, seen: &mut Vec<u64>) {
@@ -277,10 +289,11 @@ impl CostTable {
     pub fn figures(&self, slot: usize) -> RouteFigures {
         let mut buckets = [0u64; LATENCY_BUCKETS];
         let mut by_class = [0u64; STATUS_CLASSES];
-        let (mut requests, mut sum_ns) = (0, 0u64);
+        let (mut requests, mut sum_ns, mut shed) = (0, 0u64, 0);
         for shard in self.shards.iter() {
             let s = &shard.slots[slot];
             requests += s.count.load(Ordering::Relaxed);
+            shed += s.shed.load(Ordering::Relaxed);
             for (total, c) in by_class.iter_mut().zip(&s.classes) {
                 *total += c.load(Ordering::Relaxed);
             }
@@ -295,6 +308,7 @@ impl CostTable {
             latency_buckets: buckets,
             latency_sum_ns: sum_ns,
             by_class,
+            shed,
         }
     }
 }

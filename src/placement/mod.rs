@@ -1,7 +1,9 @@
 //! Where a connection runs (Pauley 2019 §2.3 on may). One connection, start to end:
 //!
 //! 1. **Accept** (`accept.rs`): the acceptor, a plain OS thread so that a scheduler stuck in
-//!    a CPU-heavy handler never delays accepting, takes a socket from the listener.
+//!    a CPU-heavy handler never delays accepting, takes a socket from the listener. At
+//!    `limits.max_connections` open connections it goes no further: the connection layer
+//!    answers 503 and closes ([`Start::refuse`]).
 //! 2. **Choose** (`policy.rs`): a pure function of per-scheduler load snapshots picks k. Under
 //!    `cost`, load = Σ expected cost of in-flight requests + (queued + not-yet-read
 //!    connections) × the mean cost of the request mix: a connection's first route is
@@ -52,6 +54,10 @@ pub(crate) trait Start: Send + Sync {
     /// `fd` is already on a descriptor ≡ k (mod workers) and counted on k; on error the
     /// implementation has closed it.
     fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()>;
+
+    /// Refuses a connection the server has no room for (503, then close). Runs on the
+    /// acceptor thread, so it must never wait.
+    fn refuse(&self, socket: TcpStream);
 }
 
 /// What placement is configured with (from the `[placement]` config section).
@@ -62,6 +68,8 @@ pub(crate) struct Settings {
     /// In-flight requests per scheduler before new connections queue (0: no cap).
     pub max_active_requests: usize,
     pub default_cost: Duration,
+    /// Open connections past which new ones are refused (`usize::MAX`: no limit).
+    pub max_connections: usize,
 }
 
 /// The placement of one server: its cost table, admission queues and the load figure.
@@ -72,6 +80,7 @@ pub(crate) struct Placement {
     stats: Arc<Stats>,
     queues: Queues,
     workers: usize,
+    max_connections: usize,
     /// Acceptor threads alive (a retiring one may overlap its successor briefly).
     acceptors: AtomicUsize,
 }
@@ -85,6 +94,7 @@ impl Placement {
             stats,
             queues: Queues::new(settings.workers, settings.max_active_requests),
             workers: settings.workers,
+            max_connections: settings.max_connections,
             acceptors: AtomicUsize::new(0),
         }
     }
@@ -124,6 +134,18 @@ impl Placement {
             running: stats.running(k),
             utilisation: self.costs.utilisation(k),
         })
+    }
+
+    /// Open connections, on every scheduler: started (hibernated ones included) and queued.
+    pub fn open_connections(&self) -> usize {
+        (0..self.workers)
+            .map(|k| self.stats.connections(k) + self.stats.queued(k))
+            .sum()
+    }
+
+    /// Past `limits.max_connections` open connections, new ones are refused.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// Acceptor threads still running.

@@ -1,7 +1,52 @@
-//! Moving a socket onto a descriptor number with a chosen residue modulo the worker count.
+//! Moving a socket onto a descriptor number with a chosen residue modulo the worker count,
+//! and how many connections the descriptor limit leaves room for.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Descriptors an automatic `limits.max_connections` keeps back from connections, as a share
+/// of the limit: the server's own (listener, std streams, and per scheduler a may epoll, a
+/// ward's epoll and bell, a doorkeeper's eventfd: 4 + 4 per worker), the transient one of a
+/// residue move, files handlers open, and the one the acceptor needs to take a connection
+/// it then refuses with 503. A 16th of the limit...
+const RESERVE_DIVISOR: u64 = 16;
+/// ...and never fewer than this (64 leaves room for the server's own on 14 workers).
+const MIN_RESERVE: u64 = 64;
+
+/// How many connections a server may hold (`limits.max_connections` resolved at start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    /// Past this many open connections, new ones are refused (`usize::MAX`: no limit).
+    pub max: usize,
+    /// What the descriptor limit leaves for connections (`None`: it is unlimited).
+    pub room: Option<usize>,
+}
+
+impl ConnectionLimit {
+    /// `configured` (0 = automatic) against a soft descriptor limit (`None` = unlimited).
+    pub fn new(configured: usize, descriptors: Option<u64>) -> ConnectionLimit {
+        let room = descriptors.map(|limit| {
+            let reserve = (limit / RESERVE_DIVISOR).max(MIN_RESERVE);
+            usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+        });
+        let max = match configured {
+            0 => room.unwrap_or(usize::MAX).max(1),
+            n => n,
+        };
+        ConnectionLimit { max, room }
+    }
+
+    /// Whether descriptors run out before the limit is reached (a configured limit above
+    /// `room`): then EMFILE, not a 503, meets the connections past `room`.
+    pub fn above_room(&self) -> bool {
+        self.room.is_some_and(|room| self.max > room)
+    }
+}
+
+/// This process's soft limit on open descriptors (`None`: unlimited).
+pub fn descriptor_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
 
 /// Returns a descriptor for the same socket whose number is ≡ `k` (mod `n`), closing the
 /// original if it had to be duplicated. On failure (out of descriptors) the original comes
@@ -43,6 +88,23 @@ fn residue(fd: &OwnedFd, n: usize) -> usize {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn an_automatic_connection_limit_keeps_a_reserve_of_descriptors() {
+        let auto = |limit| ConnectionLimit::new(0, Some(limit)).max;
+        assert_eq!(auto(20_000), 20_000 - 1250);
+        assert_eq!(auto(1024), 1024 - 64);
+        assert_eq!(auto(256), 256 - 64);
+        assert_eq!(auto(10), 1, "a tiny limit still admits one");
+        assert_eq!(ConnectionLimit::new(0, None).max, usize::MAX);
+        let set = ConnectionLimit::new(100, Some(1024));
+        assert_eq!(
+            (set.max, set.room, set.above_room()),
+            (100, Some(960), false)
+        );
+        assert!(ConnectionLimit::new(5000, Some(1024)).above_room());
+        assert!(!ConnectionLimit::new(5000, None).above_room());
+    }
 
     #[test]
     fn every_residue_is_reached_and_the_socket_is_the_same() {

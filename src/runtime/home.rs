@@ -18,12 +18,15 @@
 //! left on its `Desk` in `Home`, and its successor takes over both, first letting in whoever
 //! is waiting. Each server's supervision tree has a stand-in per doorkeeper
 //! (`runtime::vigil`) that starts the successor.
+//!
+//! The doorkeeper also answers the watchdog: each time it wakes it counts a beat, so a ring
+//! (`ping`) that brings no beat means scheduler k is not getting round to its coroutines.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -58,6 +61,8 @@ struct Home {
     /// The doorkeeper's state while it runs; left here for its successor when it dies.
     desk: Mutex<Option<Desk>>,
     vigil: Arc<Vigil>,
+    /// Times the doorkeeper woke (for the watchdog).
+    beats: AtomicU64,
     /// Test hook: the doorkeeper panics this many times, once per ring.
     #[cfg(test)]
     faults: std::sync::atomic::AtomicU32,
@@ -101,6 +106,7 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
                 waiting: Vec::new(),
             })),
             vigil: Arc::default(),
+            beats: AtomicU64::new(0),
             #[cfg(test)]
             faults: std::sync::atomic::AtomicU32::new(0),
         });
@@ -185,6 +191,7 @@ fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
         if let Err(err) = desk.door.read_exact(&mut count) {
             return err;
         }
+        home.beats.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -241,6 +248,21 @@ pub(crate) fn doorkeeper_running(k: usize) -> bool {
         .get()
         .and_then(|homes| homes.get(k))
         .is_some_and(|home| home.vigil.is_alive())
+}
+
+/// How many times scheduler k's doorkeeper has woken (`None`: there is none).
+pub fn beats(k: usize) -> Option<u64> {
+    let homes = HOMES.get()?;
+    Some(homes.get(k)?.beats.load(Ordering::Acquire))
+}
+
+/// Rings scheduler k's doorkeeper, which counts a beat as soon as k runs it: a scheduler
+/// that is free to run its coroutines does within microseconds. Returns whether it rang.
+pub fn ping(k: usize) -> bool {
+    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+        return false;
+    };
+    (&home.bell).write_all(&1u64.to_ne_bytes()).is_ok()
 }
 
 /// Makes sure the calling coroutine runs on scheduler `k` from here on.

@@ -24,6 +24,7 @@ pub mod offload;
 mod probe;
 pub(crate) mod signals;
 pub(crate) mod vigil;
+pub(crate) mod watchdog;
 
 use std::sync::OnceLock;
 use std::time::Instant;

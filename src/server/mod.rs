@@ -19,7 +19,9 @@ use crate::conn::transport::deadline_in;
 use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
 use crate::placement::supervisor;
 use crate::router::{RouteError, Router};
+use crate::runtime::fd::ConnectionLimit;
 use crate::runtime::signals::{self, Signals, Wakeup};
+use crate::runtime::watchdog::{self, RouteNamer, Watchdog};
 use crate::runtime::{self, RuntimeError, RuntimeSettings, home};
 use crate::stats::Stats;
 
@@ -55,6 +57,9 @@ pub enum ServerError {
     /// The per-scheduler wards, where hibernated connections wait, could not be set up.
     #[error("cannot start the hibernation wards: {0}")]
     Wards(std::io::Error),
+    /// The watchdog thread (`runtime.stall_warn_ms`) could not be started.
+    #[error("cannot start the watchdog thread: {0}")]
+    Watchdog(std::io::Error),
     /// [`Server::run`] could not install its SIGTERM/SIGINT/SIGHUP/SIGUSR2 handlers.
     #[error("cannot install the SIGTERM/SIGINT/SIGHUP/SIGUSR2 handlers: {0}")]
     Signals(std::io::Error),
@@ -119,6 +124,12 @@ impl ServerStats<'_> {
         self.0.steals(k)
     }
 
+    /// Handlers the watchdog found stuck on scheduler `k` (running longer than
+    /// `runtime.stall_warn_ms` without yielding).
+    pub fn stalls(&self, k: usize) -> u64 {
+        self.0.stalls(k)
+    }
+
     /// How long the handler running on scheduler `k` has run, if one is running.
     pub fn running(&self, k: usize) -> Option<Duration> {
         self.0
@@ -139,6 +150,8 @@ pub struct Server {
     /// The listening socket, for a SIGUSR2 handoff; let go when the server stops accepting
     /// (the acceptor holds it until then).
     listener: Mutex<Option<Arc<TcpListener>>>,
+    /// Watches the schedulers for stuck handlers; stopped with the server.
+    watchdog: Option<Watchdog>,
 }
 
 impl Server {
@@ -248,7 +261,11 @@ impl Server {
             warn_unless_queues_migrate();
         }
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
-        let shared = Arc::new(Shared::new(&config, router, workers).map_err(ServerError::Wards)?);
+        let connections = connection_limit(config.limits.max_connections);
+        let stall_warn = Duration::from_millis(config.runtime.stall_warn_ms);
+        let shared = Arc::new(
+            Shared::new(&config, router, workers, connections.max).map_err(ServerError::Wards)?,
+        );
         let acceptance = Acceptance {
             placement: shared.placement.clone(),
             router: shared.router.clone(),
@@ -268,14 +285,23 @@ impl Server {
         if let Some(pipe) = inherited.ready {
             handoff::announce_ready(pipe);
         }
-        Ok(Server {
+        let mut server = Server {
             shared,
             local_addr,
             stopped: false,
             failure,
             running: Mutex::new(config),
             listener: Mutex::new(Some(listener)),
-        })
+            watchdog: None,
+        };
+        if !stall_warn.is_zero() {
+            let (stats, router) = (server.shared.stats.clone(), server.shared.router.clone());
+            // On failure, dropping `server` stops what started.
+            let watchdog = watchdog::start(stall_warn, stats, route_namer(router))
+                .map_err(ServerError::Watchdog)?;
+            server.watchdog = Some(watchdog);
+        }
+        Ok(server)
     }
 
     /// Why the server stopped serving on its own, if it did: a part of it died and could not
@@ -405,6 +431,7 @@ impl Server {
         self.shared
             .wards
             .stop(&self.shared.router, &self.shared.stats);
+        self.watchdog.take();
     }
 }
 
@@ -412,6 +439,35 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_accepting();
     }
+}
+
+/// How the watchdog's log line names the route of a cost-table slot.
+fn route_namer(router: Arc<Router>) -> RouteNamer {
+    Box::new(move |slot| {
+        let routes = router.routes();
+        match slot < routes.len() {
+            true => {
+                let id = crate::router::RouteId(slot as u32);
+                format!("{} {}", routes.method(id), routes.pattern(id))
+            }
+            false => "the fallback handler".to_string(),
+        }
+    })
+}
+
+/// `limits.max_connections` against this process's descriptor limit, with a warning when
+/// the descriptors would run out first.
+fn connection_limit(configured: usize) -> ConnectionLimit {
+    let limit = ConnectionLimit::new(configured, runtime::fd::descriptor_limit());
+    if let (true, Some(room)) = (limit.above_room(), limit.room) {
+        log::warn!(
+            "limits.max_connections = {configured} is more than the descriptor limit \
+             (RLIMIT_NOFILE) leaves for connections ({room}): past {room}, new connections \
+             wait in the listen backlog for a descriptor instead of getting a 503; raise \
+             `ulimit -n` or set limits.max_connections = 0 (automatic)"
+        );
+    }
+    limit
 }
 
 /// Turns the tree's death, unless the server asked for it (draining), into `failure` and a

@@ -366,15 +366,18 @@ impl Client {
     }
 }
 
-/// Error log lines of the whole process, from the moment `ErrorLog::install` is first called
-/// (the logger is process-wide: tests look for lines naming their own routes).
+/// Error log lines of the whole process (or warnings and errors, with `install_at`), from
+/// the moment `ErrorLog` is first installed (the logger is process-wide: tests look for lines
+/// naming their own routes).
 pub struct ErrorLog;
 
 static ERROR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// The least severe level kept, as `log::Level as usize` (1 = error, 2 = warn).
+static KEPT_LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 impl log::Log for ErrorLog {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Error
+        metadata.level() as usize <= KEPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -390,9 +393,15 @@ impl log::Log for ErrorLog {
 
 impl ErrorLog {
     pub fn install() {
+        Self::install_at(log::Level::Error);
+    }
+
+    /// Keeps lines at `level` and more severe (one level per test process: the first wins).
+    pub fn install_at(level: log::Level) {
         static LOGGER: ErrorLog = ErrorLog;
         if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(log::LevelFilter::Error);
+            KEPT_LEVEL.store(level as usize, std::sync::atomic::Ordering::Relaxed);
+            log::set_max_level(level.to_level_filter());
         }
     }
 
