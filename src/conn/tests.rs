@@ -22,42 +22,84 @@ use crate::placement::{Placement, Settings};
 use crate::router::Router;
 use crate::stats::Stats;
 
-/// A client that sends `chunks` (each arrives as one read: the split points) and then
-/// closes; what the server writes is collected, one entry per `write` call.
+/// What the client does next: send bytes (each arrives as one read: the split points), or
+/// stay silent past the read timeout (the next read or peek times out).
+enum Input {
+    Bytes(Vec<u8>),
+    Stall,
+}
+
+/// What the server did to its transport.
+#[derive(Default)]
+struct Log {
+    /// One entry per `write` call.
+    writes: Vec<Vec<u8>>,
+    /// The size of the buffer offered to each `read`.
+    read_sizes: Vec<usize>,
+    read_timeouts: Vec<Duration>,
+    /// Reads made after `shutdown_write`, and the bytes they took.
+    reads_after_shutdown: Option<(usize, usize)>,
+}
+
+/// A client that sends its inputs in order and then closes; the server's side is logged.
 struct Memory {
-    chunks: VecDeque<Vec<u8>>,
-    writes: Rc<RefCell<Vec<Vec<u8>>>>,
+    inputs: VecDeque<Input>,
+    log: Rc<RefCell<Log>>,
 }
 
 impl Memory {
-    fn new(chunks: &[&[u8]]) -> (Memory, Rc<RefCell<Vec<Vec<u8>>>>) {
-        let writes = Rc::new(RefCell::new(Vec::new()));
+    fn new(chunks: &[&[u8]]) -> (Memory, Rc<RefCell<Log>>) {
+        Memory::with(chunks.iter().map(|c| Input::Bytes(c.to_vec())).collect())
+    }
+
+    fn with(inputs: Vec<Input>) -> (Memory, Rc<RefCell<Log>>) {
+        let log = Rc::new(RefCell::new(Log::default()));
         let memory = Memory {
-            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
-            writes: writes.clone(),
+            inputs: inputs.into(),
+            log: log.clone(),
         };
-        (memory, writes)
+        (memory, log)
+    }
+
+    /// Copies from the next input into `buf`, consuming it unless `peek`.
+    fn take(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        match self.inputs.front_mut() {
+            None => Ok(0),
+            Some(Input::Stall) => {
+                self.inputs.pop_front();
+                Err(io::ErrorKind::TimedOut.into())
+            }
+            Some(Input::Bytes(chunk)) => {
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                if !peek {
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.inputs.pop_front();
+                    }
+                }
+                Ok(n)
+            }
+        }
     }
 }
 
 impl Read for Memory {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(chunk) = self.chunks.front_mut() else {
-            return Ok(0);
-        };
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        chunk.drain(..n);
-        if chunk.is_empty() {
-            self.chunks.pop_front();
+        let result = self.take(buf, false);
+        let mut log = self.log.borrow_mut();
+        log.read_sizes.push(buf.len());
+        if let (Some((reads, bytes)), Ok(n)) = (&mut log.reads_after_shutdown, &result) {
+            *reads += 1;
+            *bytes += n;
         }
-        Ok(n)
+        result
     }
 }
 
 impl Write for Memory {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writes.borrow_mut().push(buf.to_vec());
+        self.log.borrow_mut().writes.push(buf.to_vec());
         Ok(buf.len())
     }
 
@@ -69,7 +111,8 @@ impl Write for Memory {
 impl Transport for Memory {
     const HIBERNATES: bool = false;
 
-    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.log.borrow_mut().read_timeouts.push(timeout);
         Ok(())
     }
 
@@ -78,20 +121,16 @@ impl Transport for Memory {
     }
 
     fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(chunk) = self.chunks.front() else {
-            return Ok(0);
-        };
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        Ok(n)
+        self.take(buf, true)
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
+        self.log.borrow_mut().reads_after_shutdown = Some((0, 0));
         Ok(())
     }
 
     fn peer_closed(&self) -> bool {
-        self.chunks.is_empty()
+        self.inputs.is_empty()
     }
 
     fn peer_addr(&self) -> Option<SocketAddr> {
@@ -143,11 +182,19 @@ fn shared() -> Arc<Shared> {
 
 /// Serves one connection that sends `chunks`; returns what was written, per write call.
 fn run(shared: &Arc<Shared>, chunks: &[&[u8]]) -> Vec<String> {
-    let (memory, writes) = Memory::new(chunks);
+    let (memory, log) = Memory::new(chunks);
+    serve_all(shared, memory);
+    writes(&log.borrow())
+}
+
+/// Serves one connection to its end.
+fn serve_all(shared: &Arc<Shared>, memory: Memory) {
     let ending = serve(memory, shared, 0, Resume::fresh());
     assert_eq!(ending, Ending::Closed);
-    let writes = writes.borrow();
-    writes
+}
+
+fn writes(log: &Log) -> Vec<String> {
+    log.writes
         .iter()
         .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect()
@@ -263,4 +310,95 @@ fn head_gets_the_length_of_get_but_no_body() {
         rest.starts_with("HTTP/1.1 200 OK"),
         "HEAD carried a body: {out}"
     );
+}
+
+#[test]
+fn a_chunked_body_in_reads_of_one_to_four_bytes_is_decoded() {
+    let shared = shared();
+    let request: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: ignored\r\n\r\n";
+    let batch = [request, GET_HI].concat();
+    for size in 1..=4 {
+        let pieces: Vec<&[u8]> = batch.chunks(size).collect();
+        let (memory, log) = Memory::new(&pieces);
+        serve_all(&shared, memory);
+        let log = log.borrow();
+        assert!(
+            log.read_sizes.len() > batch.len() / size,
+            "every piece was its own read"
+        );
+        let out = writes(&log).concat();
+        assert_eq!(
+            statuses(&out),
+            ["HTTP/1.1 200 OK"; 2],
+            "pieces of {size}: {out}"
+        );
+        let bodies: Vec<&str> = out.split("\r\n\r\n").skip(1).collect();
+        assert!(
+            bodies[0].starts_with("hello world"),
+            "pieces of {size}: {out}"
+        );
+        assert!(bodies[1].starts_with("hi"), "pieces of {size}: {out}");
+    }
+}
+
+/// With hibernation off (as here), a keep-alive connection idle for 1 s gives its buffers
+/// back and waits on a peek for the rest of the idle timeout; its next request is read into
+/// a fresh, small buffer.
+#[test]
+fn with_hibernation_off_an_idle_connection_gives_its_buffers_back_and_waits_on_a_peek() {
+    let shared = shared();
+    // A first request big enough to grow the read buffer past its initial 4 KiB.
+    let body = vec![b'x'; 9000];
+    let mut big = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    big.extend_from_slice(&body);
+    let (memory, log) = Memory::with(vec![
+        Input::Bytes(big),
+        Input::Stall,
+        Input::Bytes(GET_HI.to_vec()),
+    ]);
+    serve_all(&shared, memory);
+    let log = log.borrow();
+    let out = writes(&log).concat();
+    assert_eq!(statuses(&out), ["HTTP/1.1 200 OK"; 2], "{out}");
+    let idle = shared.config.timeouts.idle();
+    // The grace read (1 s) timed out; then the peek waits for the rest of the idle timeout.
+    let waits = [Duration::from_secs(1), idle - Duration::from_secs(1)];
+    assert!(
+        log.read_timeouts.windows(2).any(|w| w == waits),
+        "read timeouts set: {:?}",
+        log.read_timeouts
+    );
+    // Reads: ..., the grace read that timed out, the next request, the one that sees EOF.
+    let sizes = &log.read_sizes;
+    let [.., grace_read, next_request, _] = sizes[..] else {
+        panic!("too few reads: {sizes:?}");
+    };
+    assert!(grace_read >= body.len(), "grown for the upload: {sizes:?}");
+    assert_eq!(
+        next_request, 4096,
+        "a fresh buffer after the release: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_rejection_shuts_down_writing_then_reads_what_the_client_still_sends() {
+    let shared = shared();
+    let (memory, log) = Memory::new(&[
+        b"GARBAGE\r\n\r\n",
+        b"more bytes the client sent before it saw the 400",
+        b"and more",
+    ]);
+    serve_all(&shared, memory);
+    let log = log.borrow();
+    let out = writes(&log).concat();
+    assert_eq!(statuses(&out), ["HTTP/1.1 400 Bad Request"], "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    let (reads, bytes) = log.reads_after_shutdown.expect("FIN sent after the 400");
+    // Both pieces read and discarded, then the read that sees the client close.
+    assert_eq!((reads, bytes), (3, 56));
 }
