@@ -322,6 +322,9 @@ impl Ward {
     }
 
     pub(super) fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
+        // Counted out before its coroutine runs: a handler of the woken connection (or a
+        // `/metrics` it serves) must not see it still hibernating.
+        self.publish_counts();
         if let Err(err) = resume_connection(&self.shared, fd, self.k, resume) {
             log::warn!("ward {}: cannot resume a connection: {err}", self.k);
         }
