@@ -175,6 +175,29 @@ mod tests {
     }
 
     #[test]
+    fn header_values_made_only_of_cr_or_only_of_lf_are_stripped_too() {
+        for value in ["\r", "\r\r", "\n", "\n\n", "\r\n"] {
+            let mut resp = Response::new(Status::OK);
+            resp.headers.push(("X-A".into(), value.into()));
+            let text = head(&resp, BodyFraming::Length(0), ConnectionHeader::Omit);
+            assert!(text.contains("\r\nX-A: \r\n"), "{value:?}: {text:?}");
+            // One blank line, at the end: nothing injected.
+            assert_eq!(text.matches("\r\n\r\n").count(), 1, "{value:?}: {text:?}");
+            assert!(
+                !text.contains("\n\n") && !text.contains("\r\r"),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_interim_continue_is_exactly_a_status_line_and_a_blank_line() {
+        let mut out = b"earlier".to_vec();
+        encode_continue(&mut out);
+        assert_eq!(out, b"earlierHTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
     fn chunks_are_hex_sized() {
         let mut out = Vec::new();
         encode_chunk(&mut out, &[b'x'; 26]);
