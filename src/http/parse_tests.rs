@@ -247,6 +247,9 @@ fn bad_bytes_in_target_are_malformed() {
         b"/%",
         b"/a?%g0",
         b"/a?b%",
+        // Every byte after a percent-encoding is checked too.
+        b"/a%41\"",
+        b"/ab%41%42<",
     ];
     for target in targets {
         let mut buf = b"GET ".to_vec();
