@@ -3,13 +3,15 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{WAIT, init};
 use corral_actors::{
-    Addr, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy, SupError,
-    Supervisor, kill, monitor_with, whereis,
+    Addr, ChildKind, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy,
+    SupError, Supervisor, kill, monitor_with, whereis,
 };
 
 enum Cmd {
@@ -283,7 +285,20 @@ fn tree_lists_nested_supervisors_with_restart_counts() {
     assert_eq!(inner_tree.children[0].0.id, "tree-w");
     assert_eq!(inner_tree.children[0].0.restarts, 1);
     let text = tree.to_string();
-    assert!(text.contains("tree-top") && text.contains("tree-w") && text.contains("restarts=1"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("supervisor ") && lines[0].ends_with(" restarts=0"));
+    // Each level indents its children by two more spaces.
+    assert!(lines[1].starts_with("  tree-top "), "{text}");
+    assert!(lines[1].ends_with(" Permanent restarts=0"), "{text}");
+    assert!(lines[2].starts_with("  tree-inner "), "{text}");
+    assert!(lines[2].contains(" restarts=0 supervisor "), "{text}");
+    assert!(lines[2].ends_with(" restarts=1"), "{text}");
+    assert!(lines[3].starts_with("    tree-w "), "{text}");
+    assert!(lines[3].ends_with(" Permanent restarts=1"), "{text}");
+    assert_eq!(inner_info.kind, ChildKind::Supervisor);
+    assert_eq!(tree.children[0].0.kind, ChildKind::Worker);
+    assert_eq!(format!("{root:?}"), format!("SupRef({})", root.pid()));
     root.stop().expect("stops");
     // Stopping the root stops the subtree, right to left.
     assert_eq!(next(&ev), Ev::Stopped("tree-w".into()));
@@ -387,4 +402,99 @@ fn a_failed_start_fails_the_supervisor_and_stops_started_children() {
     assert_eq!(err.reason, "no database");
     started(&ev, "fail-a");
     assert_eq!(next(&ev), Ev::Stopped("fail-a".into()));
+}
+
+#[test]
+fn one_for_all_forgets_a_temporary_sibling_it_stopped() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let sup = Supervisor::new(Strategy::OneForAll)
+        .intensity(10, Duration::from_secs(5))
+        .child(ChildSpec::new("ofat-a", worker("ofat-a", &tx)))
+        .child(ChildSpec::new("ofat-t", worker("ofat-t", &tx)).restart(Restart::Temporary))
+        .child(ChildSpec::new("ofat-c", worker("ofat-c", &tx)))
+        .start()
+        .expect("starts");
+    for n in ["ofat-a", "ofat-t", "ofat-c"] {
+        started(&ev, n);
+    }
+    send("ofat-a", Cmd::Crash);
+    assert_eq!(next(&ev), Ev::Stopped("ofat-c".into()));
+    assert_eq!(next(&ev), Ev::Stopped("ofat-t".into()));
+    started(&ev, "ofat-a");
+    started(&ev, "ofat-c");
+    let ids: Vec<String> = sup
+        .which_children()
+        .expect("listing")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["ofat-a", "ofat-c"],
+        "the temporary sibling is forgotten"
+    );
+    assert!(ev.try_recv().is_err(), "and not started again");
+    sup.stop().expect("stops");
+}
+
+/// A start function that works on the calls `works` says, and fails on the others.
+fn flaky(
+    name: &str,
+    tx: &mpsc::Sender<Ev>,
+    works: fn(usize) -> bool,
+) -> (
+    impl Fn() -> Result<Addr<Cmd>, String> + Send + Sync + 'static,
+    Arc<AtomicUsize>,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let start = worker(name, tx);
+    let counted = calls.clone();
+    let start = move || {
+        let call = counted.fetch_add(1, Ordering::SeqCst);
+        if works(call) {
+            Ok(start())
+        } else {
+            Err(format!("start #{call} fails"))
+        }
+    };
+    (start, calls)
+}
+
+#[test]
+fn a_failed_restart_is_retried_while_the_intensity_allows() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    // The first start works, the first restart fails, the second works.
+    let (start, calls) = flaky("retry", &tx, |call| call != 1);
+    let sup = Supervisor::new(Strategy::OneForOne)
+        .intensity(5, Duration::from_secs(5))
+        .child(ChildSpec::new("retry", start))
+        .start()
+        .expect("starts");
+    let first = started(&ev, "retry");
+    send("retry", Cmd::Crash);
+    assert!(matches!(wait_exit(&first), Exit::Panic(_)));
+    started(&ev, "retry");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(sup.which_children().expect("listing")[0].restarts, 1);
+    sup.stop().expect("stops");
+}
+
+#[test]
+fn restarts_that_keep_failing_use_up_the_intensity_and_the_supervisor_gives_up() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let (start, calls) = flaky("doomed", &tx, |call| call == 0);
+    let sup = Supervisor::new(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(5))
+        .child(ChildSpec::new("doomed", start))
+        .start()
+        .expect("starts");
+    let first = started(&ev, "doomed");
+    send("doomed", Cmd::Crash);
+    assert!(matches!(wait_exit(&first), Exit::Panic(_)));
+    assert_eq!(wait_exit(sup.pid()), Exit::MaxRestarts);
+    // The crash and two failed starts fit in 3; the third failed start does not.
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
