@@ -2,10 +2,13 @@
 
 mod common;
 
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, test_config};
-use corral::{Request, Router};
+use corral::{Policy, Request, Response, Router, Status};
 
 #[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
@@ -61,24 +64,6 @@ fn content_length_body_is_echoed_with_its_type() {
     let r = c.reply();
     assert_eq!(r.header("content-type"), Some("text/x-test"));
     assert_eq!(r.text(), "hello");
-}
-
-#[test]
-fn one_mebibyte_body_round_trips() {
-    let srv = TestServer::demo(|_| {});
-    let mut c = srv.client();
-    let body: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-    c.send(
-        format!(
-            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    c.send(&body);
-    let r = c.reply();
-    assert_eq!(r.status, 200);
-    assert!(r.body == body, "1 MiB body differs");
 }
 
 #[test]
@@ -172,28 +157,40 @@ fn absolute_form_without_a_path_and_an_unknown_1x_minor_are_served() {
 }
 
 #[test]
-fn chunked_body_split_across_many_writes_is_decoded() {
+fn one_mebibyte_body_round_trips() {
+    let srv = TestServer::demo(|_| {});
+    let mut c = srv.client();
+    let body: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.reply();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "1 MiB body differs");
+}
+
+/// Over a socket the small writes may coalesce: that every split point of a chunked body is
+/// decoded is `conn/tests.rs`'s `a_chunked_body_in_reads_of_one_to_four_bytes_is_decoded`,
+/// where each piece is its own read. This is the same request end to end.
+#[test]
+fn chunked_body_with_extensions_and_trailers_is_decoded_and_the_connection_stays_in_sync() {
     let srv = TestServer::demo(|_| {});
     let mut c = srv.client();
     let wire = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
         5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: ignored\r\n\r\n";
     for piece in wire.chunks(3) {
         c.send(piece);
-        c.stream.flush_hint();
     }
     let r = c.reply();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "hello world");
     // The connection is still in sync for the next request.
     assert_eq!(c.get("/plaintext").text(), "Hello, World!");
-}
-
-trait FlushHint {
-    fn flush_hint(&mut self);
-}
-impl FlushHint for std::net::TcpStream {
-    /// With TCP_NODELAY each small write leaves as its own segment.
-    fn flush_hint(&mut self) {}
 }
 
 #[test]
@@ -389,17 +386,54 @@ fn streamed_response_is_chunked_on_http11_and_close_delimited_on_http10() {
     assert_eq!(r.text(), "chunk 0\nchunk 1\n");
 }
 
+/// A handler that sleeps in coroutine style (`corral::sleep`, as the demo's `/work` does)
+/// parks only its own coroutine: requests on another connection *of the same scheduler* are
+/// answered while it is still asleep. It sleeps until the test releases it, so "while" is an
+/// order of events, not a duration.
 #[test]
-fn work_route_sleeps_in_the_coroutine_while_others_are_served() {
-    let srv = TestServer::demo(|c| c.server.workers = 2);
+fn a_handler_sleeping_in_coroutine_style_leaves_its_scheduler_serving_others() {
+    let released = Arc::new(AtomicBool::new(false));
+    let (entered, entered_on) = std::sync::mpsc::channel();
+    let router = {
+        let released = released.clone();
+        Router::new()
+            .get("/held", move |req: &Request| {
+                entered
+                    .send(req.scheduler())
+                    .expect("the test waits for this");
+                let give_up = Instant::now() + common::CLIENT_TIMEOUT;
+                while !released.load(Ordering::Acquire) && Instant::now() < give_up {
+                    corral::sleep(Duration::from_millis(1));
+                }
+                if released.load(Ordering::Acquire) {
+                    "released"
+                } else {
+                    "never released"
+                }
+            })
+            .get("/whoami", |req: &Request| req.scheduler().to_string())
+    };
+    let mut config = common::test_config();
+    // Round-robin: of any two fresh connections, one shares the held handler's scheduler.
+    config.placement.policy = Policy::RoundRobin;
+    let srv = TestServer::start(config, router);
     let addr = srv.addr;
-    let sleeper = std::thread::spawn(move || Client::connect(addr).get("/work?us=300000"));
-    // While the sleeper waits, many quick requests complete on both schedulers.
-    for _ in 0..20 {
-        assert_eq!(srv.client().get("/plaintext").status, 200);
+    let held = std::thread::spawn(move || Client::connect(addr).get("/held"));
+    let k = entered_on
+        .recv_timeout(common::CLIENT_TIMEOUT)
+        .expect("the held handler runs")
+        .to_string();
+    let mut neighbour = (0..4)
+        .map(|_| srv.client())
+        .find_map(|mut c| (c.get("/whoami").text() == k).then_some(c))
+        .expect("a connection on the held handler's scheduler");
+    for _ in 0..10 {
+        assert_eq!(neighbour.get("/whoami").text(), k);
     }
-    let r = sleeper.join().expect("sleeper");
-    assert_eq!((r.status, r.text()), (200, "ok"));
+    assert!(!held.is_finished(), "the held handler was not released yet");
+    released.store(true, Ordering::Release);
+    let r = held.join().expect("held client");
+    assert_eq!((r.status, r.text()), (200, "released"));
 }
 
 #[test]
@@ -442,9 +476,15 @@ fn long_poll_times_out_with_204() {
     assert!(r.body.is_empty());
 }
 
+/// With hibernation off, an idle keep-alive connection gives its buffers back after 1 s and
+/// waits on a peek (`conn/idle.rs`); `conn/tests.rs` checks that the buffers are released.
+/// Here the real socket's peek, past that second, still serves the next requests.
 #[test]
-fn a_connection_idle_past_the_buffer_release_still_serves_its_next_requests() {
-    let srv = TestServer::demo(|c| c.timeouts.idle_timeout_ms = 5000);
+fn with_hibernation_off_a_connection_idle_past_the_buffer_release_still_serves() {
+    let srv = TestServer::demo(|c| {
+        c.timeouts.idle_timeout_ms = 5000;
+        c.timeouts.hibernate_after_ms = 0;
+    });
     let mut c = srv.client();
     assert_eq!(c.get("/plaintext").status, 200);
     // Past the 1 s after which an idle connection gives its buffers back and waits on a peek.
@@ -459,4 +499,151 @@ fn a_connection_idle_past_the_buffer_release_still_serves_its_next_requests() {
     );
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nagain");
     assert_eq!(c.reply().text(), "again");
+    let m = srv.metrics();
+    assert_eq!(
+        common::sum_of(&m, "corral_scheduler_hibernating_idle"),
+        0.0,
+        "nothing hibernates with hibernate_after_ms = 0"
+    );
+}
+
+/// After a rejection the server sends FIN and reads what the client still sends before it
+/// closes (a lingering close, `conn/write.rs`): closing with unread input makes the kernel
+/// answer with RST, which can destroy the error response before the client reads it.
+#[test]
+fn a_rejection_with_a_body_still_arriving_ends_in_fin_not_reset() {
+    let srv = TestServer::demo(|c| c.limits.max_body_bytes = 1024);
+    let mut c = srv.client();
+    // Refused on its declared length (413) before the server reads any of its 256 KiB body,
+    // all of it sent before the client reads a byte.
+    let body = vec![b'x'; 256 * 1024];
+    let mut request = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    c.send(&request);
+    let r = c.reply();
+    assert_eq!((r.status, r.header("connection")), (413, Some("close")));
+    assert_eq!(c.end_of_stream(), Ok(()), "an orderly close (FIN)");
+}
+
+/// A client that stops reading holds its connection for one write timeout, not for ever:
+/// the streaming handler's write fails with a timeout and the connection is closed.
+#[test]
+fn a_client_that_stops_reading_is_cut_off_at_the_write_timeout() {
+    let (failed, failure) = std::sync::mpsc::channel();
+    let router = Router::new().get("/endless", move |_: &Request| {
+        let failed = failed.clone();
+        Response::stream("application/octet-stream", move |out| {
+            let block = vec![0u8; 64 * 1024];
+            // Bounded: 1 GiB is far more than the socket buffers of a client that does not read.
+            for _ in 0..(1 << 14) {
+                if let Err(err) = out.write_all(&block) {
+                    let _ = failed.send(Some(err.kind()));
+                    return Err(err);
+                }
+            }
+            let _ = failed.send(None);
+            Ok(())
+        })
+    });
+    let mut config = common::test_config();
+    config.timeouts.write_timeout_ms = 200;
+    let srv = TestServer::start(config, router);
+    let mut c = srv.client();
+    c.send(b"GET /endless HTTP/1.1\r\nHost: t\r\n\r\n");
+    let kind = failure
+        .recv_timeout(common::CLIENT_TIMEOUT)
+        .expect("the blocked write ends");
+    assert!(
+        matches!(kind, Some(ErrorKind::TimedOut | ErrorKind::WouldBlock)),
+        "the write timed out: {kind:?}"
+    );
+    // What the buffers held arrives, then the connection ends, without the last chunk.
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn the_fallback_answers_what_no_route_matches_and_routes_still_win() {
+    let router = Router::new()
+        .get("/known", |_: &Request| "route")
+        .fallback(|req: &Request| format!("fallback {} {}", req.method(), req.path()));
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    assert_eq!(c.get("/known").text(), "route");
+    assert_eq!(c.get("/unknown").text(), "fallback GET /unknown");
+    // A known path with another method goes to the fallback too, not to a 405.
+    c.send(b"DELETE /known HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "fallback DELETE /known"));
+    // With a fallback, `Expect: 100-continue` to an unrouted path is answered 100: the
+    // fallback may want the body.
+    c.send(
+        b"POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    );
+    assert_eq!(c.head().status, 100);
+    c.send(b"ok");
+    assert_eq!(c.reply().text(), "fallback POST /nowhere");
+}
+
+/// A route whose stream notes that it ran.
+fn streamed(ran: &Arc<AtomicBool>, status: Status) -> impl Fn(&Request) -> Response + use<> {
+    let ran = ran.clone();
+    move |_: &Request| {
+        let ran = ran.clone();
+        Response::stream("text/plain", move |out| {
+            ran.store(true, Ordering::Release);
+            out.write_all(b"streamed")
+        })
+        .with_status(status)
+    }
+}
+
+#[test]
+fn head_on_a_streamed_route_gets_the_get_head_and_no_body_and_the_stream_never_runs() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let router = Router::new()
+        .get("/stream", streamed(&ran, Status::OK))
+        .get("/plaintext", |_: &Request| "Hello, World!");
+    let srv = TestServer::start(common::test_config(), router);
+    let mut c = srv.client();
+    c.send(b"HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.head_reply();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("transfer-encoding"),
+        Some("chunked"),
+        "as GET would"
+    );
+    assert_eq!(r.header("content-length"), None);
+    // Had a chunk been sent, it would be read as the next response's status line.
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+    assert!(!ran.load(Ordering::Acquire), "the stream ran for HEAD");
+    assert_eq!(c.get("/stream").text(), "streamed");
+    assert!(ran.load(Ordering::Acquire));
+}
+
+#[test]
+fn a_streamed_204_is_a_500_that_closes_and_its_stream_never_runs() {
+    // A 204 has no body (RFC 9110 §15.3.5): a stream on it is the handler's bug. The
+    // encoder refuses it and the connection answers 500 and closes (#11's framing rule).
+    let ran = Arc::new(AtomicBool::new(false));
+    let router = Router::new()
+        .get("/nothing", streamed(&ran, Status::NO_CONTENT))
+        .get("/plaintext", |_: &Request| "Hello, World!");
+    let srv = TestServer::start(common::test_config(), router);
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let mut c = srv.client();
+        c.send(
+            format!("GET /nothing {version}\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+                .as_bytes(),
+        );
+        let r = c.reply();
+        assert_eq!(r.status, 500, "{version}");
+        assert_eq!(r.header("connection"), Some("close"), "{version}");
+        assert!(c.closed_by_server(), "{version}");
+    }
+    assert!(!ran.load(Ordering::Acquire), "the stream of a 204 ran");
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, eventually, parse_prometheus, sample, sum_of};
@@ -23,27 +25,58 @@ fn scheduler(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
 }
 
-/// The demo app plus `/scheduler` (which scheduler and thread answered), on 2 schedulers.
-/// (The demo's own `/whoami` names the process.)
-fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+/// The demo app plus `/scheduler` and `/spin`, on 2 schedulers; `/spin` spins until released.
+fn server(tweak: impl FnOnce(&mut Config)) -> (TestServer, Release) {
     let mut config = common::test_config();
     tweak(&mut config);
-    let router = common::app::demo::router(&config).get("/scheduler", scheduler);
-    TestServer::start(config, router)
+    let release = Release::default();
+    let released = release.0.clone();
+    let router = common::app::demo::router(&config)
+        .get("/scheduler", scheduler)
+        .get("/spin", move |_: &Request| spin_until(&released));
+    (TestServer::start(config, router), release)
 }
 
-/// Starts a 300 ms `/cpu` request on a fresh connection and returns once it is in flight;
-/// the handle yields its status.
-fn start_hog(srv: &TestServer) -> std::thread::JoinHandle<u16> {
+/// Lets every `/spin` handler of one server return.
+#[derive(Default)]
+struct Release(Arc<AtomicBool>);
+
+impl Release {
+    fn now(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Occupies its scheduler, never yielding, like `/cpu`, until the test lets it go: a busy
+/// scheduler that stays busy for as long as the test needs, however slow the machine.
+fn spin_until(released: &AtomicBool) -> &'static str {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !released.load(Ordering::Acquire) && Instant::now() < give_up {
+        std::hint::spin_loop();
+    }
+    "released"
+}
+
+/// Starts `GET path` on a fresh connection and returns once it is in flight, with the
+/// scheduler running its handler; the handle yields its status.
+fn start_hog(srv: &TestServer, path: &'static str) -> (std::thread::JoinHandle<u16>, usize) {
     let addr = srv.addr;
-    let hog = std::thread::spawn(move || Client::connect(addr).get("/cpu?us=300000").status);
+    let hog = std::thread::spawn(move || Client::connect(addr).get(path).status);
     let stats = srv.server().stats();
-    eventually(
-        Duration::from_secs(2),
-        "the /cpu request is in flight",
-        || stats.inflight() == 1,
-    );
-    hog
+    let running_on = || (0..2).find(|&k| stats.running(k).is_some());
+    eventually(Duration::from_secs(2), "the hog's handler runs", || {
+        stats.inflight() == 1 && running_on().is_some()
+    });
+    (hog, running_on().expect("the hog's handler runs"))
+}
+
+/// The scheduler a `/scheduler` answer names.
+fn scheduler_of(answer: &str) -> usize {
+    answer
+        .split(' ')
+        .next()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("a /scheduler answer: {answer:?}"))
 }
 
 fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
@@ -57,72 +90,87 @@ fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
     parse_prometheus(r.text())
 }
 
+/// Costs are scheduler occupancy: a CPU-bound route is learned at (at least) its running
+/// time, a route that sleeps ten times as long at next to nothing. Only bounds that hold on
+/// any machine: a loaded one makes `/cpu` slower, never faster.
 #[test]
-fn cost_estimate_converges_for_a_route_of_known_cost() {
+fn the_cost_table_learns_a_cpu_route_at_its_occupancy_and_a_sleeping_route_at_almost_nothing() {
     let _serial = serial();
-    let srv = server(|_| {});
+    let (srv, _) = server(|_| {});
     let mut c = srv.client();
     for _ in 0..20 {
         assert_eq!(c.get("/cpu?us=2000").status, 200);
     }
-    let series = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
+    let cpu = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
     // The supervisor merges the shards every merge_interval_ms (100 ms).
     eventually(
         Duration::from_secs(3),
-        "the /cpu cost is within ±20% of 2 ms",
-        || {
-            let cost = sample(&metrics(&srv), series);
-            (0.0016..=0.0024).contains(&cost)
-        },
+        "the /cpu cost is learned: at least its 2 ms",
+        || sample(&metrics(&srv), cpu) >= 0.002,
     );
-    // A sleeping route costs its scheduler (almost) nothing, whatever its wall time.
     for _ in 0..5 {
         assert_eq!(c.get("/work?us=20000").status, 200);
     }
-    let series = r#"corral_route_cost_seconds{method="GET",route="/work"}"#;
+    let work = r#"corral_route_cost_seconds{method="GET",route="/work"}"#;
+    let requests = r#"corral_route_requests_total{method="GET",route="/work"}"#;
     eventually(
         Duration::from_secs(3),
-        "the /work cost is far below its 20 ms",
-        || sample(&metrics(&srv), series) < 0.001,
+        "the /work samples are merged",
+        || sample(&metrics(&srv), requests) == 5.0,
+    );
+    eventually(
+        Duration::from_secs(3),
+        "/work (20 ms asleep) costs less than a tenth of /cpu (2 ms busy)",
+        || {
+            let m = metrics(&srv);
+            sample(&m, work) < sample(&m, cpu) / 10.0
+        },
     );
 }
 
-/// Starts a 300 ms /cpu request, then times 20 fresh connections doing /plaintext.
-fn cheap_latencies_while_one_scheduler_is_busy(policy: Policy) -> Vec<Duration> {
-    let srv = server(|c| c.placement.policy = policy);
-    let hog = start_hog(&srv);
-    let started = Instant::now();
-    let latencies = (0..20)
-        .map(|_| {
-            let t = Instant::now();
-            assert_eq!(srv.client().get("/plaintext").status, 200);
-            t.elapsed()
-        })
-        .collect();
-    assert!(started.elapsed() < Duration::from_millis(300) || policy != Policy::Cost);
+/// A hog spins on one scheduler; 20 fresh connections ask `/scheduler` one after another. The
+/// schedulers they were placed on, and the hog's.
+fn placements_while_one_scheduler_is_busy(policy: Policy) -> (usize, Vec<usize>) {
+    let (srv, release) = server(|c| c.placement.policy = policy);
+    let (hog, busy) = start_hog(&srv, "/spin");
+    let mut clients = Vec::new();
+    let mut placed = Vec::new();
+    for _ in 0..20 {
+        // Each connects once the one before is through its request (an unread connection
+        // would count in its scheduler's load, as it should).
+        let mut c = srv.client();
+        c.send(b"GET /scheduler HTTP/1.1\r\nHost: test\r\n\r\n");
+        if policy == Policy::Cost {
+            // Placed where the load is: answered while the hog still spins.
+            placed.push(scheduler_of(c.reply().text()));
+        }
+        clients.push(c);
+    }
+    assert!(!hog.is_finished(), "the hog spins until released");
+    release.now();
+    if policy != Policy::Cost {
+        // Some may sit behind the hog: read them once it is done.
+        placed = clients
+            .iter_mut()
+            .map(|c| scheduler_of(c.reply().text()))
+            .collect();
+    }
     assert_eq!(hog.join().expect("hog"), 200);
-    latencies
+    (busy, placed)
 }
 
 #[test]
 fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
     let _serial = serial();
-    let cost = cheap_latencies_while_one_scheduler_is_busy(Policy::Cost);
-    let slowest = cost.iter().max().expect("20 samples");
+    let (busy, placed) = placements_while_one_scheduler_is_busy(Policy::Cost);
     assert!(
-        *slowest < Duration::from_millis(100),
-        "cost: slowest cheap request took {slowest:?}"
+        placed.iter().all(|&k| k != busy),
+        "cost: placed on the busy scheduler {busy}: {placed:?}"
     );
     // The same workload under round-robin puts every other connection behind the hog.
-    let rr = cheap_latencies_while_one_scheduler_is_busy(Policy::RoundRobin);
-    let delayed = rr
-        .iter()
-        .filter(|d| **d >= Duration::from_millis(100))
-        .count();
-    assert!(
-        delayed >= 1,
-        "round_robin: no request waited for the busy scheduler: {rr:?}"
-    );
+    let (busy, placed) = placements_while_one_scheduler_is_busy(Policy::RoundRobin);
+    let behind = placed.iter().filter(|&&k| k == busy).count();
+    assert_eq!(behind, 10, "round_robin: {placed:?} (busy: {busy})");
 }
 
 /// Both schedulers run a 300 ms handler of known cost, one 150 ms further in than the other:
@@ -130,7 +178,7 @@ fn cost_placement_keeps_fresh_connections_off_a_busy_scheduler() {
 #[test]
 fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
     let _serial = serial();
-    let srv = server(|_| {});
+    let (srv, _) = server(|_| {});
     let stats = srv.server().stats();
     // Teach the table that /cpu costs 300 ms (the first sample sets a route's estimate).
     assert_eq!(srv.client().get("/cpu?us=300000").status, 200);
@@ -140,14 +188,7 @@ fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
         "/cpu is known to cost 300 ms",
         || sample(&metrics(&srv), series) > 0.25,
     );
-    let first = start_hog(&srv);
-    let running_on = || (0..2).find(|&k| stats.running(k).is_some());
-    eventually(
-        Duration::from_secs(2),
-        "the first hog's handler runs",
-        || running_on().is_some(),
-    );
-    let a = running_on().expect("the first hog's handler runs");
+    let (first, a) = start_hog(&srv, "/cpu?us=300000");
     eventually(Duration::from_secs(2), "the first hog is 150 ms in", || {
         stats
             .running(a)
@@ -184,38 +225,37 @@ fn cost_placement_prefers_the_scheduler_nearer_the_end_of_its_handler() {
 #[test]
 fn a_queued_connection_is_stolen_by_an_idle_scheduler_and_stays_there() {
     let _serial = serial();
-    let srv = server(|c| {
+    let (srv, release) = server(|c| {
         c.placement.policy = Policy::RoundRobin;
         c.placement.max_active_requests = 1;
     });
-    // Connection A, placed on scheduler 0, keeps it at its cap for 300 ms.
-    let hog = start_hog(&srv);
+    // Connection A, placed on scheduler 0, keeps it at its cap until released.
+    let (hog, busy) = start_hog(&srv, "/spin");
+    assert_eq!(busy, 0, "round-robin starts at 0");
     let stats = srv.server().stats();
     // Connection B goes to scheduler 1 and finishes its request: 1 is idle again.
     let mut b = srv.client();
     let b_answer = b.get("/scheduler").text().to_string();
     assert!(b_answer.starts_with("1 "), "{b_answer}");
-    // Connection C is placed on 0 (round-robin), waits in 0's queue, and 1 steals it.
-    let started = Instant::now();
+    // Connection C is placed on 0 (round-robin), waits in 0's queue, and 1 steals it: it is
+    // answered while 0 still spins.
     let mut c = srv.client();
     let first = c.get("/scheduler");
-    assert!(
-        started.elapsed() < Duration::from_millis(200),
-        "C waited for the hog"
-    );
     assert_eq!(first.text(), b_answer, "C runs on scheduler 1's thread");
     assert_eq!(stats.steals(1), 1);
     assert_eq!(stats.steals(0), 0);
     for _ in 0..10 {
         assert_eq!(c.get("/scheduler").text(), b_answer, "C stays on the thief");
     }
+    assert!(!hog.is_finished(), "the hog spins until released");
+    release.now();
     assert_eq!(hog.join().expect("hog"), 200);
 }
 
 #[test]
 fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
     let _serial = serial();
-    let srv = server(|_| {});
+    let (srv, _) = server(|_| {});
     let name = srv.server().listener_process_name();
     let addr = srv.addr;
     let clients: Vec<_> = (0..4)
@@ -243,7 +283,7 @@ fn a_killed_listener_is_restarted_and_no_connection_is_lost() {
 #[test]
 fn metrics_parse_and_match_what_was_sent() {
     let _serial = serial();
-    let srv = server(|_| {});
+    let (srv, _) = server(|_| {});
     let mut c = srv.client();
     for _ in 0..7 {
         c.get("/plaintext");

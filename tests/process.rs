@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{Client, eventually, parse_prometheus};
 
 struct Running {
     child: Child,
@@ -24,13 +24,23 @@ impl Drop for Running {
     }
 }
 
+/// The environment variables the binary reads, removed from every child so that the
+/// environment the tests run in does not leak into them.
+const CORRAL_ENV: [&str; 3] = ["CORRAL_LISTEN", "CORRAL_WORKERS", "CORRAL_PLACEMENT"];
+
 /// Starts the binary on an ephemeral port and reads the address it announces.
 fn start(args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("CORRAL_LISTEN")
-        .env_remove("CORRAL_WORKERS")
+    start_with_env(args, &[])
+}
+
+fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    for var in CORRAL_ENV {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -51,9 +61,10 @@ fn start(args: &[&str]) -> Running {
 
 fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
-    cmd.args(args)
-        .env_remove("CORRAL_LISTEN")
-        .env_remove("CORRAL_WORKERS");
+    cmd.args(args);
+    for var in CORRAL_ENV {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -392,5 +403,76 @@ fn log_format_json_writes_one_object_a_line() {
                 .is_some_and(|m| m.starts_with("listening on http://"))
             && l["ts"].as_str().is_some_and(|t| t.ends_with('Z'))),
         "{stderr}"
+    );
+}
+
+/// The policy a running binary reports in `/metrics`.
+fn policy_of(srv: &Running) -> String {
+    let text = Client::connect(srv.addr).get("/metrics").text().to_string();
+    let series = parse_prometheus(&text)
+        .into_iter()
+        .find(|(series, value)| series.starts_with("corral_placement_policy{") && *value == 1.0)
+        .expect("corral_placement_policy in /metrics")
+        .0;
+    series
+        .trim_start_matches("corral_placement_policy{policy=\"")
+        .trim_end_matches("\"}")
+        .to_string()
+}
+
+#[test]
+fn placement_is_set_by_flag_or_environment_and_the_flag_wins() {
+    assert_eq!(policy_of(&start(&[])), "cost", "the default");
+    assert_eq!(
+        policy_of(&start(&["--placement", "round_robin"])),
+        "round_robin"
+    );
+    assert_eq!(
+        policy_of(&start_with_env(&[], &[("CORRAL_PLACEMENT", "fd_hash")])),
+        "fd_hash"
+    );
+    let both = start_with_env(
+        &["--placement", "least_connections"],
+        &[("CORRAL_PLACEMENT", "fd_hash")],
+    );
+    assert_eq!(policy_of(&both), "least_connections");
+
+    let (code, stderr) = run_to_end(&["--placement", "random"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--placement: `placement.policy`: \"random\" is not one of: cost,"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_end(&[], &[("CORRAL_PLACEMENT", "random")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("CORRAL_PLACEMENT: `placement.policy`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_drain_that_times_out_with_a_request_in_flight_exits_3() {
+    let path = std::env::temp_dir().join(format!("corral-drain-{}.toml", std::process::id()));
+    std::fs::write(&path, "[server]\ndrain_timeout_ms = 100\n").expect("write");
+    let mut srv = start(&["--config", path.to_str().expect("utf-8"), "--workers", "2"]);
+    let mut c = Client::connect(srv.addr);
+    // In flight once the 100 arrives; then its handler sleeps 10 s, far past the drain.
+    c.send(b"GET /work?us=10000000 HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+    assert_eq!(c.head().status, 100);
+    c.send(b"x");
+    sigterm(&srv.child);
+    let mut status = None;
+    eventually(common::CLIENT_TIMEOUT, "the server exits", || {
+        status = srv.child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(status.and_then(|s| s.code()), Some(3));
+    // The request never got its answer: the connection just ends.
+    let end = c.end_of_stream();
+    assert!(
+        matches!(end, Ok(()) | Err(std::io::ErrorKind::ConnectionReset)),
+        "{end:?}"
     );
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::{WAIT, init};
 use corral_actors::supervisor::KILL_WAIT;
 use corral_actors::{
-    Addr, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy, SupError,
-    Supervisor, kill, monitor_with, whereis,
+    Addr, ChildKind, ChildSpec, Ctx, Exit, ExitSignal, Pid, Restart, Shutdown, Spawn, Strategy,
+    SupError, Supervisor, kill, monitor_with, whereis,
 };
 
 enum Cmd {
@@ -296,7 +296,20 @@ fn tree_lists_nested_supervisors_with_restart_counts() {
     assert_eq!(inner_tree.children[0].0.id, "tree-w");
     assert_eq!(inner_tree.children[0].0.restarts, 1);
     let text = tree.to_string();
-    assert!(text.contains("tree-top") && text.contains("tree-w") && text.contains("restarts=1"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("supervisor ") && lines[0].ends_with(" restarts=0"));
+    // Each level indents its children by two more spaces.
+    assert!(lines[1].starts_with("  tree-top "), "{text}");
+    assert!(lines[1].ends_with(" Permanent restarts=0"), "{text}");
+    assert!(lines[2].starts_with("  tree-inner "), "{text}");
+    assert!(lines[2].contains(" restarts=0 supervisor "), "{text}");
+    assert!(lines[2].ends_with(" restarts=1"), "{text}");
+    assert!(lines[3].starts_with("    tree-w "), "{text}");
+    assert!(lines[3].ends_with(" Permanent restarts=1"), "{text}");
+    assert_eq!(inner_info.kind, ChildKind::Supervisor);
+    assert_eq!(tree.children[0].0.kind, ChildKind::Worker);
+    assert_eq!(format!("{root:?}"), format!("SupRef({})", root.pid()));
     root.stop().expect("stops");
     // Stopping the root stops the subtree, right to left.
     assert_eq!(next(&ev), Ev::Stopped("tree-w".into()));
@@ -642,5 +655,39 @@ fn shutdown_timeout_returns_for_a_child_that_never_yields() {
     release.store(true, Ordering::Release);
     assert_eq!(wait_exit(&pid), Exit::Killed);
     assert!(sup.which_children().expect("listing").is_empty());
+    sup.stop().expect("stops");
+}
+
+#[test]
+fn one_for_all_forgets_a_temporary_sibling_it_stopped() {
+    init();
+    let (tx, ev) = mpsc::channel();
+    let sup = Supervisor::new(Strategy::OneForAll)
+        .intensity(10, Duration::from_secs(5))
+        .child(ChildSpec::new("ofat-a", worker("ofat-a", &tx)))
+        .child(ChildSpec::new("ofat-t", worker("ofat-t", &tx)).restart(Restart::Temporary))
+        .child(ChildSpec::new("ofat-c", worker("ofat-c", &tx)))
+        .start()
+        .expect("starts");
+    for n in ["ofat-a", "ofat-t", "ofat-c"] {
+        started(&ev, n);
+    }
+    send("ofat-a", Cmd::Crash);
+    assert_eq!(next(&ev), Ev::Stopped("ofat-c".into()));
+    assert_eq!(next(&ev), Ev::Stopped("ofat-t".into()));
+    started(&ev, "ofat-a");
+    started(&ev, "ofat-c");
+    let ids: Vec<String> = sup
+        .which_children()
+        .expect("listing")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["ofat-a", "ofat-c"],
+        "the temporary sibling is forgotten"
+    );
+    assert!(ev.try_recv().is_err(), "and not started again");
     sup.stop().expect("stops");
 }

@@ -58,6 +58,8 @@ const VALID: &[(&[u8], &[u8], usize)] = &[
     (b"5\t;\ta\t=\t\"\"\r\nhello\r\n0\r\n\r\n", b"hello", 0),
     (b"5;a=\"q \\\" ;x\";b\r\nhello\r\n0\r\n\r\n", b"hello", 0),
     (b"5;a=\"\xff\" ;b\r\nhello\r\n0\r\n\r\n", b"hello", 0),
+    // A quoted-pair may escape HTAB and SP too (RFC 9110 §5.6.4).
+    (b"5;a=\"\\\t\\ \"\r\nhello\r\n0\r\n\r\n", b"hello", 0),
     (b"5;n=\"v\"\r\nhello\r\n0;last=1\r\n\r\n", b"hello", 0),
     (
         b"5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n",
@@ -259,6 +261,33 @@ fn extensions_are_bounded_in_total_across_chunks() {
     assert_eq!(decode_with(&input, LINE, 1000), Err(E::ExtensionsTooLong));
     let few = &input[..input.len() / 2];
     assert!(decode_with(few, LINE, 1000).is_ok());
+}
+
+#[test]
+fn extensions_of_exactly_the_total_limit_are_accepted_one_more_byte_is_not() {
+    // Chunks of one byte whose extension lines hold `per_line` extension bytes (the bytes
+    // after the `;`), `total` of them over the whole body.
+    let body = |total: usize| {
+        let per_line = 58;
+        let mut input = Vec::new();
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(per_line);
+            input.extend_from_slice(b"1;");
+            input.extend_from_slice(&vec![b'e'; n]);
+            input.extend_from_slice(b"\r\nx\r\n");
+            left -= n;
+        }
+        input.extend_from_slice(b"0\r\n\r\n");
+        input
+    };
+    let limit = super::MAX_EXTENSION_BYTES as usize;
+    let (out, _, done) = decode_with(&body(limit), LINE, 1000).expect("exactly the limit");
+    assert!(done && out.len() == limit.div_ceil(58));
+    assert_eq!(
+        decode_with(&body(limit + 1), LINE, 1000),
+        Err(E::ExtensionsTooLong)
+    );
 }
 
 #[test]

@@ -244,6 +244,30 @@ mod tests {
     }
 
     #[test]
+    fn header_values_made_only_of_cr_or_only_of_lf_are_refused_too() {
+        for value in ["\r", "\r\r", "\n", "\n\n", "\r\n"] {
+            let mut resp = Response::new(Status::OK);
+            resp.headers.push(("X-A".into(), value.into()));
+            let mut out = Vec::new();
+            let refused = encode_head(
+                &mut out,
+                &resp,
+                BodyFraming::Length(0),
+                ConnectionHeader::Omit,
+            );
+            assert!(refused.is_err(), "{value:?}");
+            assert!(out.is_empty(), "{value:?}: nothing written");
+        }
+    }
+
+    #[test]
+    fn the_interim_continue_is_exactly_a_status_line_and_a_blank_line() {
+        let mut out = b"earlier".to_vec();
+        encode_continue(&mut out);
+        assert_eq!(out, b"earlierHTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
     fn chunks_are_hex_sized() {
         let mut out = Vec::new();
         encode_chunk(&mut out, &[b'x'; 26]);

@@ -253,6 +253,9 @@ fn bad_bytes_in_target_are_malformed() {
         b"/%",
         b"/a?%g0",
         b"/a?b%",
+        // Every byte after a percent-encoding is checked too.
+        b"/a%41\"",
+        b"/ab%41%42<",
     ];
     for target in targets {
         let mut buf = b"GET ".to_vec();
@@ -756,6 +759,30 @@ fn incomplete_long_request_line_is_414() {
     // Still short enough that a method, the longest target and a version could fit: wait.
     buf.truncate(1024 + 10);
     assert_eq!(try_parse(&buf).map(|h| h.is_some()), Ok(false));
+}
+
+#[test]
+fn incomplete_request_line_boundary_is_the_target_limit_plus_64() {
+    // No line end within max_uri_bytes + 64 (1088) bytes: 414; at exactly 1088 it could
+    // still be a method, a 1024-byte target and a version: wait.
+    let mut buf = b"GET /".to_vec();
+    buf.resize(1024 + 64, b'a');
+    assert_eq!(try_parse(&buf).map(|h| h.is_some()), Ok(false));
+    buf.push(b'a');
+    assert_eq!(parse_err(&buf), ParseError::UriTooLong);
+}
+
+#[test]
+fn a_request_line_too_long_is_414_even_once_its_end_arrived() {
+    // The line ends after 1100 bytes, but the head is not complete yet.
+    let target = format!("/{}", "a".repeat(1100));
+    let buf = format!("GET {target} HTTP/1.1\r\nHost: x\r\n");
+    assert_eq!(parse_err(buf.as_bytes()), ParseError::UriTooLong);
+    // A bad byte far into an over-long line: the length is what is wrong first.
+    let mut buf = b"GET /".to_vec();
+    buf.resize(1100, b'a');
+    buf.extend_from_slice(b"\x01 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(parse_err(&buf), ParseError::UriTooLong);
 }
 
 #[test]

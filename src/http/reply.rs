@@ -46,6 +46,9 @@ pub(crate) fn encode_reply(
     let keep_alive = !response.close && !draining && shape.client_keeps_alive;
     let body = std::mem::replace(&mut response.body, Body::Empty);
     let framing = match (body.len(), shape.version) {
+        // 1xx, 204 and 304 end at their head (RFC 9112 §6.3), whatever body the handler
+        // gave: no chunked framing, and no close to delimit a stream that is never sent.
+        _ if !response.status.allows_body() => BodyFraming::Length(0),
         (Some(n), _) => BodyFraming::Length(n as u64),
         (None, Version::Http11) => BodyFraming::Chunked,
         (None, Version::Http10) => BodyFraming::UntilClose,
@@ -134,6 +137,34 @@ mod tests {
         assert_eq!(encoded.sent, 0);
         assert!(text(&out).contains("Content-Length: 5\r\n"));
         assert!(text(&out).ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_streamed_204_is_refused_before_anything_is_written() {
+        // A 204 has no body (RFC 9110 §15.3.5): a stream on it is the handler's bug, and the
+        // connection answers 500 instead (`conn::write::encode_or_refuse`).
+        for version in [Version::Http11, Version::Http10] {
+            let mut out = Vec::new();
+            let response =
+                Response::stream("text/plain", |_| Ok(())).with_status(Status::NO_CONTENT);
+            let refused = encode_reply(&mut out, response, shape(version, true), false);
+            assert!(refused.is_err(), "{version:?}");
+            assert!(out.is_empty(), "{version:?}: {}", text(&out));
+        }
+    }
+
+    #[test]
+    fn head_on_a_stream_gets_the_chunked_head_and_the_stream_is_not_run() {
+        let mut out = Vec::new();
+        let shape = ReplyShape {
+            is_head: true,
+            ..shape(Version::Http11, true)
+        };
+        let response = Response::stream("text/plain", |_| Ok(()));
+        let encoded = encode_reply(&mut out, response, shape, false).expect("encodes");
+        assert!(encoded.stream.is_none());
+        assert!(encoded.keep_alive);
+        assert!(text(&out).ends_with("Transfer-Encoding: chunked\r\n\r\n"));
     }
 
     #[test]

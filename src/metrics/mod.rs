@@ -47,6 +47,17 @@ fn render(shared: &Shared) -> String {
         "corral_supervisor_restarts_total {}",
         shared.supervisor_restarts()
     );
+    family(
+        &mut out,
+        "corral_placement_policy",
+        "gauge",
+        "The placement policy in use (`placement.policy`): 1 for the policy named.",
+    );
+    let _ = writeln!(
+        out,
+        "corral_placement_policy{{policy=\"{}\"}} 1",
+        shared.placement.policy().name()
+    );
     let (placed, seen) = shared.stats.placements();
     family(
         &mut out,

@@ -115,6 +115,8 @@ mod tests {
             ..LoadInputs::default()
         };
         assert_eq!(expected_load_ns(&at(40_000)), 10_000 + 20_000);
+        // At its expected cost exactly, the estimate is used up: whole again.
+        assert_eq!(expected_load_ns(&at(50_000)), 50_000);
         // A cold route (default cost) 300 ms in, or a handler that yielded an hour ago.
         assert_eq!(expected_load_ns(&at(300 * MS)), 50_000);
         assert_eq!(expected_load_ns(&at(3_600_000 * MS)), 50_000);

@@ -105,6 +105,18 @@ mod tests {
     }
 
     #[test]
+    fn each_policy_is_named_as_the_config_spells_it() {
+        #[derive(Deserialize)]
+        struct Key {
+            policy: Policy,
+        }
+        for &name in Policy::NAMES {
+            let key: Key = toml::from_str(&format!("policy = {name:?}")).expect(name);
+            assert_eq!(key.policy.name(), name);
+        }
+    }
+
+    #[test]
     fn round_robin_cycles() {
         let l = loads(&[(9, 9), (0, 0)]);
         let mut rotor = 0;

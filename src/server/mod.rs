@@ -96,45 +96,58 @@ fn list(errors: &[RouteError]) -> String {
 }
 
 /// A read-only view of a running server's live counters (what `/metrics` shows).
-pub struct ServerStats<'a>(&'a Stats);
+pub struct ServerStats<'a> {
+    stats: &'a Stats,
+    wards: &'a Wards,
+}
 
 impl ServerStats<'_> {
     /// Requests being handled right now, on all schedulers.
     pub fn inflight(&self) -> usize {
-        self.0.inflight()
+        self.stats.inflight()
     }
 
     /// Handler panics caught so far (each answered 500).
     pub fn panics(&self) -> u64 {
-        self.0.panics()
+        self.stats.panics()
     }
 
     /// Open connections on scheduler `k` (hibernated ones included).
     pub fn connections(&self, k: usize) -> usize {
-        self.0.connections(k)
+        self.stats.connections(k)
     }
 
     /// Requests served on scheduler `k` so far.
     pub fn requests(&self, k: usize) -> u64 {
-        self.0.requests(k)
+        self.stats.requests(k)
     }
 
     /// Queued connections scheduler `k` took from another scheduler's queue.
     pub fn steals(&self, k: usize) -> u64 {
-        self.0.steals(k)
+        self.stats.steals(k)
     }
 
     /// Handlers the watchdog found stuck on scheduler `k` (running longer than
     /// `runtime.stall_warn_ms` without yielding).
     pub fn stalls(&self, k: usize) -> u64 {
-        self.0.stalls(k)
+        self.stats.stalls(k)
     }
 
     /// How long the handler running on scheduler `k` has run, if one is running.
     pub fn running(&self, k: usize) -> Option<Duration> {
-        self.0
+        self.stats
             .running(k)
             .map(|running| Duration::from_nanos(running.elapsed_ns))
+    }
+
+    /// Idle keep-alive connections hibernating in scheduler `k`'s ward (no coroutine).
+    pub fn hibernating_idle(&self, k: usize) -> usize {
+        self.wards.hibernating(k).0
+    }
+
+    /// Requests waiting hibernated in scheduler `k`'s ward (`Response::hibernate`).
+    pub fn hibernating_waiting(&self, k: usize) -> usize {
+        self.wards.hibernating(k).1
     }
 }
 
@@ -326,7 +339,10 @@ impl Server {
 
     /// The server's live counters, read-only.
     pub fn stats(&self) -> ServerStats<'_> {
-        ServerStats(&self.shared.stats)
+        ServerStats {
+            stats: &self.shared.stats,
+            wards: &self.shared.wards,
+        }
     }
 
     /// Graceful shutdown. From the start every answer says `Connection: close` and

@@ -250,6 +250,21 @@ impl Client {
         }
     }
 
+    /// Reads to the end of the stream, expecting nothing more: `Ok` on an orderly close
+    /// (FIN: read returns 0), else the error's kind — `ConnectionReset` for an RST,
+    /// `InvalidData` if bytes arrived first.
+    pub fn end_of_stream(&mut self) -> Result<(), std::io::ErrorKind> {
+        if !self.buf.is_empty() {
+            return Err(std::io::ErrorKind::InvalidData);
+        }
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(std::io::ErrorKind::InvalidData),
+            Err(e) => Err(e.kind()),
+        }
+    }
+
     /// Has the server sent anything (or closed) within `wait`? Used to show it did *not*.
     pub fn quiet_for(&mut self, wait: Duration) -> bool {
         self.stream.set_read_timeout(Some(wait)).unwrap();
@@ -270,14 +285,20 @@ impl Client {
 }
 
 /// Polls `cond` until it holds or `within` passes; fails with `what` otherwise.
+///
+/// Between polls it sleeps, 1 ms at first and doubling up to 50 ms (never past the
+/// deadline): a spinning poller would compete for the two cores with the very schedulers it
+/// waits for. A condition that holds at once costs no sleep at all.
 pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(1);
+    const MAX_PAUSE: Duration = Duration::from_millis(50);
     let deadline = Instant::now() + within;
+    let mut pause = FIRST_PAUSE;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "not true within {within:?}: {what}"
-        );
-        std::thread::yield_now();
+        let now = Instant::now();
+        assert!(now < deadline, "not true within {within:?}: {what}");
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 

@@ -63,6 +63,18 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_exactly_one_period_ago_is_still_in_the_window() {
+        // OTP `inPeriod`: Now - Then =< Period.
+        let t0 = Instant::now();
+        let mut i = Intensity::new(1, Duration::from_secs(5));
+        assert!(i.add_restart(t0));
+        assert!(!i.add_restart(t0 + Duration::from_secs(5)));
+        let mut i = Intensity::new(1, Duration::from_secs(5));
+        assert!(i.add_restart(t0));
+        assert!(i.add_restart(t0 + Duration::from_secs(5) + Duration::from_nanos(1)));
+    }
+
+    #[test]
     fn zero_max_never_restarts() {
         let mut i = Intensity::new(0, Duration::from_secs(5));
         assert!(!i.add_restart(Instant::now()));

@@ -193,6 +193,37 @@ impl fmt::Debug for ChildSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::{Strategy, Supervisor};
+
+    fn nothing() -> Result<Pid, String> {
+        Err("not started in this test".into())
+    }
+
+    #[test]
+    fn a_worker_spec_defaults_to_permanent_with_a_5_s_shutdown() {
+        let spec = ChildSpec::new("w", nothing);
+        assert_eq!(spec.id(), "w");
+        assert_eq!(spec.restart, Restart::Permanent);
+        assert_eq!(spec.shutdown, Shutdown::Timeout(Duration::from_secs(5)));
+        assert_eq!(spec.kind, ChildKind::Worker);
+        let spec = spec
+            .restart(Restart::Transient)
+            .shutdown(Shutdown::BrutalKill);
+        assert_eq!(
+            format!("{spec:?}"),
+            "ChildSpec { id: \"w\", restart: Transient, shutdown: BrutalKill, kind: Worker, .. }"
+        );
+    }
+
+    #[test]
+    fn a_supervisor_spec_is_a_supervisor_shut_down_without_a_timeout() {
+        // Infinity: a nested supervisor must have the time to stop its own children first.
+        let spec = ChildSpec::supervisor("tree", Supervisor::new(Strategy::OneForOne));
+        assert_eq!(spec.id(), "tree");
+        assert_eq!(spec.kind, ChildKind::Supervisor);
+        assert_eq!(spec.shutdown, Shutdown::Infinity);
+        assert_eq!(spec.restart, Restart::Permanent);
+    }
 
     #[test]
     fn restart_decision_matrix() {

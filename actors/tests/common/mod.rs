@@ -17,11 +17,16 @@ pub fn init() {
 }
 
 /// Poll `cond` until it holds or `deadline` passes; fails the test with `what` on timeout.
-/// Only for facts that are eventually true with no message to wait on.
+/// Only for facts that are eventually true with no message to wait on. Sleeps between polls
+/// (1 ms, doubling up to 50 ms, never past the deadline) rather than spinning against the two
+/// may workers it waits for.
 pub fn eventually(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(1);
     while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        std::thread::yield_now();
+        let now = Instant::now();
+        assert!(now < end, "timed out waiting for: {what}");
+        std::thread::sleep(pause.min(end - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

@@ -358,6 +358,9 @@ impl Ward {
 
     /// Gives a socket a coroutine again; it is no longer the ward's to count.
     pub(super) fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
+        // Counted out before its coroutine runs: a handler of the woken connection (or a
+        // `/metrics` it serves) must not see it still hibernating.
+        self.publish_counts();
         let resumed = resume_connection(&self.shared, fd, self.k, resume);
         // Either a coroutine counts it now, or `resume_connection` closed and uncounted it.
         self.let_go();

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Mutation testing: how strong are the tests of the code where a wrong line is a security or
+# correctness bug? cargo-mutants changes one thing at a time (an operator, a returned value,
+# a deleted statement), rebuilds, and runs the tests that cover that code: a mutant the tests
+# do not notice ("missed") is a line no test really checks.
+#
+# Scope: the HTTP parser, chunked decoder and encoder, response framing (src/http/{parse,
+# chunked,encode,reply}.rs), the placement policy and load figure (src/placement/{policy,
+# load}.rs), and the supervisor (actors/src/supervisor/). Not in CI: about 45 minutes for all
+# three sets on the 2-core development machine, niced.
+#
+# Usage:   scripts/mutants.sh [http|placement|supervisor|all] [-- more cargo-mutants args]
+#          (default: all; e.g. `scripts/mutants.sh http -- -F parse_head` for some mutants)
+# Needs:   cargo install cargo-mutants --locked   (cargo-nextest is used when installed)
+# Output:  one summary line per set (caught / missed / timeout / unviable), and
+#          $MUTANTS_OUT/<set>/mutants.out/{caught,missed,timeout,unviable}.txt listing them;
+#          missed.txt is the list to act on (README, "Contributing").
+# Exit:    0 if no set had a missed mutant or a timeout; cargo-mutants' code otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+  echo "mutants.sh: cargo-mutants is missing: cargo install cargo-mutants --locked" >&2
+  exit 2
+fi
+tool=cargo
+if cargo nextest --version >/dev/null 2>&1; then
+  tool=nextest
+fi
+
+# Its own target dir: mutants builds a copy of the tree elsewhere, and sharing the usual
+# target dir would make the two builds invalidate each other's artifacts.
+target="${MUTANTS_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/mutants}"
+out="${MUTANTS_OUT:-$target/out}"
+
+set_name="${1:-all}"
+shift || true
+extra=()
+if [ "${1:-}" = "--" ]; then
+  shift
+  extra=("$@")
+fi
+
+# A mutant that loops (a deleted `+= 1`) is killed after 3× the baseline test time, at
+# least 20 s; builds are incremental, a few seconds each.
+common=(
+  --test-tool "$tool"
+  --timeout-multiplier 3
+  --minimum-test-timeout 20
+  --build-timeout-multiplier 5
+  --jobs 1
+  --no-shuffle
+  --colors never
+)
+
+status=0
+run() {
+  local name=$1
+  shift
+  echo "== mutants: $name"
+  mkdir -p "$out/$name"
+  CARGO_TARGET_DIR="$target" nice -n 10 cargo mutants "${common[@]}" -o "$out/$name" \
+    "$@" || status=$?
+  if [ -d "$out/$name/mutants.out" ]; then
+    local f
+    printf '%s:' "$name"
+    for f in caught missed timeout unviable; do
+      printf ' %s %s' "$f" "$(wc -l <"$out/$name/mutants.out/$f.txt" 2>/dev/null || echo 0)"
+    done
+    echo
+  fi
+}
+
+# Each set runs only the test targets that cover its files: `--lib` holds the unit tests of
+# src/http and src/placement (the socket tests in tests/ would cost a minute per mutant);
+# the supervisor's are its unit tests and actors/tests/supervisor.rs.
+http() {
+  run http -p corral \
+    -f src/http/parse.rs -f src/http/chunked.rs -f src/http/encode.rs -f src/http/reply.rs \
+    "${extra[@]}" -- --lib
+}
+placement() {
+  run placement -p corral -f src/placement/policy.rs -f src/placement/load.rs \
+    "${extra[@]}" -- --lib
+}
+supervisor() {
+  run supervisor -p corral-actors -f 'actors/src/supervisor/*.rs' \
+    "${extra[@]}" -- --lib --test supervisor
+}
+
+case "$set_name" in
+  http) http ;;
+  placement) placement ;;
+  supervisor) supervisor ;;
+  all)
+    http
+    placement
+    supervisor
+    ;;
+  *)
+    echo "usage: scripts/mutants.sh [http|placement|supervisor|all] [-- cargo-mutants args]" >&2
+    exit 2
+    ;;
+esac
+exit "$status"
