@@ -102,6 +102,11 @@ static STARTED: OnceLock<RuntimeSettings> = OnceLock::new();
 static PINNING: OnceLock<Result<Result<(), Refusal>, String>> = OnceLock::new();
 static DOORKEEPERS: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// Whether `start` has configured may in this process.
+pub fn started() -> bool {
+    STARTED.get().is_some()
+}
+
 /// Configures and starts may, then checks that its schedulers are pinned (see `probe`).
 /// Calling it again with the same settings is a no-op.
 pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {

@@ -244,6 +244,11 @@ impl Server {
     /// Starts the runtime (if needed), binds, and begins accepting. The server runs until
     /// [`Server::shutdown`] or until it is dropped.
     pub fn start(config: Config, router: Router) -> Result<Server, ServerError> {
+        // First, before anything that needs stack: the caller's coroutine has may's default
+        // stack, and the refusal must not overflow it.
+        if !runtime::started() && may::coroutine::is_coroutine() {
+            return Err(RuntimeError::StartedInCoroutine.into());
+        }
         config.validate()?;
         if !router.errors().is_empty() {
             return Err(ServerError::Routes(router.errors().to_vec()));

@@ -6,16 +6,17 @@ use corral::{Router, Server, ServerError};
 
 #[test]
 fn a_server_started_from_a_coroutine_is_refused() {
-    let refusal = may::go!(|| {
+    // Built here, not in the coroutine: parsing the embedded TOML needs more than may's
+    // default coroutine stack; the refusal itself must not.
+    let config = corral_may_defaults::test_config();
+    let refusal = may::go!(move || {
         let router = Router::new().get("/", |_: &corral::Request| "never served");
-        Server::start(corral_may_defaults::test_config(), router)
-            .err()
-            .map(|err| {
-                (
-                    matches!(err, ServerError::Runtime(RuntimeError::StartedInCoroutine)),
-                    err.to_string(),
-                )
-            })
+        Server::start(config, router).err().map(|err| {
+            (
+                matches!(err, ServerError::Runtime(RuntimeError::StartedInCoroutine)),
+                err.to_string(),
+            )
+        })
     })
     .join()
     .expect("the coroutine returned");
