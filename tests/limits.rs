@@ -8,18 +8,6 @@ use std::time::Duration;
 
 use common::{CLIENT_TIMEOUT, Client, TestServer, eventually};
 
-/// Resident set of this process, bytes (`VmRSS` in `/proc/self/status`, in kB).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse().ok())
-        .expect("a VmRSS line in kB");
-    kib << 10
-}
-
 const HEADS: usize = 500;
 /// Heads sent between checks, so a server that commits the declared bodies fails the test
 /// after a few hundred MiB rather than after 4 GB.
@@ -34,7 +22,7 @@ fn heads_declaring_large_bodies_commit_no_memory_for_them() {
     });
     // Warm up: lazy statics, the schedulers' first stacks, one request through.
     assert_eq!(srv.client().get("/plaintext").status, 200);
-    let before = rss_bytes();
+    let before = common::rss_bytes();
     let head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n";
     let mut clients: Vec<Client> = Vec::with_capacity(HEADS);
     while clients.len() < HEADS {
@@ -48,14 +36,14 @@ fn heads_declaring_large_bodies_commit_no_memory_for_them() {
         eventually(CLIENT_TIMEOUT, "every head is being served", || {
             srv.server().stats().inflight() == n
         });
-        let grown = rss_bytes().saturating_sub(before);
+        let grown = common::rss_bytes().saturating_sub(before);
         assert!(
             grown < BUDGET,
             "{n} heads of 8 MB bodies grew the resident set by {} MiB",
             grown >> 20
         );
     }
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = common::rss_bytes().saturating_sub(before);
     eprintln!(
         "{HEADS} waiting 8 MB uploads: resident set +{} KiB ({} B each)",
         grown >> 10,

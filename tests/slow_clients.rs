@@ -9,18 +9,6 @@ use std::time::Duration;
 
 use common::{CLIENT_TIMEOUT, Client, TestServer, eventually};
 
-/// Resident set of this process, bytes (`VmRSS` in `/proc/self/status`, in kB).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse().ok())
-        .expect("a VmRSS line in kB");
-    kib << 10
-}
-
 const SLOWLORIS: usize = 200;
 const SLOW_BODIES: usize = 100;
 /// What one slow connection may cost: less than its coroutine's stack (64 KiB of address
@@ -36,7 +24,7 @@ fn slow_clients_cost_bounded_memory_do_not_hold_up_others_and_get_408() {
     });
     // Warm up: lazy statics, the schedulers' first stacks, one request through.
     assert_eq!(srv.client().get("/plaintext").status, 200);
-    let before = rss_bytes();
+    let before = common::rss_bytes();
     let mut slow: Vec<Client> = Vec::with_capacity(SLOWLORIS + SLOW_BODIES);
     for _ in 0..SLOWLORIS {
         let mut c = srv.client();
@@ -52,7 +40,7 @@ fn slow_clients_cost_bounded_memory_do_not_hold_up_others_and_get_408() {
     eventually(CLIENT_TIMEOUT, "every slow body is being read", || {
         stats.inflight() == SLOW_BODIES
     });
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = common::rss_bytes().saturating_sub(before);
     let each = grown / slow.len() as u64;
     eprintln!(
         "{} slow connections: resident set +{} KiB ({} B each)",

@@ -436,3 +436,15 @@ impl ErrorLog {
             .collect()
     }
 }
+
+/// Resident set of this process, bytes (`VmRSS` in `/proc/self/status`, in kB).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse().ok())
+        .expect("a VmRSS line in kB");
+    kib << 10
+}
