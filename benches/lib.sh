@@ -129,6 +129,27 @@ for line in open(sys.argv[1]):
 ' "$2" "$1" | tail -n 1
 }
 
+build_corral() { # out: builds the release binary and copies it to out/corral (the copy
+    # is what runs, so a rebuild meanwhile changes nothing); sets corral_bin and commit
+    echo "== cargo build --release --features cli   (corral)"
+    cargo build --release --features cli || die "building Corral failed"
+    [[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
+    commit=$(git describe --always --dirty 2>/dev/null || echo '?')
+    corral_bin=$1/corral
+    cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $1"
+}
+
+build_bench_client() { # target out: builds bench target `target` and copies its executable
+    # to out/target
+    echo "== cargo bench --bench $1 --no-run   (client)"
+    cargo bench --bench "$1" --no-run --message-format=json >"$2/$1-build.json" ||
+        die "building the $1 client failed"
+    local bin
+    bin=$(bench_executable "$1" "$2/$1-build.json")
+    [[ -n $bin && -x $bin ]] || die "found no $1 executable in $2/$1-build.json"
+    cp "$bin" "$2/$1" || die "cannot copy $bin to $2"
+}
+
 # ---- results ---------------------------------------------------------------------------------
 
 median() { # format numbers...: the median in printf `format`; the mean of the middle two when

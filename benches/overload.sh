@@ -131,19 +131,8 @@ start_server() { # case port log
 
 # ---- build ---------------------------------------------------------------------------------
 
-echo "== cargo build --release --features cli   (corral)"
-cargo build --release --features cli || die "building Corral failed"
-[[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
-commit=$(git describe --always --dirty 2>/dev/null || echo '?')
-corral_bin=$OUT/corral
-cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $OUT"
-
-echo "== cargo bench --bench churn --no-run   (load generator)"
-cargo bench --bench churn --no-run --message-format=json >"$OUT/churn-build.json" ||
-    die "building the churn load generator failed"
-churn_bin=$(bench_executable churn "$OUT/churn-build.json")
-[[ -n $churn_bin && -x $churn_bin ]] || die "found no churn executable in $OUT/churn-build.json"
-cp "$churn_bin" "$OUT/churn" || die "cannot copy $churn_bin to $OUT"
+build_corral "$OUT"
+build_bench_client churn "$OUT"
 churn_bin=$OUT/churn
 
 # ---- one run -------------------------------------------------------------------------------

@@ -83,18 +83,8 @@ stop_sampler() {
 }
 trap 'stop_sampler; stop_server' EXIT
 
-echo "== cargo build --release --features cli   (corral)"
-cargo build --release --features cli || die "building Corral failed"
-[[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
-commit=$(git describe --always --dirty 2>/dev/null || echo '?')
-corral_bin=$OUT/corral
-cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $OUT"
-echo "== cargo bench --bench panics --no-run   (client)"
-cargo bench --bench panics --no-run --message-format=json >"$OUT/panics-build.json" ||
-    die "building the panics client failed"
-client_bin=$(bench_executable panics "$OUT/panics-build.json")
-[[ -n $client_bin && -x $client_bin ]] || die "found no panics executable in $OUT/panics-build.json"
-cp "$client_bin" "$OUT/panics" || die "cannot copy $client_bin to $OUT"
+build_corral "$OUT"
+build_bench_client panics "$OUT"
 client_bin=$OUT/panics
 
 rss_kib() { # VmRSS of pid, KiB (empty once it is gone)

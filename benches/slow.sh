@@ -85,19 +85,9 @@ stop_slow() {
 }
 trap 'stop_slow; stop_server' EXIT
 
-echo "== cargo build --release --features cli   (corral)"
-cargo build --release --features cli || die "building Corral failed"
-[[ -x $CORRAL_BIN ]] || die "no Corral binary at $CORRAL_BIN after the build"
-commit=$(git describe --always --dirty 2>/dev/null || echo '?')
-corral_bin=$OUT/corral
-cp "$CORRAL_BIN" "$corral_bin" || die "cannot copy $CORRAL_BIN to $OUT"
+build_corral "$OUT"
 for bench in churn slow; do
-    echo "== cargo bench --bench $bench --no-run"
-    cargo bench --bench "$bench" --no-run --message-format=json >"$OUT/$bench-build.json" ||
-        die "building $bench failed"
-    bin=$(bench_executable "$bench" "$OUT/$bench-build.json")
-    [[ -n $bin && -x $bin ]] || die "found no $bench executable in $OUT/$bench-build.json"
-    cp "$bin" "$OUT/$bench" || die "cannot copy $bin to $OUT"
+    build_bench_client "$bench" "$OUT"
 done
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
