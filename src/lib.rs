@@ -22,6 +22,7 @@
 
 mod config;
 mod conn;
+mod files;
 mod http;
 mod metrics;
 mod placement;
@@ -42,6 +43,7 @@ pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
     LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
 };
+pub use files::StaticFiles;
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
 pub use http::response::{Body, BodyWrite, HeaderError, HttpError, IntoResponse, Json, Response};
