@@ -16,7 +16,7 @@
 //! The layers, bottom up (docs/architecture.md): `http` (the protocol, pure), `router`,
 //! `config`, `stats`, `runtime` (may setup, going home, offload, the watchdog), `placement`
 //! (where a connection runs), `conn` (the connection process and its hibernation), `server`
-//! (wiring).
+//! (wiring); beside them `files` ([`StaticFiles`], a handler serving a directory).
 //! Only the items re-exported below are public.
 #![warn(missing_docs)]
 
