@@ -63,7 +63,9 @@ fn batch_round_trip(stream: &mut std::net::TcpStream, batch: &[u8], buf: &mut [u
 /// not counted in the other's requests.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 const REQUESTS_PER_BATCH: usize = 10;
