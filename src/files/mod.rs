@@ -48,9 +48,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cache::{Cache, CachedFile, Lookup};
+use cache::{Cache, CachedFile, Lookup, coarse_now};
 use open::{FileId, Probe};
 
 use crate::http::conditional::{self, Conditions, Precondition, Validators};
@@ -160,7 +160,7 @@ impl StaticFiles {
             return Response::error(Status::METHOD_NOT_ALLOWED).with_header("Allow", "GET, HEAD");
         }
         let key = requested_path(req);
-        let now = Instant::now();
+        let now = coarse_now();
         let known = match self.cache.lookup(req.scheduler(), key, now) {
             Lookup::Fresh(file) => return answer_cached(&file, &asked),
             Lookup::Stale(file) => Some(file),
@@ -186,7 +186,7 @@ impl StaticFiles {
             ) => {
                 let file = Arc::new(cached_file(bytes, id, content_type_of(&relative)));
                 self.cache
-                    .insert(scheduler, key, file.clone(), Instant::now());
+                    .insert(scheduler, key, file.clone(), coarse_now());
                 answer_cached(&file, &asked)
             }
             (probe, _) => {
