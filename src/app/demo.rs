@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corral::{Config, HttpError, Json, Request, Response, Router, Status};
+use corral::{Config, HttpError, Json, Request, Response, Router, StaticFiles, Status};
 
 use super::pubsub::Topics;
-use super::static_files::StaticDir;
 
 /// Upper bound for `/work` and `/cpu` durations, µs: a demo must not park a worker for long.
 const MAX_DEMO_US: u64 = 10_000_000;
@@ -18,7 +17,7 @@ pub fn router(config: &Config) -> Router {
         Duration::from_millis(config.demo.poll_timeout_ms),
         Duration::from_millis(config.demo.sse_heartbeat_ms),
     ));
-    let statics = StaticDir::new(config.demo.static_dir.clone());
+    let statics = StaticFiles::new(config.demo.static_dir.clone());
     let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
     Router::new()
         .get("/", index)
@@ -36,7 +35,7 @@ pub fn router(config: &Config) -> Router {
         .get("/events", move |req: &Request| events.events(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
         .get("/panic", panic)
-        .get("/static/*path", move |req: &Request| statics.serve(req))
+        .get("/static/*path", statics)
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
         .get("/healthz", healthz)
         .get("/whoami", whoami)

@@ -8,7 +8,6 @@ pub mod chat;
 pub mod demo;
 pub mod echo;
 pub mod pubsub;
-pub mod static_files;
 
 use std::time::Duration;
 
