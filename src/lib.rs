@@ -40,7 +40,8 @@ pub mod __bench;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
-    LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
+    LogFormat, LogLevel, PlacementConfig, Policy, PubsubConfig, RuntimeConfig, ServerConfig,
+    Timeouts,
 };
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};

@@ -14,10 +14,7 @@ const MAX_DEMO_US: u64 = 10_000_000;
 const MAX_STREAM_CHUNKS: u32 = 1000;
 
 pub fn router(config: &Config) -> Router {
-    let topics = Arc::new(Topics::new(
-        Duration::from_millis(config.demo.poll_timeout_ms),
-        Duration::from_millis(config.demo.sse_heartbeat_ms),
-    ));
+    let topics = Arc::new(Topics::from_config(config));
     let statics = StaticDir::new(config.demo.static_dir.clone());
     let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
     Router::new()
@@ -154,6 +151,14 @@ fn demo_metrics(req: &Request, topics: &Topics) -> Response {
     );
     let _ = writeln!(text, "# TYPE corral_topic_restarts_total counter");
     let _ = writeln!(text, "corral_topic_restarts_total {}", topics.restarts());
+    if let Some(up) = topics.broker_up() {
+        let _ = writeln!(
+            text,
+            "# HELP corral_broker_up Whether the pub/sub broker (pubsub.broker) answers."
+        );
+        let _ = writeln!(text, "# TYPE corral_broker_up gauge");
+        let _ = writeln!(text, "corral_broker_up {}", u8::from(up));
+    }
     Response::text(text).with_content_type(corral::METRICS_CONTENT_TYPE)
 }
 
