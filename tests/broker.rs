@@ -244,11 +244,12 @@ fn last_event_id_resumption_across_instances_gets_exactly_the_missed_events() {
     let last_seen = seen[1].0;
     drop(on_a); // the client goes away ...
     wait_subscribers(a.addr, 0.0);
-    // ... while three more are published, on both instances,
-    for (at, body) in [(b.addr, "three"), (a.addr, "four\nlines"), (b.addr, "five")] {
-        assert_eq!(publish(at, "feed", body).0, 200);
+    // ... while three more are published. Instance B has served nothing yet, so its topic
+    // process does not run and has seen none of them: only Redis has them.
+    for body in ["three", "four\nlines", "five"] {
+        assert_eq!(publish(a.addr, "feed", body).0, 200);
     }
-    // and it comes back on the other instance, which never had a subscriber on the topic.
+    // The client comes back on B.
     let (mut on_b, _) = sse(b.addr, "/events?topic=feed", Some(last_seen));
     wait_subscribers(b.addr, 1.0);
     assert_eq!(publish(a.addr, "feed", "six").0, 200);
@@ -261,6 +262,36 @@ fn last_event_id_resumption_across_instances_gets_exactly_the_missed_events() {
     );
     assert!(resumed.windows(2).all(|w| w[0].0 < w[1].0), "{resumed:?}");
     assert!(resumed[0].0 > last_seen);
+}
+
+#[test]
+fn an_event_published_while_an_instance_was_not_subscribed_reaches_it_when_it_resubscribes() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start("replay");
+    let (a, b) = two_instances(&redis, "demo");
+    let (mut on_b, _) = sse(b.addr, "/events?topic=log", None);
+    assert_eq!(publish(a.addr, "log", "live").0, 200);
+    on_b.take_until(b"data: live\n\n");
+    // Cut every subscription (the instances' command connections stay), then publish at
+    // once: until an attempt reaches no instance at all, which only a replay can deliver.
+    let mut admin = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("an admin connection");
+    let mut attempt = 0;
+    eventually(WAIT, "a publish while no instance is subscribed", || {
+        attempt += 1;
+        let _: u64 = redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "pubsub"])
+            .query(&mut admin)
+            .expect("CLIENT KILL");
+        publish(a.addr, "log", &format!("missed {attempt}")) == (200, "0\n".to_string())
+    });
+    let text = on_b.take_until(format!("data: missed {attempt}\n\n").as_bytes());
+    let got: Vec<String> = events(&text).into_iter().map(|(_, d)| d).collect();
+    let want: Vec<String> = (1..=attempt).map(|n| format!("missed {n}")).collect();
+    assert_eq!(got, want, "every event once, in order");
 }
 
 #[test]
