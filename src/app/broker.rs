@@ -302,10 +302,14 @@ fn run_link(mut ctx: Ctx<LinkMsg>, url: &str, backlog_len: usize, deliver: Deliv
                 *slot = now;
                 if thread == "subscriber" {
                     tried = true;
-                    waiting.drain(..).for_each(|reply| drop(reply.send(())));
+                    for reply in waiting.drain(..) {
+                        let _ = reply.send(());
+                    }
                 }
             }
-            LinkMsg::Ready(reply) if tried || client.is_err() => drop(reply.send(())),
+            LinkMsg::Ready(reply) if tried || client.is_err() => {
+                let _ = reply.send(());
+            }
             LinkMsg::Ready(reply) => waiting.push(reply),
             LinkMsg::ThreadEnded(thread) => panic!("the Redis {thread} thread ended"),
             LinkMsg::Up(reply) => {

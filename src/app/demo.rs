@@ -16,7 +16,15 @@ const MAX_STREAM_CHUNKS: u32 = 1000;
 pub fn router(config: &Config) -> Router {
     let topics = Arc::new(Topics::from_config(config));
     let statics = StaticDir::new(config.demo.static_dir.clone());
-    let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
+    let [
+        poll,
+        poll_blocking,
+        publish,
+        events,
+        crash,
+        metrics,
+        counted,
+    ] = [(); 7].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -32,6 +40,9 @@ pub fn router(config: &Config) -> Router {
         .post("/publish", move |req: &Request| publish.publish(req))
         .get("/events", move |req: &Request| events.events(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
+        .get("/topics/subscribers", move |_req: &Request| {
+            topic_subscribers(&counted)
+        })
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
@@ -51,6 +62,7 @@ const INDEX: &str = "Corral demo. Routes:
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
+  GET  /topics/subscribers   pid N subscribers M: this process's waiters (several on one port)
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts
@@ -160,6 +172,18 @@ fn demo_metrics(req: &Request, topics: &Topics) -> Response {
         let _ = writeln!(text, "corral_broker_up {}", u8::from(up));
     }
     Response::text(text).with_content_type(corral::METRICS_CONTENT_TYPE)
+}
+
+/// This process's waiters, with its pid: with several processes on one port (SO_REUSEPORT),
+/// a client adds up what each says (`benches/scaleout.sh`).
+fn topic_subscribers(topics: &Topics) -> Result<String, HttpError> {
+    let count = topics.subscribers().ok_or_else(|| {
+        HttpError::new(
+            Status::SERVICE_UNAVAILABLE,
+            "the topic process does not answer",
+        )
+    })?;
+    Ok(format!("pid {} subscribers {count}\n", std::process::id()))
 }
 
 /// For a load balancer's health check: 503 from the moment the server drains, while it
