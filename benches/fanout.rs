@@ -917,6 +917,13 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
     }
     latencies.sort_unstable();
     let received = match args.mode {
+        // No publish of its own: every correct answer counts (the caller compares their
+        // times, from --arrivals-file, with the publisher's).
+        Mode::Poll if args.role == Role::Wait => shared
+            .arrivals
+            .iter()
+            .filter(|a| a.load(Ordering::Acquire) != 0)
+            .count(),
         Mode::Poll => latencies.len(),
         Mode::Idle => load(&c.ready),
     };
