@@ -41,6 +41,8 @@ const LOG_KEY: &str = "corral:log";
 const LOG_LEN: usize = 4096;
 /// Connecting, and each command, at most; a Redis that takes longer counts as unreachable.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a handler waits for the link's answer: a connect and a command, with room.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the subscriber thread looks up from the socket to see whether it should stop.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 /// Reconnect back-off: the first wait, doubled after each failure up to the last.
@@ -66,6 +68,9 @@ redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[3]) - 1)
 return {id, redis.call('PUBLISH', KEYS[4], entry)}
 ";
 
+/// A topic's kept events as `(id, data)`, oldest first.
+pub type Backlog = Vec<(u64, Arc<[u8]>)>;
+
 /// An event as the broker hands it over: its topic, id and data.
 pub type Deliver = Arc<dyn Fn(String, u64, Arc<[u8]>) + Send + Sync>;
 
@@ -90,9 +95,12 @@ pub enum BrokerError {
     /// Redis answered with an error.
     #[error("the pub/sub broker {url} refused: {reason}")]
     Refused { url: String, reason: String },
-    /// The link process did not answer (restarting).
+    /// The link process is not there (restarting).
     #[error("the pub/sub broker link is restarting, try again")]
     Restarting,
+    /// Redis (or the link) did not answer in time.
+    #[error("the pub/sub broker {url} did not answer within 3 s; try again")]
+    Slow { url: String },
 }
 
 /// The link's configuration, and how a handler reaches it.
@@ -115,7 +123,7 @@ pub enum LinkMsg {
     Backlog {
         topic: String,
         after: u64,
-        reply: ReplyTo<Result<Vec<(u64, Arc<[u8]>)>, BrokerError>>,
+        reply: ReplyTo<Result<Backlog, BrokerError>>,
     },
     /// Whether Redis answers now, from one of the threads (`None`: up).
     State {
@@ -155,6 +163,15 @@ impl Broker {
         })
     }
 
+    fn call_failed(&self, err: corral_actors::CallError) -> BrokerError {
+        match err {
+            corral_actors::CallError::Timeout => BrokerError::Slow {
+                url: self.url.clone(),
+            },
+            _ => BrokerError::Restarting,
+        }
+    }
+
     fn link(&self) -> Result<Addr<LinkMsg>, BrokerError> {
         corral_actors::whereis::<LinkMsg>(&self.name).ok_or(BrokerError::Restarting)
     }
@@ -165,13 +182,13 @@ impl Broker {
         self.link()?
             .call(
                 |reply| LinkMsg::Publish { topic, data, reply },
-                2 * IO_TIMEOUT,
+                CALL_TIMEOUT,
             )
-            .map_err(|_| BrokerError::Restarting)?
+            .map_err(|err| self.call_failed(err))?
     }
 
     /// The events of `topic` after `after` that Redis still keeps, oldest first.
-    pub fn backlog(&self, topic: &str, after: u64) -> Result<Vec<(u64, Arc<[u8]>)>, BrokerError> {
+    pub fn backlog(&self, topic: &str, after: u64) -> Result<Backlog, BrokerError> {
         let topic = topic.to_string();
         self.link()?
             .call(
@@ -180,9 +197,9 @@ impl Broker {
                     after,
                     reply,
                 },
-                2 * IO_TIMEOUT,
+                CALL_TIMEOUT,
             )
-            .map_err(|_| BrokerError::Restarting)?
+            .map_err(|err| self.call_failed(err))?
     }
 
     /// Waits (parking the coroutine) until the link's first subscription attempt is over, so
@@ -190,7 +207,7 @@ impl Broker {
     /// this instance listened. Bounded: a Redis that does not answer counts as down.
     pub fn wait_ready(&self) {
         if let Ok(link) = self.link() {
-            let _ = link.call(LinkMsg::Ready, 3 * IO_TIMEOUT);
+            let _ = link.call(LinkMsg::Ready, CALL_TIMEOUT);
         }
     }
 
@@ -210,7 +227,7 @@ enum Command {
     Backlog {
         topic: String,
         after: u64,
-        reply: ReplyTo<Result<Vec<(u64, Arc<[u8]>)>, BrokerError>>,
+        reply: ReplyTo<Result<Backlog, BrokerError>>,
     },
 }
 

@@ -514,8 +514,12 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 };
                 let _ = reply.send(fan_out(entry, event));
             }
+            // Every instance receives every topic's events: only topics with subscribers
+            // here get an entry (Redis keeps the backlog for `Last-Event-ID`).
             TopicMsg::Deliver { topic, event } => {
-                fan_out(topics.entry(topic).or_default(), event);
+                if let Some(entry) = topics.get_mut(&topic) {
+                    fan_out(entry, event);
+                }
             }
             TopicMsg::Subscribers(reply) => {
                 let _ = reply.send(topics.values().map(|t| t.subscribers.len()).sum());
