@@ -335,3 +335,32 @@ fn redis_going_away_fails_publishes_with_503_keeps_waiters_and_the_link_reconnec
     assert_eq!(events(&text).len(), 1, "{text}");
     drop(redis);
 }
+
+#[test]
+fn a_killed_broker_link_is_restarted_by_its_supervisor_and_waiters_keep_waiting() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start("supervised");
+    let url = redis.url();
+    let srv = common::TestServer::demo(|c| c.pubsub.broker = url);
+    let mut poll = long_poll(srv.addr, "jobs");
+    wait_subscribers(srv.addr, 1.0);
+    let restarts = || sample(&srv.metrics(), "corral_topic_restarts_total");
+    assert_eq!(restarts(), 0.0);
+    let links: Vec<_> = corral_actors::registered()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".broker"))
+        .collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+    links[0].1.kill();
+    eventually(WAIT, "the supervisor restarts the link", || {
+        restarts() == 1.0
+    });
+    assert_eq!(subscribers(srv.addr), 1.0, "the waiter is kept");
+    eventually(WAIT, "a publish through the new link", || {
+        publish(srv.addr, "jobs", "done").0 == 200
+    });
+    let r = poll.reply();
+    assert_eq!((r.status, r.text()), (200, "done"));
+}
