@@ -41,7 +41,8 @@ pub mod __bench;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
-    LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
+    LogFormat, LogLevel, PlacementConfig, Policy, PubsubConfig, RuntimeConfig, ServerConfig,
+    Timeouts,
 };
 pub use files::StaticFiles;
 pub use http::parse::Version;
