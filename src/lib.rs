@@ -29,6 +29,7 @@ mod router;
 mod runtime;
 mod server;
 mod stats;
+mod websocket;
 
 /// Internals for the micro-benchmarks (`benches/micro.rs`) only: the modules above are
 /// private, and a bench target can reach nothing else. Compiled only with the non-default
@@ -52,6 +53,7 @@ pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;
 pub use runtime::{RuntimeError, WorkerCount};
 pub use server::{Reconfigured, Server, ServerError, ServerStats};
+pub use websocket::{Incoming, WebSocket, WsClosed, WsHandler, WsMessage, WsSender};
 
 /// The `may` runtime Corral is built on, with the features Corral needs. Use it (e.g.
 /// `corral::may::sync::mpsc`, `corral::may::net`) rather than a `may` line of your own:

@@ -19,7 +19,8 @@ pub fn router(config: &Config) -> Router {
         Duration::from_millis(config.demo.sse_heartbeat_ms),
     ));
     let statics = StaticDir::new(config.demo.static_dir.clone());
-    let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
+    let [poll, poll_blocking, publish, events, crash, metrics, ws] =
+        [(); 7].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -34,6 +35,7 @@ pub fn router(config: &Config) -> Router {
         })
         .post("/publish", move |req: &Request| publish.publish(req))
         .get("/events", move |req: &Request| events.events(req))
+        .get("/ws", move |req: &Request| ws.websocket(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
@@ -53,6 +55,7 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /poll/blocking?topic=T the same, written as blocking code on its coroutine
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
+  GET  /ws?topic=T           WebSocket: every publish on T as a text frame; its text frames published
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir

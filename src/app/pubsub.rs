@@ -12,6 +12,10 @@
 //! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
 //!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
 //!   per-topic backlog.
+//! - `GET /ws?topic=T` is a WebSocket both ways: every publish on T reaches it as a text
+//!   frame, and every text frame it sends is published on T. It is a callback handler
+//!   ([`WsHandler`]), so an idle one hibernates: the topic process holds its `WsSender`, and
+//!   a publish wakes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -22,7 +26,10 @@ use std::time::{Duration, Instant};
 use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
 use may::sync::mpsc;
 
-use corral::{BodyWrite, HttpError, IntoResponse, Request, Response, Status, Wake, Waker};
+use corral::{
+    BodyWrite, HttpError, IntoResponse, Request, Response, Status, Wake, Waker, WebSocket,
+    WsClosed, WsHandler, WsMessage, WsSender,
+};
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
@@ -60,6 +67,8 @@ pub enum Target {
     Channel(mpsc::Sender<Event>),
     /// A hibernated long-poll (always `Kind::Once`).
     Waker(Waker<Event>),
+    /// A WebSocket (always `Kind::Stream`), awake or hibernated.
+    Socket(WsSender<Event>),
 }
 
 #[derive(Default)]
@@ -289,12 +298,87 @@ impl Topics {
         Ok(Response::stream("text/event-stream", stream).with_header("Cache-Control", "no-cache"))
     }
 
+    /// `GET /ws?topic=T`.
+    pub fn websocket(&self, req: &Request) -> Result<Response, HttpError> {
+        self.websocket_on(req, &topic(req)?, |_| Ok(()))
+    }
+
+    /// A WebSocket on `topic`: publishes reach it as text frames, and its text frames that
+    /// `check` accepts are published (one it refuses closes it with 1008 and the reason).
+    pub fn websocket_on(
+        &self,
+        req: &Request,
+        topic: &str,
+        check: fn(&str) -> Result<(), &'static str>,
+    ) -> Result<Response, HttpError> {
+        let socket = TopicSocket {
+            process: self.process()?,
+            topic: topic.to_string(),
+            subscription: None,
+            check,
+        };
+        Ok(req.websocket_with(socket))
+    }
+
     /// Crashes the topic process (its supervisor restarts it).
     pub fn crash(&self) -> Result<&'static str, HttpError> {
         self.process()?
             .send(TopicMsg::Crash)
             .map_err(|_| unavailable())?;
         Ok("crashing the topic process\n")
+    }
+}
+
+/// The handler of `GET /ws?topic=T`: subscribed while open, publishing what it hears.
+struct TopicSocket {
+    process: corral_actors::Addr<TopicMsg>,
+    topic: String,
+    subscription: Option<u64>,
+    check: fn(&str) -> Result<(), &'static str>,
+}
+
+impl WsHandler for TopicSocket {
+    type Info = Event;
+
+    fn open(&mut self, ws: &mut WebSocket<'_, Event>) {
+        let target = Target::Socket(ws.sender());
+        match subscribe(&self.process, &self.topic, true, None, target) {
+            Ok((id, _)) => self.subscription = Some(id),
+            Err(_) => ws.close(1011, "pub/sub is restarting, try again"),
+        }
+    }
+
+    fn message(&mut self, ws: &mut WebSocket<'_, Event>, message: WsMessage) {
+        let WsMessage::Text(text) = message else {
+            return ws.close(1003, "text frames only");
+        };
+        if let Err(why) = (self.check)(&text) {
+            return ws.close(1008, why);
+        }
+        let (topic, data) = (self.topic.clone(), Arc::from(text.into_bytes()));
+        let published = self.process.call(
+            |reply| TopicMsg::Publish { topic, data, reply },
+            CALL_TIMEOUT,
+        );
+        if published.is_err() {
+            ws.close(1011, "pub/sub is restarting, try again");
+        }
+    }
+
+    fn info(&mut self, ws: &mut WebSocket<'_, Event>, event: Event) {
+        // Published bytes that are not UTF-8 go as a binary frame.
+        let message = match std::str::from_utf8(&event.data) {
+            Ok(text) => WsMessage::Text(text.to_owned()),
+            Err(_) => WsMessage::Binary(event.data.to_vec()),
+        };
+        let _ = ws.send(message);
+    }
+
+    fn closed(&mut self, _how: &WsClosed) {
+        if let Some(id) = self.subscription.take() {
+            let topic = std::mem::take(&mut self.topic);
+            let _ = self.process.send(TopicMsg::Unsubscribe { topic, id });
+        }
     }
 }
 
@@ -427,6 +511,15 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                             let delivered = tx.send(event.clone()).is_ok();
                             reached += usize::from(delivered);
                             if delivered && subscriber.kind == Kind::Stream {
+                                entry.subscribers.push(subscriber);
+                            }
+                        }
+                        // A WebSocket that ended, or fell 1024 messages behind (it closes
+                        // with 1008), is dropped.
+                        Target::Socket(ref socket) => {
+                            let delivered = socket.send(event.clone()).is_ok();
+                            reached += usize::from(delivered);
+                            if delivered {
                                 entry.subscribers.push(subscriber);
                             }
                         }

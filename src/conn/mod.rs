@@ -32,6 +32,7 @@ pub(crate) mod resume;
 mod serve;
 pub(crate) mod spawn;
 pub(crate) mod transport;
+mod upgrade;
 mod write;
 
 use std::io;

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crate::http::response::StreamFn;
+use crate::http::websocket::Session;
 
 /// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
 /// connection from its ward.
@@ -18,6 +19,8 @@ pub(crate) struct Resume {
     /// When the connection was done with its own work (`Conn::free_since`): set when the
     /// ward hands back pipelined input, which waited for the answer before it.
     pub(super) free_since: Option<Instant>,
+    /// A hibernated WebSocket waking up (input or a message): its session goes on.
+    pub(super) websocket: Option<Box<dyn Session>>,
 }
 
 impl Resume {
@@ -38,6 +41,14 @@ impl Resume {
         Resume {
             leftover,
             free_since: Some(Instant::now()),
+            ..Resume::idle(served)
+        }
+    }
+
+    /// A hibernated WebSocket with something to do.
+    pub(crate) fn websocket(served: u64, session: Box<dyn Session>) -> Resume {
+        Resume {
+            websocket: Some(session),
             ..Resume::idle(served)
         }
     }

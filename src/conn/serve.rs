@@ -36,6 +36,7 @@ use crate::http::reply::ReplyShape;
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Deferred;
+use crate::http::websocket::Session;
 use crate::placement::cost;
 use crate::router::RouteId;
 use crate::runtime::home;
@@ -78,10 +79,12 @@ enum Step {
     },
     /// The handler deferred its answer ([`Response::hibernate`]).
     Wait(Wait),
+    /// The `101` is out: the connection is a WebSocket now (`upgrade.rs`).
+    Upgrade(Box<dyn Session>),
 }
 
 /// A request whose answer comes later ([`Response::hibernate`]).
-struct Wait {
+pub(super) struct Wait {
     deferred: Deferred,
     shape: ReplyShape,
     route: Option<RouteId>,
@@ -95,10 +98,11 @@ enum Next {
 }
 
 /// What became of one request's connection.
-enum After {
+pub(super) enum After {
     KeepAlive,
     Close,
     Wait(Wait),
+    Upgrade(Box<dyn Session>),
 }
 
 /// One connection's state, over any transport (a may socket; in-memory bytes in tests).
@@ -136,8 +140,11 @@ pub(crate) fn serve<S: Transport>(
     stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    resume: Resume,
+    mut resume: Resume,
 ) -> Ending {
+    if let Some(session) = resume.websocket.take() {
+        return super::upgrade::resume(stream, shared, scheduler, resume.served, session);
+    }
     let mut conn = Conn::new(stream, shared, scheduler, resume);
     loop {
         let step = conn.run();
@@ -155,6 +162,7 @@ pub(crate) fn serve<S: Transport>(
             Ok(Step::Hibernate { deadline }) => {
                 return conn.hibernate(deadline, Parked::Idle);
             }
+            Ok(Step::Upgrade(session)) => return conn.into_websocket(session),
             Ok(Step::Wait(Wait { shape, route, .. })) if !S::HIBERNATES => {
                 log::error!("a request asked to hibernate on a transport that cannot");
                 let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
@@ -281,6 +289,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                     self.flush()?;
                     return Ok(Step::Wait(wait));
                 }
+                After::Upgrade(session) => {
+                    self.flush()?;
+                    return Ok(Step::Upgrade(session));
+                }
             }
             // Otherwise the answer goes out with the next read or before the next handler
             // that may wait (module doc).
@@ -382,6 +394,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                 shape: self.reply_shape(),
                 route: done.route,
             })),
+            None if done.response.upgrade.is_some() => {
+                let upgrade = done.response.upgrade.take();
+                Ok(self.switch(upgrade, started, done.route))
+            }
             // Queue before consuming: the access log and HEAD check read the head in place.
             None => match self.queue(done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),

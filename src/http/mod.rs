@@ -14,3 +14,4 @@ pub mod request;
 pub mod response;
 pub mod status;
 pub mod wait;
+pub(crate) mod websocket;

@@ -28,6 +28,7 @@ use crate::conn::dispatch::RouteName;
 use crate::conn::write::encode_or_refuse;
 use crate::http::reply::ReplyShape;
 use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
+use crate::http::websocket::{Session, close_frame};
 use crate::router::{RouteId, Router};
 use crate::runtime::vigil::{self, StartFn, Vigil};
 use crate::stats::Stats;
@@ -54,6 +55,9 @@ pub(crate) enum Parked {
         /// Bytes the client sent after the request (pipelined), for the next coroutine.
         leftover: Vec<u8>,
     },
+    /// An idle WebSocket (`conn/upgrade.rs`): wakes on input or when its seat rings (a
+    /// message for it); counted with the idle connections.
+    WebSocket { id: u64, session: Box<dyn Session> },
 }
 
 /// The part of a ward other threads touch.
@@ -183,8 +187,12 @@ impl Doorbell for Door {
     }
 }
 
-/// Answers a wait at once (best effort, `TimedOut`, no keep-alive); closes the socket.
+/// Answers a wait at once (best effort, `TimedOut`, no keep-alive), or says goodbye to a
+/// WebSocket (1001); closes the socket.
 fn answer_and_close(router: &Router, arrival: Arrival) {
+    if let Parked::WebSocket { session, .. } = arrival.parked {
+        return going_away(&arrival.fd, session);
+    }
     if let Parked::Waiting {
         pending,
         shape,
@@ -200,6 +208,15 @@ fn answer_and_close(router: &Router, arrival: Arrival) {
         if encoded.stream.is_none() {
             let _ = send_now(&arrival.fd, &out);
         }
+    }
+}
+
+/// A hibernated WebSocket the server lets go of: its close frame (1001, best effort: it
+/// has nothing else to send, so it fits the empty socket buffer), and its last words.
+pub(super) fn going_away(fd: &OwnedFd, session: Box<dyn Session>) {
+    let _ = send_now(fd, &close_frame(1001, "server shutting down"));
+    if catch_unwind(AssertUnwindSafe(|| session.gone())).is_err() {
+        log::error!("a hibernated websocket's handler panicked while closing");
     }
 }
 

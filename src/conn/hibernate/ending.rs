@@ -130,6 +130,10 @@ impl Ward {
             Parked::Idle if has_input(&entry.fd) => {
                 self.spawn(entry.fd, Resume::idle(entry.served));
             }
+            Parked::WebSocket { session, .. } => {
+                super::door::going_away(&entry.fd, session);
+                self.close(entry.fd);
+            }
             _ => self.finish_without_watch(entry),
         }
     }

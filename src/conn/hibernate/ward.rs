@@ -241,12 +241,13 @@ impl Ward {
 
     fn answer_ready(&mut self, ready: Vec<u64>) {
         for id in ready {
-            let is_ready = matches!(
-                self.entries.get(&id),
-                Some(Entry { parked: Parked::Waiting { pending, .. }, .. }) if pending.is_ready()
-            );
+            let is_ready = match self.entries.get(&id).map(|entry| &entry.parked) {
+                Some(Parked::Waiting { pending, .. }) => pending.is_ready(),
+                Some(Parked::WebSocket { session, .. }) => session.has_mail(),
+                _ => false,
+            };
             if is_ready && let Some(entry) = self.remove(id) {
-                self.answer(entry, Outcome::Woken);
+                self.wake(entry);
             }
         }
     }
@@ -263,7 +264,7 @@ impl Ward {
                 self.next_idle_id += 1;
                 self.next_idle_id
             }
-            Parked::Waiting { id, .. } => *id,
+            Parked::Waiting { id, .. } | Parked::WebSocket { id, .. } => *id,
         };
         let entry = Entry {
             fd,
@@ -279,12 +280,15 @@ impl Ward {
             log::warn!("ward {}: cannot watch a socket: {err}", self.k);
             return self.finish_without_watch(entry);
         }
-        // The waker may have fired before the socket got here.
-        let ready_now =
-            matches!(&entry.parked, Parked::Waiting { pending, .. } if pending.is_ready());
+        // The waker may have fired (a message come) before the socket got here.
+        let ready_now = match &entry.parked {
+            Parked::Waiting { pending, .. } => pending.is_ready(),
+            Parked::WebSocket { session, .. } => session.has_mail(),
+            Parked::Idle => false,
+        };
         self.insert(id, entry);
         if ready_now && let Some(entry) = self.remove(id) {
-            self.answer(entry, Outcome::Woken);
+            self.wake(entry);
         }
     }
 
@@ -295,6 +299,21 @@ impl Ward {
         match entry.parked {
             Parked::Idle => self.close(entry.fd),
             Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+            Parked::WebSocket { session, .. } => {
+                self.spawn(entry.fd, Resume::websocket(entry.served, session));
+            }
+        }
+    }
+
+    /// A wait or a WebSocket whose seat rang: out of the epoll set, then answered or
+    /// given its coroutine back.
+    fn wake(&mut self, entry: Entry) {
+        match entry.parked {
+            Parked::WebSocket { session, .. } => {
+                let _ = epoll::delete(&self.epoll, &entry.fd);
+                self.spawn(entry.fd, Resume::websocket(entry.served, session));
+            }
+            _ => self.answer(entry, Outcome::Woken),
         }
     }
 
@@ -316,6 +335,10 @@ impl Ward {
             // Input: a coroutine takes the connection back.
             Parked::Idle => self.spawn(entry.fd, Resume::idle(entry.served)),
             Parked::Waiting { .. } => self.abandon(entry),
+            // A hang-up or input: the codec reads either (a close frame, or its absence).
+            Parked::WebSocket { session, .. } => {
+                self.spawn(entry.fd, Resume::websocket(entry.served, session));
+            }
         }
     }
 
@@ -351,6 +374,10 @@ impl Ward {
                 match entry.parked {
                     Parked::Idle => self.close(entry.fd),
                     Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+                    Parked::WebSocket { session, .. } => {
+                        super::door::going_away(&entry.fd, session);
+                        self.close(entry.fd);
+                    }
                 }
             }
         }
@@ -386,7 +413,7 @@ impl Ward {
 
     pub(super) fn insert(&mut self, id: u64, entry: Entry) {
         match entry.parked {
-            Parked::Idle => self.idle += 1,
+            Parked::Idle | Parked::WebSocket { .. } => self.idle += 1,
             Parked::Waiting { .. } => self.waiting += 1,
         }
         self.deadlines.push(Reverse((entry.deadline, id)));
@@ -396,7 +423,7 @@ impl Ward {
     pub(super) fn remove(&mut self, id: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         match entry.parked {
-            Parked::Idle => self.idle -= 1,
+            Parked::Idle | Parked::WebSocket { .. } => self.idle -= 1,
             Parked::Waiting { .. } => self.waiting -= 1,
         }
         // Entries that leave early leave their deadlines behind; rebuild before they pile up.
