@@ -105,10 +105,9 @@ fn serve_session<S: Transport>(
             }
             Ok(Ran::Idle) => {}
         }
-        let seat = shared.wards.seat(scheduler);
-        let id = seat.id();
+        let (id, ring) = shared.wards.ringer(scheduler);
         // A message that came meanwhile keeps the session awake.
-        if !link.leftover.is_empty() || !session.sleep(seat) {
+        if !link.leftover.is_empty() || !session.sleep(ring) {
             continue;
         }
         break hibernate(stream, shared, scheduler, served, id, session);

@@ -99,11 +99,6 @@ impl Seat {
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
-
-    /// Tells the seat's ward that what it waits for is there (a hibernated WebSocket's mail).
-    pub(crate) fn ring(&self) {
-        self.bell.ready(self.id);
-    }
 }
 
 /// Why the ward finishes a hibernated wait.

@@ -11,7 +11,6 @@ use sha1::{Digest, Sha1};
 
 use super::parse::Version;
 use super::status::Status;
-use super::wait::Seat;
 
 /// The one version RFC 6455 defines, and the only one a client may ask for today.
 pub const VERSION: &str = "13";
@@ -148,7 +147,7 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 }
 
 /// What a WebSocket session needs of its connection. `conn` implements it over the socket;
-/// the session (`crate::websocket`) drives the codec through it.
+/// the session (the `websocket` module) drives the codec through it.
 pub(crate) trait Socket {
     /// Reads without waiting: `WouldBlock` when nothing is there; `Ok(0)` at the peer's FIN.
     /// Bytes the client sent behind its handshake come first.
@@ -187,9 +186,9 @@ pub(crate) trait Session: Send {
     /// Serves events until the WebSocket closes, or (only if `socket.hibernates()`) until
     /// it has nothing to do.
     fn run(&mut self, socket: &mut dyn Socket) -> Ran;
-    /// About to hibernate: from now on a message rings `seat` instead of waking a
-    /// coroutine. `false`: a message is already there, serve on instead.
-    fn sleep(&mut self, seat: Seat) -> bool;
+    /// About to hibernate: from now on a message calls `ring` (its ward's) instead of
+    /// waking a coroutine. `false`: a message is already there, serve on instead.
+    fn sleep(&mut self, ring: Wakeup) -> bool;
     /// Whether a message waits (a ward checks when its seat rings).
     fn has_mail(&self) -> bool;
     /// The socket is gone while the session slept (hang-up, server stop): last words.

@@ -1,6 +1,6 @@
 //! A WebSocket's inbox: what other processes send it ([`WsSender`](super::WsSender)), and
 //! whom a send wakes — the session's coroutine parked in `Socket::wait`, or, while the
-//! session hibernates, its ward (through the seat, as a `Waker` rings it).
+//! session hibernates, its ward (which the connection layer's wake-up rings).
 //!
 //! This is the seam to the connection's mailbox (issue #14 point 1): all a session needs of
 //! one is `pop`, `has_mail`, and "wake me like this" (`wake_with` / `sleep_on`).
@@ -10,7 +10,6 @@ use std::sync::Mutex;
 
 use corral_actors::SendError;
 
-use crate::http::wait::Seat;
 use crate::http::websocket::Wakeup;
 
 /// Messages a WebSocket holds unread before a sender is refused (`SendError::Full`) and the
@@ -24,28 +23,18 @@ pub(crate) struct Inbox<M> {
 
 struct State<M> {
     queue: VecDeque<M>,
-    notify: Notify,
+    /// Whom a message wakes: the session's coroutine, or the ward holding it.
+    notify: Option<Wakeup>,
     /// The WebSocket has ended: sends fail with `Dead`.
     closed: bool,
     /// A send found the queue full (the WebSocket closes with 1008).
     overflowed: bool,
 }
 
-/// Whom a message wakes.
-enum Notify {
-    Nobody,
-    /// The session's coroutine (may's `WaitIoWaker` on its socket).
-    Coroutine(Wakeup),
-    /// The ward holding the hibernated session.
-    Ward(Seat),
-}
-
-impl Notify {
+impl<M> State<M> {
     fn ring(&self) {
-        match self {
-            Notify::Nobody => {}
-            Notify::Coroutine(wake) => wake(),
-            Notify::Ward(seat) => seat.ring(),
+        if let Some(wake) = &self.notify {
+            wake();
         }
     }
 }
@@ -55,7 +44,7 @@ impl<M> Inbox<M> {
         Inbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                notify: Notify::Nobody,
+                notify: None,
                 closed: false,
                 overflowed: false,
             }),
@@ -76,7 +65,7 @@ impl<M> Inbox<M> {
         }
         if state.queue.len() >= CAPACITY {
             if !std::mem::replace(&mut state.overflowed, true) {
-                state.notify.ring();
+                state.ring();
             }
             return Err(SendError::Full(msg));
         }
@@ -84,7 +73,7 @@ impl<M> Inbox<M> {
         // The session drains the whole queue before it waits, so only the first message
         // since then needs to wake it.
         if state.queue.len() == 1 {
-            state.notify.ring();
+            state.ring();
         }
         Ok(())
     }
@@ -108,17 +97,17 @@ impl<M> Inbox<M> {
 
     /// The session runs on a coroutine again: messages wake it with `wake`.
     pub(crate) fn wake_with(&self, wake: Wakeup) {
-        self.lock().notify = Notify::Coroutine(wake);
+        self.lock().notify = Some(wake);
     }
 
-    /// The session is about to hibernate: messages ring `seat`. `false` if one is already
-    /// there (then the session serves on, and nothing rings the seat).
-    pub(crate) fn sleep_on(&self, seat: Seat) -> bool {
+    /// The session is about to hibernate: messages call `ring` (its ward's). `false` if one
+    /// is already there (then the session serves on, and nothing rings).
+    pub(crate) fn sleep_on(&self, ring: Wakeup) -> bool {
         let mut state = self.lock();
         if !state.queue.is_empty() || state.overflowed {
             return false;
         }
-        state.notify = Notify::Ward(seat);
+        state.notify = Some(ring);
         true
     }
 
@@ -126,7 +115,7 @@ impl<M> Inbox<M> {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.notify = Notify::Nobody;
+        state.notify = None;
         state.queue.clear();
     }
 }

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use super::codec::{Codec, Got};
 use super::inbox::Inbox;
 use super::{WebSocket, WsClosed, WsHandler};
-use crate::http::wait::Seat;
-use crate::http::websocket::{Ran, Session, Socket};
+use crate::http::websocket::{Ran, Session, Socket, Wakeup};
 
 /// A closure served once, start to end, on the connection's coroutine.
 pub(super) struct Blocking<M, F> {
@@ -50,7 +49,7 @@ where
         Ran::Closed
     }
 
-    fn sleep(&mut self, _seat: Seat) -> bool {
+    fn sleep(&mut self, _ring: Wakeup) -> bool {
         false
     }
 
@@ -151,8 +150,8 @@ impl<H: WsHandler> Session for Callbacks<H> {
         Ran::Closed
     }
 
-    fn sleep(&mut self, seat: Seat) -> bool {
-        self.inbox.sleep_on(seat)
+    fn sleep(&mut self, ring: Wakeup) -> bool {
+        self.inbox.sleep_on(ring)
     }
 
     fn has_mail(&self) -> bool {

@@ -28,7 +28,7 @@ use crate::conn::dispatch::RouteName;
 use crate::conn::write::encode_or_refuse;
 use crate::http::reply::ReplyShape;
 use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
-use crate::http::websocket::{Session, close_frame};
+use crate::http::websocket::{Session, Wakeup, close_frame};
 use crate::router::{RouteId, Router};
 use crate::runtime::vigil::{self, StartFn, Vigil};
 use crate::stats::Stats;
@@ -290,6 +290,14 @@ impl Wards {
         let door = self.doors[k].clone();
         let id = door.next_id.fetch_add(1, Ordering::Relaxed);
         Seat::new(door, id)
+    }
+
+    /// An id for a hibernating WebSocket on scheduler k, and what rings its ward for it
+    /// (from any thread: the door's `ready`).
+    pub(crate) fn ringer(&self, k: usize) -> (u64, Wakeup) {
+        let door = self.doors[k].clone();
+        let id = door.next_id.fetch_add(1, Ordering::Relaxed);
+        (id, Arc::new(move || door.ready(id)))
     }
 
     /// Hands a socket to scheduler k's ward. Refused (given back) once the server stops.
