@@ -936,6 +936,29 @@ mod tests {
     }
 
     #[test]
+    fn websocket_message_limits_outside_their_bounds_are_refused() {
+        for value in ["124", "1073741825"] {
+            let (path, res) = load_file(&format!(
+                "[limits]\nmax_websocket_message_bytes = {value}\n"
+            ));
+            let msg = res.expect_err("out of bounds").to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            assert!(
+                msg.contains("`limits.max_websocket_message_bytes`"),
+                "{msg}"
+            );
+            assert!(msg.contains("is not from 125"), "{msg}");
+        }
+        let (_, res) = load_file("[limits]\nmax_websocket_message_bytes = 125\n");
+        assert_eq!(
+            res.expect("the smallest")
+                .limits
+                .max_websocket_message_bytes,
+            125
+        );
+    }
+
+    #[test]
     fn zero_limits_and_negative_numbers_are_refused() {
         let (_, res) = load_file("[limits]\nmax_headers = 0\n");
         assert!(

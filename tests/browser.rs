@@ -115,9 +115,11 @@ fn a_line_from_another_client_appears_in_the_chat_page() {
     });
 
     // The page's WebSocket is in the room once a line posted reaches one listener.
-    eventually(BROWSER_TIMEOUT, "the page's WebSocket joins the room", || {
-        say(&srv, "carol: is anyone there?") == "1"
-    });
+    eventually(
+        BROWSER_TIMEOUT,
+        "the page's WebSocket joins the room",
+        || say(&srv, "carol: is anyone there?") == "1",
+    );
     assert_eq!(say(&srv, LINE), "1");
 
     let dom = match dumped.recv_timeout(BROWSER_TIMEOUT) {

@@ -32,7 +32,10 @@ fn the_page_loads_and_lines_reach_every_listener_in_order() {
         page.header("content-type"),
         Some("text/html; charset=utf-8")
     );
-    assert!(page.text().contains("new WebSocket(scheme + location.host + '/ws')"));
+    assert!(
+        page.text()
+            .contains("new WebSocket(scheme + location.host + '/ws')")
+    );
 
     let mut alice = srv.client();
     let mut bob = srv.client();

@@ -59,7 +59,9 @@ pub fn router(heartbeat: Duration, poll_timeout: Duration) -> Router {
             events.events_on(req, "chat")
         })
         .get("/poll", move |_req: &Request| poll.poll_on("chat"))
-        .get("/ws", move |req: &Request| ws.websocket_on(req, "chat", check_line))
+        .get("/ws", move |req: &Request| {
+            ws.websocket_on(req, "chat", check_line)
+        })
         .post("/say", move |req: &Request| say_line(req, &say))
 }
 
