@@ -578,6 +578,17 @@ impl<M: Send + 'static> Adopted<M> {
         signal::link(self.pid(), other);
     }
 
+    /// Monitor `target`: when it exits, `into(Down)` arrives in this mailbox (at once if it
+    /// is already dead), past its bound. Never terminates this process.
+    pub fn monitor(
+        &self,
+        target: &Pid,
+        into: impl FnOnce(Down) -> M + Send + 'static,
+    ) -> MonitorRef {
+        let me = Arc::downgrade(&self.me.0);
+        signal::monitor_with(target, move |down| deliver(&me, into(down)))
+    }
+
     /// End the process with `reason` (a kill or exit signal that came first wins).
     pub fn exit(self, reason: Exit) {
         finish(&self.me, reason);

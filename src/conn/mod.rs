@@ -25,6 +25,7 @@ mod idle;
 pub(crate) mod live;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod memory;
+pub(crate) mod process;
 mod read_buf;
 mod refuse;
 pub(crate) mod reject;
@@ -32,6 +33,7 @@ pub(crate) mod resume;
 mod serve;
 pub(crate) mod spawn;
 pub(crate) mod transport;
+pub(crate) mod wait;
 mod write;
 
 use std::io;

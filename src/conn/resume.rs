@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::process::Held;
 use crate::http::response::StreamFn;
 
 /// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
@@ -18,6 +19,8 @@ pub(crate) struct Resume {
     /// When the connection was done with its own work (`Conn::free_since`): set when the
     /// ward hands back pipelined input, which waited for the answer before it.
     pub(super) free_since: Option<Instant>,
+    /// The connection's process, if a handler made one: it lives as long as the connection.
+    pub(super) process: Option<Box<dyn Held>>,
 }
 
 impl Resume {
@@ -48,6 +51,11 @@ impl Resume {
             first: Some(first),
             ..Resume::pipelined(served, leftover)
         }
+    }
+
+    /// With the connection's process, if it has one.
+    pub(crate) fn with_process(self, process: Option<Box<dyn Held>>) -> Resume {
+        Resume { process, ..self }
     }
 }
 
