@@ -125,6 +125,17 @@ impl<S: Transport> Conn<'_, S> {
             _ => &buf[self.head.len..self.head.len + body_in_buf],
         };
         let (router, costs) = (&*self.shared.router, &self.shared.placement.costs);
+        if self.process.exit_signal().is_some() {
+            // Ended between requests (`process.rs`): no handler runs for a dead connection.
+            return Ok(Dispatched {
+                response: ended(&self.process),
+                route: None,
+                slot: costs.slot(None),
+                occupancy: Duration::ZERO,
+                waited: false,
+                shed: true,
+            });
+        }
         let mut params = Params::new();
         let method = self.head.method.str(buf);
         let found = router.find(method, self.head.path.str(buf), &mut params);

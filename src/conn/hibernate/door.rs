@@ -1,5 +1,5 @@
 //! The door of a ward: what other threads touch. Connections hand sockets in (`park`),
-//! wakers report fired waits (`ready`), the server stops it; each rings the ward's bell (an
+//! mailboxes report messages for hibernated connections (`ready`), the server stops it; each rings the ward's bell (an
 //! eventfd) at most once per drain. `Wards` holds one door per scheduler.
 //!
 //! The door outlives the ward thread behind it. A thread that dies (it panicked, or
@@ -47,7 +47,7 @@ pub(crate) struct Arrival {
 pub(crate) enum Parked {
     /// A keep-alive connection between requests: wakes on input.
     Idle,
-    /// A request waiting for its waker: wakes on it, on its deadline or on a hang-up.
+    /// A request waiting on a mailbox: wakes on its message, its deadline or a hang-up.
     Waiting {
         id: u64,
         pending: Box<dyn Pending>,
