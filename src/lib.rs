@@ -43,11 +43,13 @@ pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
     LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
 };
+pub use conn::process::Process;
+pub use conn::wait::Waker;
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
 pub use http::response::{Body, BodyWrite, HeaderError, HttpError, IntoResponse, Json, Response};
 pub use http::status::Status;
-pub use http::wait::{Wake, Waker};
+pub use http::wait::Wake;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_metrics};
 pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;

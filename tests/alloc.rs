@@ -85,3 +85,41 @@ fn keep_alive_plaintext_requests_allocate_nothing() {
         "{allocations} allocations in {requests} pipelined keep-alive requests"
     );
 }
+
+/// The pid counter's next number, read by making a process (and ending it at once).
+fn next_pid() -> u64 {
+    let probe = corral_actors::Spawn::new()
+        .adopt::<()>()
+        .expect("no name to clash");
+    probe.pid().id()
+}
+
+#[test]
+fn connections_whose_handlers_never_ask_make_no_process() {
+    let srv = TestServer::demo(|_| {});
+    // Warm up: whatever the server makes once (its tree is up before `start` returns).
+    let mut first = srv.client();
+    let mut buf = [0u8; 4096];
+    batch_round_trip(
+        &mut first.stream,
+        &REQUEST.repeat(REQUESTS_PER_BATCH),
+        &mut buf,
+    );
+    drop(first);
+    let before = next_pid();
+    for _ in 0..10 {
+        let mut client = srv.client();
+        batch_round_trip(
+            &mut client.stream,
+            &REQUEST.repeat(REQUESTS_PER_BATCH),
+            &mut buf,
+        );
+    }
+    let made = next_pid() - before - 1;
+    // A connection's process is made on a handler's first `req.process()`, not before: a
+    // process per connection (or per request) would show here as 10 (or 100).
+    assert_eq!(
+        made, 0,
+        "{made} processes made by 10 connections that never asked"
+    );
+}

@@ -58,7 +58,7 @@ pub fn router(heartbeat: Duration, poll_timeout: Duration) -> Router {
         .get("/events", move |req: &Request| {
             events.events_on(req, "chat")
         })
-        .get("/poll", move |_req: &Request| poll.poll_on("chat"))
+        .get("/poll", move |req: &Request| poll.poll_on(req, "chat"))
         .get("/ws", move |req: &Request| {
             ws.websocket_on(req, "chat", check_line)
         })

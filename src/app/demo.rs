@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use corral::{Config, HttpError, Json, Request, Response, Router, Status};
 
+use super::inbox::Inboxes;
 use super::pubsub::Topics;
 use super::static_files::StaticDir;
 
@@ -19,6 +20,10 @@ pub fn router(config: &Config) -> Router {
         Duration::from_millis(config.demo.sse_heartbeat_ms),
     ));
     let statics = StaticDir::new(config.demo.static_dir.clone());
+    let inboxes = Arc::new(Inboxes::new(Duration::from_millis(
+        config.demo.poll_timeout_ms,
+    )));
+    let [inbox, send] = [(); 2].map(|_| inboxes.clone());
     let [poll, poll_blocking, publish, events, crash, metrics, ws] =
         [(); 7].map(|_| topics.clone());
     Router::new()
@@ -37,6 +42,8 @@ pub fn router(config: &Config) -> Router {
         .get("/events", move |req: &Request| events.events(req))
         .get("/ws", move |req: &Request| ws.websocket(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
+        .get("/inbox/:name", move |req: &Request| inbox.wait(req))
+        .post("/send/:name", move |req: &Request| send.send(req))
         .get("/panic", panic)
         .get("/static/*path", move |req: &Request| statics.serve(req))
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
@@ -57,6 +64,8 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
   GET  /ws?topic=T           WebSocket: every publish on T as a text frame; its text frames published
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
+  GET  /inbox/NAME           registers this connection as NAME, waits hibernated for a message
+  POST /send/NAME            sends the body to the connection registered as NAME (404: none)
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts

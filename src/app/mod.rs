@@ -7,6 +7,8 @@
 pub mod chat;
 pub mod demo;
 pub mod echo;
+pub mod inbox;
+pub mod mail;
 pub mod pubsub;
 pub mod static_files;
 

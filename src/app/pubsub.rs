@@ -1,13 +1,15 @@
 //! Pub/sub for the demo: a topic registry *process* under its own supervisor, and handlers
 //! that wait for it.
 //!
-//! - `GET /poll?topic=T` subscribes once and hibernates ([`Response::hibernate`]): no
-//!   coroutine is held while it waits. It is answered on a publish, at its timeout (204),
-//!   or when the topic process dies (503: the process's wakers drop, so no waiter hangs); a
-//!   client that hangs up is unsubscribed as soon as its socket reports it.
+//! - `GET /poll?topic=T` subscribes its connection's *process* once and hibernates with it
+//!   (`Process::hibernate`): no coroutine is held while it waits, the mailbox stays. It is
+//!   answered on a publish (a message to that process), at its timeout (204), or when the
+//!   topic process dies (503: the dying topic process tells each subscriber it still has,
+//!   so no waiter hangs); a client that hangs up is unsubscribed as soon as its socket
+//!   reports it.
 //! - `GET /poll/blocking?topic=T` is the same in plain sequential code: it blocks in
-//!   `recv_timeout` on its coroutine, checking every `PEER_CHECK` that the client is still
-//!   there. Simplest to write; costs a coroutine stack per waiter.
+//!   `receive_timeout` on its coroutine, checking every `PEER_CHECK` that the client is
+//!   still there. Simplest to write; costs a coroutine stack per waiter.
 //! - `POST /publish?topic=T` hands the body to every waiter and answers how many it reached.
 //! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
 //!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
@@ -23,13 +25,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
+use corral_actors::{
+    Addr, ChildSpec, Ctx, MonitorRef, ReplyTo, Spawn, Strategy, SupRef, Supervisor, demonitor,
+    whereis,
+};
 use may::sync::mpsc;
 
 use corral::{
-    BodyWrite, HttpError, IntoResponse, Request, Response, Status, Wake, Waker, WebSocket,
+    BodyWrite, HttpError, IntoResponse, Process, Request, Response, Status, Wake, WebSocket,
     WsClosed, WsHandler, WsMessage, WsSender,
 };
+
+use super::mail::Mail;
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
@@ -59,14 +66,26 @@ struct Subscriber {
     id: u64,
     kind: Kind,
     target: Target,
+    /// The topic process monitors a subscribed connection process: its end (a hang-up)
+    /// unsubscribes it. Cancelled when the subscription ends first.
+    monitor: Option<MonitorRef>,
+}
+
+impl Subscriber {
+    fn forget(&self) {
+        if let Some(monitor) = &self.monitor {
+            demonitor(monitor);
+        }
+    }
 }
 
 /// How a subscriber is reached.
 pub enum Target {
-    /// A coroutine blocked on the receiving end.
+    /// A coroutine blocked on the receiving end (an SSE stream).
     Channel(mpsc::Sender<Event>),
-    /// A hibernated long-poll (always `Kind::Once`).
-    Waker(Waker<Event>),
+    /// A long-poll's connection process, hibernated or blocked in `receive` (always
+    /// `Kind::Once`).
+    Process(Addr<Mail>),
     /// A WebSocket (always `Kind::Stream`), awake or hibernated.
     Socket(WsSender<Event>),
 }
@@ -165,29 +184,27 @@ impl Topics {
 
     /// `GET /poll?topic=T`.
     pub fn poll(&self, req: &Request) -> Result<Response, HttpError> {
-        self.poll_on(&topic(req)?)
+        self.poll_on(req, &topic(req)?)
     }
 
-    /// Long-polls `topic`, hibernated while it waits.
-    pub fn poll_on(&self, topic: &str) -> Result<Response, HttpError> {
+    /// Long-polls `topic` with the connection's process, hibernated while it waits.
+    pub fn poll_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
         let topic = topic.to_string();
         let process = self.process()?;
-        let subscribe = move |waker: Waker<Event>| {
-            let target = Target::Waker(waker);
-            let (id, _) = subscribe(&process, &topic, false, None, target)
-                .map_err(IntoResponse::into_response)?;
-            Ok(move || {
-                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
-            })
-        };
-        let resume = |wake: Wake<Event>| match wake {
-            Wake::Message(event) => {
+        let me = fresh_mailbox(req);
+        let (id, _) = subscribe(&process, &topic, false, None, Target::Process(me.addr()))?;
+        let poll_timeout = self.poll_timeout;
+        Ok(me.hibernate(poll_timeout, move |wake| match wake {
+            Wake::Message(Mail::Event(event)) => {
                 Response::bytes("application/octet-stream", event.data.to_vec())
             }
-            Wake::TimedOut => Response::new(Status::NO_CONTENT),
-            Wake::Gone => unavailable().into_response(),
-        };
-        Ok(Response::hibernate(self.poll_timeout, subscribe, resume))
+            Wake::Message(Mail::TopicGone) => unavailable().into_response(),
+            // Timed out, or a message not from the topic: no longer a subscriber.
+            _ => {
+                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+                Response::new(Status::NO_CONTENT)
+            }
+        }))
     }
 
     /// `GET /poll/blocking?topic=T`.
@@ -195,12 +212,13 @@ impl Topics {
         self.poll_blocking_on(req, &topic(req)?)
     }
 
-    /// Long-polls `topic` in plain blocking code on the connection's coroutine.
+    /// Long-polls `topic` in plain blocking code: the connection's process receives on its
+    /// coroutine.
     pub fn poll_blocking_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
         let topic = topic.to_string();
         let process = self.process()?;
-        let (tx, rx) = mpsc::channel();
-        let (id, _) = subscribe(&process, &topic, false, None, Target::Channel(tx))?;
+        let me = fresh_mailbox(req);
+        let (id, _) = subscribe(&process, &topic, false, None, Target::Process(me.addr()))?;
         let deadline = Instant::now() + self.poll_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -208,20 +226,20 @@ impl Topics {
                 let _ = process.send(TopicMsg::Unsubscribe { topic, id });
                 return Ok(Response::new(Status::NO_CONTENT));
             }
-            match rx.recv_timeout(left.min(PEER_CHECK).max(Duration::from_millis(1))) {
-                Ok(event) => {
+            match me.receive_timeout(left.min(PEER_CHECK)) {
+                Some(Mail::Event(event)) => {
                     return Ok(Response::bytes(
                         "application/octet-stream",
                         event.data.to_vec(),
                     ));
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if req.peer_closed() => {
+                Some(Mail::TopicGone) => return Err(unavailable()),
+                Some(Mail::Text(_)) => {}
+                None if req.peer_closed() => {
                     let _ = process.send(TopicMsg::Unsubscribe { topic, id });
                     return Ok(Response::new(Status::NO_CONTENT).with_close());
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                // The topic process died and dropped our channel.
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(unavailable()),
+                None => {}
             }
         }
     }
@@ -327,6 +345,15 @@ impl Topics {
             .map_err(|_| unavailable())?;
         Ok("crashing the topic process\n")
     }
+}
+
+/// The connection's process, with what earlier requests on the connection left in its
+/// mailbox thrown away (an event that raced a timeout, a topic's death after it): a poll
+/// waits for what comes after it subscribes.
+fn fresh_mailbox<'a>(req: &Request<'a>) -> Process<'a, Mail> {
+    let me = req.process::<Mail>();
+    while me.try_receive().is_some() {}
+    me
 }
 
 /// The handler of `GET /ws?topic=T`: subscribed while open, publishing what it hears.
@@ -446,9 +473,28 @@ fn topic(req: &Request) -> Result<String, HttpError> {
     }
 }
 
+/// Every topic, owned by the topic process. If that process dies (a crash, a kill), the
+/// long-polls still subscribed are told, so none waits for its timeout: the connections
+/// are processes, and this is the message a dying owner sends them.
+#[derive(Default)]
+struct AllTopics(HashMap<String, Topic>);
+
+impl Drop for AllTopics {
+    fn drop(&mut self) {
+        for topic in self.0.values() {
+            for subscriber in &topic.subscribers {
+                if let Target::Process(addr) = &subscriber.target {
+                    let _ = addr.try_send(Mail::TopicGone);
+                }
+            }
+        }
+    }
+}
+
 /// The topic process: all pub/sub state lives here, owned by one coroutine.
 fn run_topics(mut ctx: Ctx<TopicMsg>) {
-    let mut topics: HashMap<String, Topic> = HashMap::new();
+    let mut all = AllTopics::default();
+    let topics = &mut all.0;
     let mut next_subscriber = 0u64;
     loop {
         match ctx.receive() {
@@ -459,17 +505,26 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 target,
                 reply,
             } => {
-                let entry = topics.entry(topic).or_default();
                 next_subscriber += 1;
+                let id = next_subscriber;
+                let monitor = match &target {
+                    Target::Process(addr) => {
+                        let topic = topic.clone();
+                        Some(ctx.monitor(addr.pid(), move |_| TopicMsg::Unsubscribe { topic, id }))
+                    }
+                    Target::Channel(_) | Target::Socket(_) => None,
+                };
+                let entry = topics.entry(topic).or_default();
                 let kind = if kind_stream {
                     Kind::Stream
                 } else {
                     Kind::Once
                 };
                 entry.subscribers.push(Subscriber {
-                    id: next_subscriber,
+                    id,
                     kind,
                     target,
+                    monitor,
                 });
                 let backlog = after.map_or_else(Vec::new, |after| {
                     entry
@@ -483,7 +538,13 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
             }
             TopicMsg::Unsubscribe { topic, id } => {
                 if let Some(entry) = topics.get_mut(&topic) {
-                    entry.subscribers.retain(|s| s.id != id);
+                    entry.subscribers.retain(|s| {
+                        let keep = s.id != id;
+                        if !keep {
+                            s.forget();
+                        }
+                        keep
+                    });
                     if entry.subscribers.is_empty() && entry.backlog.is_empty() {
                         topics.remove(&topic);
                     }
@@ -503,9 +564,10 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 let mut reached = 0;
                 for subscriber in std::mem::take(&mut entry.subscribers) {
                     match subscriber.target {
-                        Target::Waker(waker) => {
-                            waker.wake(event.clone());
-                            reached += 1;
+                        Target::Process(ref addr) => {
+                            subscriber.forget();
+                            let delivered = addr.try_send(Mail::Event(event.clone())).is_ok();
+                            reached += usize::from(delivered);
                         }
                         Target::Channel(ref tx) => {
                             let delivered = tx.send(event.clone()).is_ok();

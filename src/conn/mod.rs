@@ -27,6 +27,7 @@ mod idle;
 pub(crate) mod live;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod memory;
+pub(crate) mod process;
 mod read_buf;
 mod refuse;
 pub(crate) mod reject;
@@ -35,6 +36,7 @@ mod serve;
 pub(crate) mod spawn;
 pub(crate) mod transport;
 mod upgrade;
+pub(crate) mod wait;
 mod write;
 
 use std::io;

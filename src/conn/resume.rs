@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::process::Held;
 use crate::http::response::StreamFn;
 use crate::http::websocket::Session;
 
@@ -21,6 +22,8 @@ pub(crate) struct Resume {
     pub(super) free_since: Option<Instant>,
     /// A hibernated WebSocket waking up (input or a message): its session goes on.
     pub(super) websocket: Option<Box<dyn Session>>,
+    /// The connection's process, if a handler made one: it lives as long as the connection.
+    pub(super) process: Option<Box<dyn Held>>,
 }
 
 impl Resume {
@@ -59,6 +62,11 @@ impl Resume {
             first: Some(first),
             ..Resume::pipelined(served, leftover)
         }
+    }
+
+    /// With the connection's process, if it has one.
+    pub(crate) fn with_process(self, process: Option<Box<dyn Held>>) -> Resume {
+        Resume { process, ..self }
     }
 }
 

@@ -25,10 +25,12 @@ use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::{DRAIN_CHECK, Idle};
 use super::live::Snapshot;
+use super::process::ProcessSlot;
 use super::read_buf::ReadBuf;
 use super::reject::Reason;
 use super::resume::{Ending, First, Resume};
 use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
+use super::wait::Start;
 use super::write::write_out;
 use crate::http::chunked::ChunkedError;
 use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
@@ -136,6 +138,9 @@ pub(super) struct Conn<'s, S: Transport> {
     /// read, a write, a handler). Requests of a pipelined batch share it: one ends when the
     /// next begins. So a request costs one clock read, plus one per batch (`now`).
     pub(super) clock: Option<Instant>,
+    /// The connection's process, made on a handler's first `Request::process` (`process.rs`);
+    /// dropped with the connection, a normal exit.
+    pub(super) process: ProcessSlot,
 }
 
 /// Serves one connection until it closes or hibernates. Runs inside the connection's
@@ -147,7 +152,7 @@ pub(crate) fn serve<S: Transport>(
     mut resume: Resume,
 ) -> Ending {
     if let Some(session) = resume.websocket.take() {
-        return super::upgrade::resume(stream, shared, scheduler, resume.served, session);
+        return super::upgrade::resume(stream, shared, scheduler, resume, session);
     }
     let mut conn = Conn::new(stream, shared, scheduler, resume);
     loop {
@@ -208,6 +213,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             free_since: resume.free_since,
             first: resume.first,
             clock: None,
+            process: ProcessSlot::new(resume.process),
         }
     }
 
@@ -226,11 +232,20 @@ impl<'s, S: Transport> Conn<'s, S> {
         let id = seat.id();
         // The handler chose this timeout: it may be `Duration::MAX`.
         let deadline = deadline_in(deferred.timeout);
-        let started = catch_unwind(AssertUnwindSafe(|| (deferred.start)(seat)));
+        let started = match deferred.start.downcast::<Start>() {
+            Ok(start) => catch_unwind(AssertUnwindSafe(|| (start.0)(&self.process, &seat))),
+            Err(_) => Ok(Err(
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            )),
+        };
         // `subscribe` may block (call an actor): come back to k if it resumed elsewhere.
         home::go_home(self.scheduler);
         let response = match started {
             Ok(Ok(pending)) => {
+                // The process's next message (or an exit signal) rings the ward.
+                if let Some(process) = self.process.get() {
+                    process.on_next(seat.ringer());
+                }
                 let leftover = self.rbuf.filled().to_vec();
                 let parked = Parked::Waiting {
                     id,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::dispatch::panic_message;
 use super::hibernate::{Arrival, Parked};
-use super::resume::Ending;
+use super::process::Held;
+use super::resume::{Ending, Resume};
 use super::serve::{After, Conn};
 use super::transport::{Transport, at_least_a_millisecond, deadline_in};
 use super::write::count_answer;
@@ -50,8 +51,10 @@ impl<S: Transport> Conn<'_, S> {
     }
 
     /// The connection is a WebSocket from here on; the coroutine serves its session.
-    pub(super) fn into_websocket(self, session: Box<dyn Session>) -> Ending {
+    pub(super) fn into_websocket(mut self, session: Box<dyn Session>) -> Ending {
         let leftover = self.rbuf.filled().to_vec();
+        // The connection's process, if a handler made one, lives on with the WebSocket.
+        let process = self.process.take();
         let Conn {
             stream,
             shared,
@@ -59,7 +62,8 @@ impl<S: Transport> Conn<'_, S> {
             served,
             ..
         } = self;
-        serve_session(stream, shared, scheduler, served, leftover, session)
+        let held = Kept { served, process };
+        serve_session(stream, shared, scheduler, held, leftover, session)
     }
 }
 
@@ -68,17 +72,27 @@ pub(super) fn resume<S: Transport>(
     stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    served: u64,
+    resume: Resume,
     session: Box<dyn Session>,
 ) -> Ending {
-    serve_session(stream, shared, scheduler, served, Vec::new(), session)
+    let held = Kept {
+        served: resume.served,
+        process: resume.process,
+    };
+    serve_session(stream, shared, scheduler, held, Vec::new(), session)
+}
+
+/// What the connection keeps through a WebSocket's life: its count, and its process.
+struct Kept {
+    served: u64,
+    process: Option<Box<dyn Held>>,
 }
 
 fn serve_session<S: Transport>(
     mut stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    served: u64,
+    held: Kept,
     leftover: Vec<u8>,
     mut session: Box<dyn Session>,
 ) -> Ending {
@@ -110,7 +124,7 @@ fn serve_session<S: Transport>(
         if !link.leftover.is_empty() || !session.sleep(ring) {
             continue;
         }
-        break hibernate(stream, shared, scheduler, served, id, session);
+        break hibernate(stream, shared, scheduler, held, id, session);
     }
 }
 
@@ -119,7 +133,7 @@ fn hibernate<S: Transport>(
     stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    served: u64,
+    held: Kept,
     id: u64,
     session: Box<dyn Session>,
 ) -> Ending {
@@ -133,7 +147,8 @@ fn hibernate<S: Transport>(
         // A WebSocket has no idle timeout of its own: it lives until either side closes.
         deadline: deadline_in(Duration::MAX),
         parked: Parked::WebSocket { id, session },
-        served,
+        served: held.served,
+        process: held.process,
     };
     match shared.wards.park(scheduler, arrival) {
         Ok(()) => Ending::Hibernated,

@@ -1,5 +1,5 @@
 //! The door of a ward: what other threads touch. Connections hand sockets in (`park`),
-//! wakers report fired waits (`ready`), the server stops it; each rings the ward's bell (an
+//! mailboxes report messages for hibernated connections (`ready`), the server stops it; each rings the ward's bell (an
 //! eventfd) at most once per drain. `Wards` holds one door per scheduler.
 //!
 //! The door outlives the ward thread behind it. A thread that dies (it panicked, or
@@ -25,9 +25,10 @@ use super::answer::send_now;
 use super::ward::{BELL, FIRST_ID, Ward};
 use crate::conn::Shared;
 use crate::conn::dispatch::RouteName;
+use crate::conn::process::Held;
+use crate::conn::wait::{Doorbell, Outcome, Pending, Seat};
 use crate::conn::write::encode_or_refuse;
 use crate::http::reply::ReplyShape;
-use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
 use crate::http::websocket::{Session, Wakeup, close_frame};
 use crate::router::{RouteId, Router};
 use crate::runtime::vigil::{self, StartFn, Vigil};
@@ -40,12 +41,14 @@ pub(crate) struct Arrival {
     pub parked: Parked,
     /// Requests served on the connection so far.
     pub served: u64,
+    /// The connection's process, if a handler made one: it waits with the socket.
+    pub process: Option<Box<dyn Held>>,
 }
 
 pub(crate) enum Parked {
     /// A keep-alive connection between requests: wakes on input.
     Idle,
-    /// A request waiting for its waker: wakes on it, on its deadline or on a hang-up.
+    /// A request waiting on a mailbox: wakes on its message, its deadline or a hang-up.
     Waiting {
         id: u64,
         pending: Box<dyn Pending>,
@@ -175,7 +178,8 @@ impl Door {
 }
 
 impl Doorbell for Door {
-    /// A waker fired: the ward looks at wait `id` on its next turn.
+    /// A wait's (or a hibernated process's) mailbox has news: the ward looks at `id` on
+    /// its next turn.
     fn ready(&self, id: u64) {
         if let Ok(mut inbox) = self.inbox.lock() {
             if inbox.stopped {
@@ -199,8 +203,9 @@ fn answer_and_close(router: &Router, arrival: Arrival) {
         route,
         ..
     } = arrival.parked
-        && let Ok(Some(response)) =
-            catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
+        && let Ok(Some(response)) = catch_unwind(AssertUnwindSafe(|| {
+            pending.finish(Outcome::TimedOut, arrival.process.as_deref())
+        }))
     {
         let mut out = Vec::new();
         let route = RouteName(router, route);
