@@ -333,3 +333,66 @@ fn a_blocking_websocket_waits_on_frames_and_messages_at_once() {
     });
     assert!(sender.send("too late".to_string()).is_err());
 }
+
+/// Answers every message sent to the connection's process with a text frame.
+struct Relay;
+
+impl corral::WsHandler for Relay {
+    type Info = String;
+
+    fn message(&mut self, _ws: &mut WebSocket<'_, String>, _message: corral::WsMessage) {}
+
+    fn info(&mut self, ws: &mut WebSocket<'_, String>, info: String) {
+        let _ = ws.send(format!("mail: {info}"));
+    }
+}
+
+/// Two WebSockets registered under a name by their connection's process: one blocking, one
+/// with callbacks (which hibernates).
+fn named() -> Router {
+    Router::new()
+        .get("/blocking/:name", |req: &Request| {
+            let me = req.process::<String>();
+            me.register(req.param("name").unwrap()).unwrap();
+            req.websocket(|ws: &mut WebSocket<'_, String>| {
+                while let Ok(incoming) = ws.recv_either() {
+                    if let Incoming::Info(note) = incoming {
+                        let _ = ws.send(format!("mail: {note}"));
+                    }
+                }
+            })
+        })
+        .get("/callbacks/:name", |req: &Request| {
+            let me = req.process::<String>();
+            me.register(req.param("name").unwrap()).unwrap();
+            req.websocket_with(Relay)
+        })
+}
+
+#[test]
+fn messages_to_the_connections_process_reach_its_websocket_awake_or_hibernated() {
+    let mut config = common::test_config();
+    config.timeouts.hibernate_after_ms = 50;
+    let srv = TestServer::start(config, named());
+    let mut blocking = connect(&srv, "/blocking/ws-blocking");
+    let mut callbacks = connect(&srv, "/callbacks/ws-callbacks");
+    eventually(
+        Duration::from_secs(5),
+        "the callback WebSocket hibernates",
+        || idle_in_wards(&srv) == 1,
+    );
+    for (name, ws) in [
+        ("ws-blocking", &mut blocking),
+        ("ws-callbacks", &mut callbacks),
+    ] {
+        let addr = corral_actors::whereis::<String>(name).expect("registered");
+        addr.send(format!("hello {name}")).unwrap();
+        assert_eq!(text(ws), format!("mail: hello {name}"));
+    }
+    // The name goes with the connection: closing the WebSocket ends its process.
+    callbacks.close(None).unwrap();
+    ends(&mut callbacks);
+    eventually(Duration::from_secs(5), "the name is freed", || {
+        corral_actors::whereis::<String>("ws-callbacks").is_none()
+    });
+}

@@ -92,7 +92,7 @@ fn serve_session<S: Transport>(
     mut stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    held: Kept,
+    kept: Kept,
     leftover: Vec<u8>,
     mut session: Box<dyn Session>,
 ) -> Ending {
@@ -106,7 +106,8 @@ fn serve_session<S: Transport>(
         read_timeout: None,
     };
     loop {
-        let ran = catch_unwind(AssertUnwindSafe(|| session.run(&mut link)));
+        let process = kept.process.as_deref().map(Held::as_any);
+        let ran = catch_unwind(AssertUnwindSafe(|| session.run(&mut link, process)));
         // A callback may have blocked (called an actor) and resumed elsewhere.
         home::go_home(scheduler);
         match ran {
@@ -120,11 +121,13 @@ fn serve_session<S: Transport>(
             Ok(Ran::Idle) => {}
         }
         let (id, ring) = shared.wards.ringer(scheduler);
-        // A message that came meanwhile keeps the session awake.
-        if !link.leftover.is_empty() || !session.sleep(ring) {
+        // A message that came meanwhile keeps the session awake (one for the connection's
+        // process, once it sleeps, rings the ward: `Ward::arm_idle`).
+        let mail = kept.process.as_ref().is_some_and(|p| p.has_message());
+        if mail || !link.leftover.is_empty() || !session.sleep(ring) {
             continue;
         }
-        break hibernate(stream, shared, scheduler, held, id, session);
+        break hibernate(stream, shared, scheduler, kept, id, session);
     }
 }
 

@@ -184,8 +184,9 @@ pub(crate) enum Ran {
 /// sleeps in a ward between events (`conn/upgrade.rs`, `conn/hibernate/`).
 pub(crate) trait Session: Send {
     /// Serves events until the WebSocket closes, or (only if `socket.hibernates()`) until
-    /// it has nothing to do.
-    fn run(&mut self, socket: &mut dyn Socket) -> Ran;
+    /// it has nothing to do. `process`: the connection's process, if a handler made one
+    /// (opaque here: the session downcasts it to its mailbox's type).
+    fn run(&mut self, socket: &mut dyn Socket, process: Option<&dyn std::any::Any>) -> Ran;
     /// About to hibernate: from now on a message calls `ring` (its ward's) instead of
     /// waking a coroutine. `false`: a message is already there, serve on instead.
     fn sleep(&mut self, ring: Wakeup) -> bool;

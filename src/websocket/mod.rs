@@ -28,7 +28,7 @@ mod session;
 
 use std::sync::Arc;
 
-use corral_actors::SendError;
+use corral_actors::{Addr, Adopted, SendError};
 
 use crate::http::request::Request;
 use crate::http::response::Response;
@@ -131,14 +131,31 @@ impl<M> WsSender<M> {
 
 /// One WebSocket, for the code that serves it: send, receive, close. In a [`WsHandler`]'s
 /// callbacks it is the same value (there, prefer returning to waiting in `recv`).
-pub struct WebSocket<'a, M> {
+pub struct WebSocket<'a, M: Send + 'static> {
     socket: &'a mut dyn Socket,
     codec: &'a mut Codec,
     inbox: &'a Arc<Inbox<M>>,
+    /// The connection's process, if the handler made one (`Request::process::<M>()`)
+    /// before upgrading: its mailbox is read as the inbox is.
+    process: Option<&'a Adopted<M>>,
     closed: Option<WsClosed>,
 }
 
-impl<M> WebSocket<'_, M> {
+/// The connection's process as a mailbox of `M`s, if it has one of that type.
+fn mailbox<M: Send + 'static>(process: Option<&dyn std::any::Any>) -> Option<&Adopted<M>> {
+    let process = process?;
+    let mailbox = process.downcast_ref::<Adopted<M>>();
+    if mailbox.is_none() {
+        log::warn!(
+            "this connection's process takes other messages than the WebSocket's {}: \
+             its mailbox is not read",
+            std::any::type_name::<M>()
+        );
+    }
+    mailbox
+}
+
+impl<M: Send + 'static> WebSocket<'_, M> {
     /// The next data message from the client; messages for [`WsSender`] stay queued.
     /// `Err` once the WebSocket is closed (by either side), with how.
     pub fn recv(&mut self) -> Result<WsMessage, WsClosed> {
@@ -161,11 +178,10 @@ impl<M> WebSocket<'_, M> {
             if let Some(closed) = &self.closed {
                 return Err(closed.clone());
             }
-            if let Some(info) = self.inbox.pop() {
+            if let Some(info) = self.next_info() {
                 return Ok(Incoming::Info(info));
             }
-            if self.inbox.overflowed() {
-                self.close(1008, "messages arrive faster than the client reads them");
+            if self.closed.is_some() {
                 continue;
             }
             match self.codec.read(self.socket) {
@@ -174,14 +190,53 @@ impl<M> WebSocket<'_, M> {
                 // A send rings the socket's waker after queueing, so a message that came
                 // after the look above still ends this wait.
                 Got::Idle if self.inbox.has_mail() => {}
-                Got::Idle => self.socket.wait(),
+                Got::Idle => self.wait(),
             }
         }
     }
 
-    /// A message for this WebSocket's [`WsSender`], if one is queued (never waits).
+    /// A message for this WebSocket's [`WsSender`] or its connection's process, if one is
+    /// queued (never waits).
     pub fn try_info(&mut self) -> Option<M> {
-        self.inbox.pop()
+        self.next_info()
+    }
+
+    /// The address of the connection's process, if the handler made one (with
+    /// `Request::process::<M>()`, before upgrading): what is sent there arrives as
+    /// [`Incoming::Info`], as through [`WsSender`].
+    pub fn addr(&self) -> Option<Addr<M>> {
+        self.process.map(Adopted::addr)
+    }
+
+    /// The next message from the inbox or the process's mailbox. A process that was ended
+    /// (killed, or a linked process crashed) closes the WebSocket with 1011.
+    fn next_info(&mut self) -> Option<M> {
+        if let Some(info) = self.inbox.pop() {
+            return Some(info);
+        }
+        if self.inbox.overflowed() {
+            self.close(1008, "messages arrive faster than the client reads them");
+            return None;
+        }
+        match self.process.map(Adopted::try_receive) {
+            Some(Ok(info)) => info,
+            Some(Err(exit)) => {
+                log::debug!("a websocket's process ended: {exit:?}");
+                self.close(1011, "its process ended");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Waits for input or a message: the inbox wakes the socket's waiter by itself, the
+    /// process's mailbox is told to (once: it is armed anew before every wait).
+    fn wait(&mut self) {
+        if let Some(process) = self.process {
+            let wake = self.socket.wakeup();
+            process.on_next(move || wake());
+        }
+        self.socket.wait();
     }
 
     /// Sends a data message now. `Err` if the WebSocket is closed.

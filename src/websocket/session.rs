@@ -2,11 +2,12 @@
 //! a blocking closure that owns the coroutine until it returns, and a callback handler that
 //! gives its coroutine up whenever it has nothing to do.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use super::codec::{Codec, Got};
 use super::inbox::Inbox;
-use super::{WebSocket, WsClosed, WsHandler};
+use super::{WebSocket, WsClosed, WsHandler, mailbox};
 use crate::http::websocket::{Ran, Session, Socket, Wakeup};
 
 /// A closure served once, start to end, on the connection's coroutine.
@@ -29,7 +30,7 @@ where
     M: Send + 'static,
     F: FnOnce(&mut WebSocket<'_, M>) + Send + 'static,
 {
-    fn run(&mut self, socket: &mut dyn Socket) -> Ran {
+    fn run(&mut self, socket: &mut dyn Socket, process: Option<&dyn Any>) -> Ran {
         let Some(serve) = self.serve.take() else {
             return Ran::Closed;
         };
@@ -39,6 +40,7 @@ where
             socket,
             codec: &mut codec,
             inbox: &self.inbox,
+            process: mailbox(process),
             closed: None,
         };
         // Closes the inbox however `serve` ends, a panic included.
@@ -98,7 +100,7 @@ impl<H: WsHandler> Callbacks<H> {
 }
 
 impl<H: WsHandler> Session for Callbacks<H> {
-    fn run(&mut self, socket: &mut dyn Socket) -> Ran {
+    fn run(&mut self, socket: &mut dyn Socket, process: Option<&dyn Any>) -> Ran {
         self.inbox.wake_with(socket.wakeup());
         let hibernates = socket.hibernates();
         let max = socket.max_message_bytes();
@@ -108,6 +110,7 @@ impl<H: WsHandler> Session for Callbacks<H> {
             socket,
             codec,
             inbox: &self.inbox,
+            process: mailbox(process),
             closed: None,
         };
         let mut ends = EndsUnlessIdle {
@@ -121,12 +124,11 @@ impl<H: WsHandler> Session for Callbacks<H> {
             if let Some(closed) = ws.closed.take() {
                 break closed;
             }
-            if let Some(info) = ws.inbox.pop() {
+            if let Some(info) = ws.next_info() {
                 handler.info(&mut ws, info);
                 continue;
             }
-            if ws.inbox.overflowed() {
-                ws.close(1008, "messages arrive faster than the client reads them");
+            if ws.closed.is_some() {
                 continue;
             }
             if ws.socket.draining() {
@@ -143,7 +145,7 @@ impl<H: WsHandler> Session for Callbacks<H> {
                     self.codec = None;
                     return Ran::Idle;
                 }
-                Got::Idle => ws.socket.wait(),
+                Got::Idle => ws.wait(),
             }
         };
         handler.closed(&closed);

@@ -273,7 +273,11 @@ impl Ward {
                 Parked::Waiting { pending, .. } => {
                     ended || pending.is_ready(entry.process.as_deref())
                 }
-                Parked::WebSocket { session, .. } => ended || session.has_mail(),
+                Parked::WebSocket { session, .. } => {
+                    ended
+                        || session.has_mail()
+                        || entry.process.as_ref().is_some_and(|p| p.has_message())
+                }
                 Parked::Idle => ended,
             };
             if !due {
