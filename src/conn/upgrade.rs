@@ -209,6 +209,10 @@ impl<S: Transport> Socket for Link<'_, S> {
         io::Write::write_all(self.stream, buf)
     }
 
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown_write()
+    }
+
     fn wait(&mut self) {
         if self.leftover.is_empty() {
             self.stream.wait_input();

@@ -156,6 +156,9 @@ pub(crate) trait Socket {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
     /// Writes all of `buf`, waiting for room up to the write timeout.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Sends FIN (after a failing close frame: the server closes the TCP connection first,
+    /// RFC 6455 §7.1.1), reading goes on.
+    fn shutdown_write(&mut self) -> io::Result<()>;
     /// Parks the coroutine until input may be there or a [`Wakeup`] fires (spurious returns
     /// are allowed: the caller looks again).
     fn wait(&mut self);

@@ -11,8 +11,8 @@
 //!   buffer at all. A frame longer than the limit goes to the codec as it comes, so that the
 //!   codec refuses it from its header, before its payload is buffered;
 //! - the error → close code table (1002, 1007, 1009, 1011), and the close handshake's ends:
-//!   after a protocol error the server sends its close and then drains what the client still
-//!   sends, bounded, before the socket closes (a close with unread input would reset the
+//!   after a protocol error the server sends its close and its FIN, then drains what the
+//!   client still sends until its FIN, bounded, before the socket closes (a close with unread input would reset the
 //!   connection and could destroy the close frame: `conn/write.rs`, lingering close).
 
 use std::io::{self, Read, Write};
@@ -192,10 +192,11 @@ impl Codec {
         self.fail(socket, code, reason)
     }
 
-    /// _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): our close frame, then drain.
+    /// _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): our close frame and FIN (the
+    /// server closes first, §7.1.1), then drain until the client's FIN.
     fn fail(&mut self, socket: &mut dyn Socket, code: u16, reason: &str) -> WsClosed {
         let mut frame = crate::http::websocket::close_frame(code, reason);
-        if socket.write_all(&frame).is_ok() {
+        if socket.write_all(&frame).is_ok() && socket.shutdown_write().is_ok() {
             // The codec may be mid-frame: read past it raw, not through it.
             let deadline = Instant::now() + CLOSE_WAIT;
             let mut drained = 0;
