@@ -261,30 +261,25 @@ impl Ward {
     }
 
     fn look_at(&mut self, id: u64) {
-        {
-            let Some(entry) = self.entries.get(&id) else {
-                return;
-            };
-            let (ended, waiting) = (
-                entry.is_ended(),
-                matches!(entry.parked, Parked::Waiting { .. }),
-            );
-            let due = match &entry.parked {
-                Parked::Waiting { pending, .. } => {
-                    ended || pending.is_ready(entry.process.as_deref())
-                }
-                Parked::Idle => ended,
-            };
-            if !due {
-                return;
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let ended = entry.is_ended();
+        let (due, waiting) = match &entry.parked {
+            Parked::Waiting { pending, .. } => {
+                (ended || pending.is_ready(entry.process.as_deref()), true)
             }
-            let Some(entry) = self.remove(id) else { return };
-            if waiting {
-                self.answer(entry, Outcome::Woken);
-            } else {
-                let _ = epoll::delete(&self.epoll, &entry.fd);
-                self.close(entry.fd);
-            }
+            Parked::Idle => (ended, false),
+        };
+        if !due {
+            return;
+        }
+        let Some(entry) = self.remove(id) else { return };
+        if waiting {
+            self.answer(entry, Outcome::Woken);
+        } else {
+            let _ = epoll::delete(&self.epoll, &entry.fd);
+            self.close(entry.fd);
         }
     }
 
