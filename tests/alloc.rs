@@ -39,6 +39,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The allocation count is process-wide: tests that count take turns.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn counting_alone() -> std::sync::MutexGuard<'static, ()> {
+    COUNTING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /// Sends `REQUESTS_PER_BATCH` pipelined requests and reads all their responses.
@@ -64,6 +71,7 @@ const BATCHES: usize = 100;
 
 #[test]
 fn keep_alive_plaintext_requests_allocate_nothing() {
+    let _alone = counting_alone();
     let srv = TestServer::demo(|_| {});
     let mut client = srv.client();
     let batch = REQUEST.repeat(REQUESTS_PER_BATCH);
@@ -96,6 +104,7 @@ fn next_pid() -> u64 {
 
 #[test]
 fn connections_whose_handlers_never_ask_make_no_process() {
+    let _alone = counting_alone();
     let srv = TestServer::demo(|_| {});
     // Warm up: whatever the server makes once (its tree is up before `start` returns).
     let mut first = srv.client();

@@ -261,42 +261,37 @@ impl Ward {
     }
 
     fn look_at(&mut self, id: u64) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let ended = entry.is_ended();
+        let (due, waiting) = match &entry.parked {
+            Parked::Waiting { pending, .. } => {
+                (ended || pending.is_ready(entry.process.as_deref()), true)
+            }
+            Parked::WebSocket { session, .. } => {
+                let mail =
+                    session.has_mail() || entry.process.as_ref().is_some_and(|p| p.has_message());
+                (ended || mail, false)
+            }
+            Parked::Idle => (ended, false),
+        };
+        if !due {
+            return;
+        }
+        let Some(entry) = self.remove(id) else { return };
+        if waiting {
+            self.answer(entry, Outcome::Woken);
+        } else if let Parked::WebSocket { .. } = entry.parked
+            && !ended
         {
-            let Some(entry) = self.entries.get(&id) else {
-                return;
-            };
-            let (ended, waiting) = (
-                entry.is_ended(),
-                matches!(entry.parked, Parked::Waiting { .. }),
-            );
-            let due = match &entry.parked {
-                Parked::Waiting { pending, .. } => {
-                    ended || pending.is_ready(entry.process.as_deref())
-                }
-                Parked::WebSocket { session, .. } => {
-                    ended
-                        || session.has_mail()
-                        || entry.process.as_ref().is_some_and(|p| p.has_message())
-                }
-                Parked::Idle => ended,
-            };
-            if !due {
-                return;
+            self.wake(entry);
+        } else {
+            let _ = epoll::delete(&self.epoll, &entry.fd);
+            if let Parked::WebSocket { session, .. } = entry.parked {
+                super::door::going_away(&entry.fd, session);
             }
-            let Some(entry) = self.remove(id) else { return };
-            if waiting {
-                self.answer(entry, Outcome::Woken);
-            } else if let Parked::WebSocket { .. } = entry.parked
-                && !ended
-            {
-                self.wake(entry);
-            } else {
-                let _ = epoll::delete(&self.epoll, &entry.fd);
-                if let Parked::WebSocket { session, .. } = entry.parked {
-                    super::door::going_away(&entry.fd, session);
-                }
-                self.close(entry.fd);
-            }
+            self.close(entry.fd);
         }
     }
 
