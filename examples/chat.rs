@@ -2,8 +2,9 @@
 //! Then open http://127.0.0.1:3001/ in two browser windows, or:
 //!     curl -N http://127.0.0.1:3001/events &   curl -d 'hello' http://127.0.0.1:3001/say
 //!
-//! A chat on Server-Sent Events and long-polling: every handler is a plain function, the
-//! waiting ones block in sequential code while thousands of others wait alongside.
+//! A chat on a WebSocket room (the page's), Server-Sent Events and long-polling: every
+//! handler is a plain function or a WebSocket callback handler; idle WebSockets and waiting
+//! long-polls hibernate, holding no coroutine, while thousands of others wait alongside.
 
 #![allow(clippy::print_stdout)]
 

@@ -26,6 +26,10 @@ const MAX_WORKERS: usize = 1024;
 const MIN_STACK_BYTES: usize = 16 * 1024;
 /// The most `limits.max_connections` we accept (2^24): far past any descriptor limit.
 const MAX_CONNECTIONS: usize = 1 << 24;
+/// `limits.max_websocket_message_bytes` bounds: a ping's payload can be 125 bytes, so a
+/// smaller limit would refuse control frames; past 1 GiB a typo is likelier than a need.
+const MIN_WEBSOCKET_MESSAGE_BYTES: usize = 125;
+const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1 << 30;
 /// The longest any `*_ms` timeout or interval may be: 24 h. Longer is almost certainly a
 /// typo, and a deadline `Instant::now() + timeout` must stay representable (an overflow
 /// panics the thread computing it: a ward, a connection).
@@ -206,6 +210,9 @@ pub struct Limits {
     /// occupy its scheduler for 100 µs or more) whose bytes waited longer than this behind
     /// other work on its scheduler is answered 503 with `Retry-After` instead of running, ms.
     pub max_queue_delay_ms: u64,
+    /// One WebSocket message (all its fragments), bytes (default 1048576, 1 MiB; 125 to
+    /// 1073741824). Over it, the server closes the WebSocket with 1009 (message too big).
+    pub max_websocket_message_bytes: usize,
 }
 
 /// The `[timeouts]` table (the methods give each as a [`Duration`]).
@@ -555,6 +562,16 @@ impl Config {
             return Err(self.invalid(
                 "limits.max_headers",
                 format!("{} is more than {MAX_HEADERS_CAP}", self.limits.max_headers),
+            ));
+        }
+        let ws = self.limits.max_websocket_message_bytes;
+        if !(MIN_WEBSOCKET_MESSAGE_BYTES..=MAX_WEBSOCKET_MESSAGE_BYTES).contains(&ws) {
+            return Err(self.invalid(
+                "limits.max_websocket_message_bytes",
+                format!(
+                    "{ws} is not from {MIN_WEBSOCKET_MESSAGE_BYTES} (a control frame's \
+                     payload) to {MAX_WEBSOCKET_MESSAGE_BYTES} (1 GiB)"
+                ),
             ));
         }
         if self.limits.max_connections > MAX_CONNECTIONS {
@@ -1020,6 +1037,29 @@ mod tests {
         let msg = res.expect_err("syntax").to_string();
         assert!(msg.starts_with(&path.display().to_string()), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn websocket_message_limits_outside_their_bounds_are_refused() {
+        for value in ["124", "1073741825"] {
+            let (path, res) = load_file(&format!(
+                "[limits]\nmax_websocket_message_bytes = {value}\n"
+            ));
+            let msg = res.expect_err("out of bounds").to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            assert!(
+                msg.contains("`limits.max_websocket_message_bytes`"),
+                "{msg}"
+            );
+            assert!(msg.contains("is not from 125"), "{msg}");
+        }
+        let (_, res) = load_file("[limits]\nmax_websocket_message_bytes = 125\n");
+        assert_eq!(
+            res.expect("the smallest")
+                .limits
+                .max_websocket_message_bytes,
+            125
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod router;
 mod runtime;
 mod server;
 mod stats;
+mod websocket;
 
 /// Internals for the micro-benchmarks (`benches/micro.rs`) only: the modules above are
 /// private, and a bench target can reach nothing else. Compiled only with the non-default
@@ -44,17 +45,20 @@ pub use config::{
     LogFormat, LogLevel, PlacementConfig, Policy, PubsubConfig, RuntimeConfig, ServerConfig,
     Timeouts,
 };
+pub use conn::process::Process;
+pub use conn::wait::Waker;
 pub use files::StaticFiles;
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
 pub use http::response::{Body, BodyWrite, HeaderError, HttpError, IntoResponse, Json, Response};
 pub use http::status::Status;
-pub use http::wait::{Wake, Waker};
+pub use http::wait::Wake;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, metrics_handler, render_metrics};
 pub use router::{Handler, RouteError, Router};
 pub use runtime::offload::offload;
 pub use runtime::{RuntimeError, WorkerCount};
 pub use server::{Reconfigured, Server, ServerError, ServerStats};
+pub use websocket::{Incoming, WebSocket, WsClosed, WsHandler, WsMessage, WsSender};
 
 /// The `may` runtime Corral is built on, with the features Corral needs. Use it (e.g.
 /// `corral::may::sync::mpsc`, `corral::may::net`) rather than a `may` line of your own:

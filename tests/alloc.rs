@@ -39,6 +39,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The allocation count is process-wide: tests that count take turns.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn counting_alone() -> std::sync::MutexGuard<'static, ()> {
+    COUNTING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /// Sends `REQUESTS_PER_BATCH` pipelined requests and reads all their responses.
@@ -59,21 +66,12 @@ fn batch_round_trip(stream: &mut std::net::TcpStream, batch: &[u8], buf: &mut [u
     }
 }
 
-/// The counter is process-wide: the tests here take turns, so that one's server start is
-/// not counted in the other's requests.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 const REQUESTS_PER_BATCH: usize = 10;
 const BATCHES: usize = 100;
 
 #[test]
 fn keep_alive_plaintext_requests_allocate_nothing() {
-    let _turn = serial();
+    let _alone = counting_alone();
     let srv = TestServer::demo(|_| {});
     let mut client = srv.client();
     let batch = REQUEST.repeat(REQUESTS_PER_BATCH);
@@ -103,7 +101,7 @@ fn keep_alive_plaintext_requests_allocate_nothing() {
 fn a_static_file_from_the_cache_allocates_only_its_validator_headers() {
     const HITS_PER_BATCH: usize = 10;
     const HEAD_END: &[u8] = b"\r\n\r\n";
-    let _turn = serial();
+    let _alone = counting_alone();
     let srv = TestServer::demo(|c| {
         c.demo.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/static").into();
     });
@@ -146,5 +144,44 @@ fn a_static_file_from_the_cache_allocates_only_its_validator_headers() {
     assert!(
         allocations as usize <= 3 * requests + BATCHES + BATCHES / 2,
         "{allocations} allocations in {requests} cached static-file requests"
+    );
+}
+
+/// The pid counter's next number, read by making a process (and ending it at once).
+fn next_pid() -> u64 {
+    let probe = corral_actors::Spawn::new()
+        .adopt::<()>()
+        .expect("no name to clash");
+    probe.pid().id()
+}
+
+#[test]
+fn connections_whose_handlers_never_ask_make_no_process() {
+    let _alone = counting_alone();
+    let srv = TestServer::demo(|_| {});
+    // Warm up: whatever the server makes once (its tree is up before `start` returns).
+    let mut first = srv.client();
+    let mut buf = [0u8; 4096];
+    batch_round_trip(
+        &mut first.stream,
+        &REQUEST.repeat(REQUESTS_PER_BATCH),
+        &mut buf,
+    );
+    drop(first);
+    let before = next_pid();
+    for _ in 0..10 {
+        let mut client = srv.client();
+        batch_round_trip(
+            &mut client.stream,
+            &REQUEST.repeat(REQUESTS_PER_BATCH),
+            &mut buf,
+        );
+    }
+    let made = next_pid() - before - 1;
+    // A connection's process is made on a handler's first `req.process()`, not before: a
+    // process per connection (or per request) would show here as 10 (or 100).
+    assert_eq!(
+        made, 0,
+        "{made} processes made by 10 connections that never asked"
     );
 }

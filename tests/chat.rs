@@ -37,7 +37,7 @@ fn the_page_loads_and_lines_reach_every_listener_in_order() {
     );
     assert!(
         page.text()
-            .contains("new EventSource('/events?topic=chat')")
+            .contains("new WebSocket(scheme + location.host + '/ws')")
     );
 
     let mut alice = srv.client();

@@ -6,6 +6,10 @@
 //! - [`Exit`] reasons, [`link`], [`monitor_with`] / [`Ctx::monitor`], [`kill`], trapping exits
 //!   with [`Ctx::trap_exit`].
 //! - A name [`registry`](register).
+//! - [`Adopted`] processes ([`Spawn::adopt`]): a process made of code that already runs, such
+//!   as a server's connection, whose mailbox costs nothing until used and whose kills and
+//!   exit signals interrupt its receive (or run its [`Adopted::on_next`] callback) instead
+//!   of cancelling a coroutine.
 //! - [`Supervisor`]s with child specs, the three OTP strategies, restart intensity and
 //!   escalation, dynamic children, restart counts and a tree listing.
 //!
@@ -20,7 +24,9 @@ mod signal;
 pub mod supervisor;
 
 pub use mailbox::{DEFAULT_CAPACITY, Overflow, ReplyTo, SendError};
-pub use process::{Addr, CallError, Ctx, Pid, Spawn, SpawnError, Watch, quiet_kill_panics, spawn};
+pub use process::{
+    Addr, Adopted, CallError, Ctx, Pid, Spawn, SpawnError, Watch, quiet_kill_panics, spawn,
+};
 pub use registry::{RegistryError, register, registered, unregister, whereis, whereis_pid};
 pub use signal::{
     Down, Exit, ExitSignal, MonitorRef, demonitor, exit, kill, link, monitor_with, unlink,

@@ -1,9 +1,14 @@
 //! Mailboxes: a bounded multi-producer queue that one process reads, and the one-shot reply
 //! port that `call` waits on.
 //!
-//! The queue is may's own lock-free MPSC queue (the one behind `may::sync::mpsc`); on top of it
-//! the mailbox keeps an exact message count for the bound, a close protocol so no message is
-//! stranded in a dead process's box, and a list of senders parked on a full box.
+//! A spawned process's queue is may's own lock-free MPSC queue (the one behind
+//! `may::sync::mpsc`). It preallocates two blocks of 64 slots (4 KiB and more), which is
+//! too much for a process adopted by a connection that may wait by the ten thousand: those
+//! get a `VecDeque` behind a short-held lock, empty until the first message ([`Queue`]).
+//! On top of either the mailbox keeps an exact message count for the bound, a close
+//! protocol so no message is stranded in a dead process's box, a list of senders parked on
+//! a full box, and for a receiver with no coroutine parked on it (a hibernated connection) a
+//! one-shot callback run at the next message or interruption.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use may::sync::{AtomicOption, Blocker};
-use may_queue::mpsc::Queue;
 
 /// Default mailbox capacity, in messages. Large enough that a burst does not block senders,
 /// small enough that a stuck process cannot hoard memory without bound.
@@ -65,6 +69,53 @@ pub(crate) fn park_duration(left: Duration) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
+/// The message queue of a mailbox (see the module docs for why two kinds).
+pub(crate) enum Queue<M> {
+    /// Lock-free, preallocated: spawned processes.
+    Fast(Box<may_queue::mpsc::Queue<M>>),
+    /// Empty until used: adopted processes (connections).
+    Small(Mutex<VecDeque<M>>),
+}
+
+impl<M> Queue<M> {
+    pub(crate) fn fast() -> Self {
+        Queue::Fast(Box::new(may_queue::mpsc::Queue::new()))
+    }
+
+    pub(crate) fn small() -> Self {
+        Queue::Small(Mutex::new(VecDeque::new()))
+    }
+
+    fn small_list(list: &Mutex<VecDeque<M>>) -> MutexGuard<'_, VecDeque<M>> {
+        // Push and pop only; a poisoned list is still a valid list.
+        list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, msg: M) {
+        match self {
+            Queue::Fast(q) => q.push(msg),
+            Queue::Small(list) => Self::small_list(list).push_back(msg),
+        }
+    }
+
+    fn pop(&self) -> Option<M> {
+        match self {
+            Queue::Fast(q) => q.pop(),
+            Queue::Small(list) => Self::small_list(list).pop_front(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Queue::Fast(q) => q.is_empty(),
+            Queue::Small(list) => Self::small_list(list).is_empty(),
+        }
+    }
+}
+
+/// A one-shot callback run at a mailbox's next message (see [`Mailbox::on_next`]).
+type Notify = Box<dyn FnOnce() + Send>;
+
 /// A process's mailbox. Many senders, exactly one receiver (the process, through its `Ctx`).
 pub(crate) struct Mailbox<M> {
     queue: Queue<M>,
@@ -78,12 +129,21 @@ pub(crate) struct Mailbox<M> {
     /// Senders parked on a full mailbox (only used with `Overflow::Block`).
     blocked: Mutex<VecDeque<Arc<Blocker>>>,
     blocked_count: AtomicUsize,
+    /// Set while `notify` holds a callback, so a send checks it with one load.
+    armed: AtomicBool,
+    notify: Mutex<Option<Notify>>,
+    /// Set by `interrupt`: a waiting receive returns, and so does every later one.
+    interrupted: AtomicBool,
 }
 
 impl<M> Mailbox<M> {
     pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        Self::with_queue(Queue::fast(), capacity, overflow)
+    }
+
+    pub(crate) fn with_queue(queue: Queue<M>, capacity: usize, overflow: Overflow) -> Self {
         Mailbox {
-            queue: Queue::new(),
+            queue,
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
             overflow,
@@ -91,6 +151,62 @@ impl<M> Mailbox<M> {
             receiver: AtomicOption::none(),
             blocked: Mutex::new(VecDeque::new()),
             blocked_count: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            notify: Mutex::new(None),
+            interrupted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a message is queued (exactly: not just reserved).
+    pub(crate) fn has_message(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(SeqCst)
+    }
+
+    /// Runs `f` once, at the next message or interruption, or at once if one is there
+    /// already; replaces a callback armed before. From any thread; `f` must not block.
+    pub(crate) fn on_next(&self, f: Notify) {
+        *self.notify_slot() = Some(f);
+        // Armed before the check, so a sender either sees `armed` or we see its message
+        // (the SeqCst pair armed/queue is a Dekker handshake, as in `send_with`).
+        self.armed.store(true, SeqCst);
+        if self.has_message() || self.is_interrupted() {
+            self.fire();
+        }
+    }
+
+    /// Drops a callback armed with `on_next` without running it.
+    pub(crate) fn clear_on_next(&self) {
+        self.armed.store(false, SeqCst);
+        drop(self.notify_slot().take());
+    }
+
+    fn fire(&self) {
+        self.armed.store(false, SeqCst);
+        let notify = self.notify_slot().take();
+        if let Some(f) = notify {
+            f();
+        }
+    }
+
+    fn notify_slot(&self) -> MutexGuard<'_, Option<Notify>> {
+        // Only moves a box in or out; a poisoned slot still holds a valid option.
+        self.notify.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the waiting receive (and every later one) return without a message, and runs
+    /// the armed callback: how an exit signal reaches a process that has no coroutine of
+    /// its own to cancel (an adopted one).
+    pub(crate) fn interrupt(&self) {
+        self.interrupted.store(true, SeqCst);
+        if let Some(receiver) = self.receiver.take() {
+            receiver.unpark();
+        }
+        if self.armed.load(SeqCst) {
+            self.fire();
         }
     }
 
@@ -155,6 +271,9 @@ impl<M> Mailbox<M> {
         if let Some(receiver) = self.receiver.take() {
             receiver.unpark();
         }
+        if self.armed.load(SeqCst) {
+            self.fire();
+        }
         Ok(())
     }
 
@@ -193,13 +312,17 @@ impl<M> Mailbox<M> {
         Some(msg)
     }
 
-    /// Receiver side: wait for a message, up to `timeout` (`None`: forever).
+    /// Receiver side: wait for a message, up to `timeout` (`None`: forever). `None` after
+    /// the timeout, or at once once the mailbox is interrupted.
     pub(crate) fn recv(&self, timeout: Option<Duration>) -> Option<M> {
         if let Some(msg) = self.try_recv() {
             return Some(msg);
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
+            if self.is_interrupted() {
+                return None;
+            }
             let me = Blocker::current();
             self.receiver.store(me.clone());
             if let Some(msg) = self.try_recv() {
@@ -216,6 +339,10 @@ impl<M> Mailbox<M> {
                     }
                 },
             };
+            if self.is_interrupted() {
+                self.receiver.clear();
+                return None;
+            }
             let _ = me.park(remaining);
             if let Some(msg) = self.try_recv() {
                 return Some(msg);
@@ -241,6 +368,7 @@ impl<M> Mailbox<M> {
         for sender in parked {
             sender.unpark();
         }
+        self.clear_on_next();
     }
 }
 
@@ -471,6 +599,39 @@ mod tests {
         assert_eq!(mb.len(), 2);
         assert_eq!(mb.try_recv(), Some(1));
         assert_eq!(mb.try_recv(), Some(2));
+    }
+
+    #[test]
+    fn on_next_runs_once_at_the_next_message_or_at_once() {
+        use std::sync::atomic::AtomicUsize;
+        let mb = Mailbox::with_queue(Queue::small(), 4, Overflow::Fail);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = runs.clone();
+        mb.on_next(Box::new(move || {
+            counter.fetch_add(1, SeqCst);
+        }));
+        assert_eq!(runs.load(SeqCst), 0, "nothing queued yet");
+        mb.send(1).expect("room");
+        mb.send(2).expect("room");
+        assert_eq!(runs.load(SeqCst), 1, "one run, at the first message");
+        let counter = runs.clone();
+        mb.on_next(Box::new(move || {
+            counter.fetch_add(1, SeqCst);
+        }));
+        assert_eq!(runs.load(SeqCst), 2, "a message was waiting: at once");
+        assert_eq!(mb.try_recv(), Some(1));
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_receive_and_runs_the_callback() {
+        let mb: Mailbox<u8> = Mailbox::with_queue(Queue::small(), 4, Overflow::Block);
+        let (tx, rx) = std::sync::mpsc::channel();
+        mb.on_next(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        mb.interrupt();
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(mb.recv(None), None, "an interrupted receive does not wait");
     }
 
     #[test]

@@ -44,7 +44,21 @@ pub(crate) enum Phase {
     /// Spawned, coroutine not yet running.
     Starting,
     Running(Coroutine),
+    /// Adopted by code that owns its own coroutine (a connection): a kill or exit signal
+    /// interrupts its mailbox instead of cancelling a coroutine ([`Adopted`]).
+    Adopted(Weak<dyn Interrupt>),
     Dead(Exit),
+}
+
+/// How a kill reaches an adopted process: through its mailbox, whatever its message type.
+pub(crate) trait Interrupt: Send + Sync {
+    fn interrupt(&self);
+}
+
+impl<M: Send> Interrupt for Proc<M> {
+    fn interrupt(&self) {
+        self.mailbox.interrupt();
+    }
 }
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
@@ -118,15 +132,32 @@ impl Pid {
         if st.pending.is_none() {
             st.pending = Some(why);
         }
-        if let Phase::Running(co) = &st.phase {
-            // SAFETY: may's cancel unwinds the coroutine from its next blocking point, dropping
-            // what it holds. Every process body runs under `catch_unwind` in `run` below, which
-            // records the pending reason and then runs the exit sequence, which never blocks.
-            #[allow(unsafe_code)]
-            unsafe {
-                co.cancel()
-            };
+        match &st.phase {
+            Phase::Running(co) => {
+                // SAFETY: may's cancel unwinds the coroutine from its next blocking point,
+                // dropping what it holds. Every process body runs under `catch_unwind` in
+                // `run` below, which records the pending reason and then runs the exit
+                // sequence, which never blocks.
+                #[allow(unsafe_code)]
+                unsafe {
+                    co.cancel()
+                };
+            }
+            Phase::Adopted(proc) => {
+                let proc = proc.upgrade();
+                // Outside the lock: the interruption runs the owner's callback.
+                drop(st);
+                if let Some(proc) = proc {
+                    proc.interrupt();
+                }
+            }
+            Phase::Starting | Phase::Dead(_) => {}
         }
+    }
+
+    /// The reason a kill or exit signal gave, while the process has not exited yet.
+    pub(crate) fn pending_exit(&self) -> Option<Exit> {
+        self.state().pending.clone()
     }
 
     /// First thing in the coroutine: record it so kills can reach it. `false` if a kill came
@@ -450,6 +481,145 @@ impl Drop for Watch {
 struct Stop(Exit);
 
 // ---------------------------------------------------------------------------------------------
+// Adopted processes
+// ---------------------------------------------------------------------------------------------
+
+/// A process made of code that already runs, instead of a coroutine spawned for it: a
+/// server's connection, whose coroutine comes and goes (it may hibernate without one) while
+/// the process lives on. Made with [`Spawn::adopt`]; whoever holds it is the process.
+///
+/// It has what a spawned process has — a [`Pid`] that links, monitors, [`kill`](crate::kill)
+/// and the registry work with, and a mailbox (an [`Addr`] for senders) — but no body:
+/// - a kill or a non-trapped exit signal cannot cancel a coroutine it does not own, so it
+///   *interrupts* the mailbox: a waiting receive returns `Err(reason)` (so does every later
+///   one), and the [`on_next`](Adopted::on_next) callback runs. The holder then ends.
+/// - it exits when the holder calls [`exit`](Adopted::exit), or drops it: `Exit::Normal`,
+///   unless a kill or exit signal gave another reason first. Its names are freed, links
+///   signalled and monitors told ([`Down`]) as for any process.
+/// - its mailbox costs nothing until the first message (no preallocated blocks), since
+///   connections wait by the ten thousand.
+///
+/// `Send` (it may move with a hibernated connection to another thread), not `Sync` and not
+/// `Clone`: one reader.
+pub struct Adopted<M: Send + 'static> {
+    me: Addr<M>,
+    _one_reader: PhantomData<Cell<()>>,
+}
+
+impl<M: Send + 'static> Adopted<M> {
+    /// This process's identity.
+    pub fn pid(&self) -> &Pid {
+        self.me.pid()
+    }
+
+    /// This process's address, to hand to others.
+    pub fn addr(&self) -> Addr<M> {
+        self.me.clone()
+    }
+
+    /// The reason a kill or exit signal gave, if one came: the holder should end now.
+    pub fn exit_signal(&self) -> Option<Exit> {
+        self.pid().pending_exit()
+    }
+
+    /// Wait for the next message. `Err(reason)`: a kill or exit signal ended the process.
+    pub fn receive(&self) -> Result<M, Exit> {
+        loop {
+            if let Some(m) = self.receive_timeout_opt(None)? {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Wait for the next message up to `timeout`; `Ok(None)` if none came.
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<M>, Exit> {
+        self.receive_timeout_opt(Some(timeout))
+    }
+
+    fn receive_timeout_opt(&self, timeout: Option<Duration>) -> Result<Option<M>, Exit> {
+        if let Some(why) = self.exit_signal() {
+            return Err(why);
+        }
+        let got = self.me.0.mailbox.recv(timeout);
+        match (got, self.exit_signal()) {
+            (_, Some(why)) => Err(why),
+            (got, None) => Ok(got),
+        }
+    }
+
+    /// Take a message if one is waiting, without blocking.
+    pub fn try_receive(&self) -> Result<Option<M>, Exit> {
+        match self.exit_signal() {
+            Some(why) => Err(why),
+            None => Ok(self.me.0.mailbox.try_recv()),
+        }
+    }
+
+    /// Whether a message is waiting.
+    pub fn has_message(&self) -> bool {
+        self.me.0.mailbox.has_message()
+    }
+
+    /// Run `f` once, at the next message or exit signal, or at once if either is there
+    /// already (it replaces a callback set before): how a holder that waits on something
+    /// else — a socket — learns that the mailbox wants it. From any thread, on the sender's
+    /// (or the killer's) stack: `f` must be quick and must not block, e.g. ring a bell.
+    pub fn on_next(&self, f: impl FnOnce() + Send + 'static) {
+        self.me.0.mailbox.on_next(Box::new(f));
+    }
+
+    /// Drop the callback set with [`on_next`](Adopted::on_next), unrun.
+    pub fn clear_on_next(&self) {
+        self.me.0.mailbox.clear_on_next();
+    }
+
+    /// Link with `other` (see [`link`](crate::link)).
+    pub fn link(&self, other: &Pid) {
+        signal::link(self.pid(), other);
+    }
+
+    /// Monitor `target`: when it exits, `into(Down)` arrives in this mailbox (at once if it
+    /// is already dead), past its bound. Never terminates this process.
+    pub fn monitor(
+        &self,
+        target: &Pid,
+        into: impl FnOnce(Down) -> M + Send + 'static,
+    ) -> MonitorRef {
+        let me = Arc::downgrade(&self.me.0);
+        signal::monitor_with(target, move |down| deliver(&me, into(down)))
+    }
+
+    /// End the process with `reason` (a kill or exit signal that came first wins).
+    pub fn exit(self, reason: Exit) {
+        finish(&self.me, reason);
+    }
+}
+
+impl<M: Send + 'static> Drop for Adopted<M> {
+    fn drop(&mut self) {
+        finish(&self.me, Exit::Normal);
+    }
+}
+
+impl<M: Send + 'static> fmt::Debug for Adopted<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Adopted({})", self.me.0.pid)
+    }
+}
+
+/// The exit sequence of an adopted process; only its holder calls it, and only the first
+/// call does anything (`exit` is followed by the drop).
+fn finish<M: Send + 'static>(addr: &Addr<M>, natural: Exit) {
+    let pid = addr.pid();
+    if !pid.is_alive() {
+        return;
+    }
+    let (reason, obituary) = pid.die(natural);
+    addr.0.mailbox.close();
+    obituary.deliver(pid, &reason);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Spawning
 // ---------------------------------------------------------------------------------------------
 
@@ -527,6 +697,32 @@ impl Spawn {
             Ok(addr) => addr,
             Err(e) => panic!("spawn failed: {e}"),
         }
+    }
+
+    /// Make a process of the calling code instead of spawning one (see [`Adopted`]): the
+    /// capacity, overflow, name and link options apply; stack size and worker do not.
+    pub fn adopt<M: Send + 'static>(self) -> Result<Adopted<M>, SpawnError> {
+        let pid = Pid::new();
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        let mailbox = Mailbox::with_queue(mailbox::Queue::small(), capacity, self.overflow);
+        let proc = Arc::new(Proc {
+            pid: pid.clone(),
+            mailbox,
+        });
+        let weak: Weak<dyn Interrupt> = Arc::downgrade(&proc) as Weak<Proc<M>>;
+        pid.state().phase = Phase::Adopted(weak);
+        let adopted = Adopted {
+            me: Addr(proc),
+            _one_reader: PhantomData,
+        };
+        // Failing here drops `adopted`: an exit like any other, so nothing is left behind.
+        if let Some(name) = self.name {
+            registry::register(name, &adopted.me)?;
+        }
+        if let Some(peer) = &self.link {
+            signal::link(&pid, peer);
+        }
+        Ok(adopted)
     }
 
     /// Spawn a process running `body` in a new coroutine.

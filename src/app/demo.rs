@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use corral::{Config, HttpError, Json, Request, Response, Router, StaticFiles, Status};
 
+use super::inbox::Inboxes;
 use super::pubsub::Topics;
 
 /// Upper bound for `/work` and `/cpu` durations, µs: a demo must not park a worker for long.
@@ -15,6 +16,10 @@ const MAX_STREAM_CHUNKS: u32 = 1000;
 pub fn router(config: &Config) -> Router {
     let topics = Arc::new(Topics::from_config(config));
     let statics = StaticFiles::new(config.demo.static_dir.clone());
+    let inboxes = Arc::new(Inboxes::new(Duration::from_millis(
+        config.demo.poll_timeout_ms,
+    )));
+    let [inbox, send] = [(); 2].map(|_| inboxes.clone());
     let [
         poll,
         poll_blocking,
@@ -23,7 +28,8 @@ pub fn router(config: &Config) -> Router {
         crash,
         metrics,
         counted,
-    ] = [(); 7].map(|_| topics.clone());
+        ws,
+    ] = [(); 8].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -38,10 +44,13 @@ pub fn router(config: &Config) -> Router {
         })
         .post("/publish", move |req: &Request| publish.publish(req))
         .get("/events", move |req: &Request| events.events(req))
+        .get("/ws", move |req: &Request| ws.websocket(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
         .get("/topics/subscribers", move |_req: &Request| {
             topic_subscribers(&counted)
         })
+        .get("/inbox/:name", move |req: &Request| inbox.wait(req))
+        .post("/send/:name", move |req: &Request| send.send(req))
         .get("/panic", panic)
         .get("/static/*path", statics)
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
@@ -60,8 +69,11 @@ const INDEX: &str = "Corral demo. Routes:
   GET  /poll/blocking?topic=T the same, written as blocking code on its coroutine
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
+  GET  /ws?topic=T           WebSocket: every publish on T as a text frame; its text frames published
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
   GET  /topics/subscribers   pid N subscribers M: this process's waiters (several on one port)
+  GET  /inbox/NAME           registers this connection as NAME, waits hibernated for a message
+  POST /send/NAME            sends the body to the connection registered as NAME (404: none)
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts

@@ -8,6 +8,8 @@ pub mod broker;
 pub mod chat;
 pub mod demo;
 pub mod echo;
+pub mod inbox;
+pub mod mail;
 pub mod pubsub;
 
 use corral::{AppKind, Config, Router};

@@ -1,13 +1,15 @@
 //! Pub/sub for the demo: a topic registry *process* under its own supervisor, and handlers
 //! that wait for it.
 //!
-//! - `GET /poll?topic=T` subscribes once and hibernates ([`Response::hibernate`]): no
-//!   coroutine is held while it waits. It is answered on a publish, at its timeout (204),
-//!   or when the topic process dies (503: the process's wakers drop, so no waiter hangs); a
-//!   client that hangs up is unsubscribed as soon as its socket reports it.
+//! - `GET /poll?topic=T` subscribes its connection's *process* once and hibernates with it
+//!   (`Process::hibernate`): no coroutine is held while it waits, the mailbox stays. It is
+//!   answered on a publish (a message to that process), at its timeout (204), or when the
+//!   topic process dies (503: the dying topic process tells each subscriber it still has,
+//!   so no waiter hangs); a client that hangs up is unsubscribed as soon as its socket
+//!   reports it.
 //! - `GET /poll/blocking?topic=T` is the same in plain sequential code: it blocks in
-//!   `recv_timeout` on its coroutine, checking every `PEER_CHECK` that the client is still
-//!   there. Simplest to write; costs a coroutine stack per waiter.
+//!   `receive_timeout` on its coroutine, checking every `PEER_CHECK` that the client is
+//!   still there. Simplest to write; costs a coroutine stack per waiter.
 //! - `POST /publish?topic=T` hands the body to every waiter and answers how many it reached.
 //! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
 //!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
@@ -17,6 +19,10 @@
 //! Redis ([`super::broker`]): a publish goes through Redis, which gives the event its id, and
 //! comes back to every instance's topic process as [`TopicMsg::Deliver`]; `Last-Event-ID`
 //! is answered from Redis's backlog of the topic. Waiters still belong to their instance.
+//! - `GET /ws?topic=T` is a WebSocket both ways: every publish on T reaches it as a text
+//!   frame, and every text frame it sends is published on T. It is a callback handler
+//!   ([`WsHandler`]), so an idle one hibernates: the topic process holds its `WsSender`, and
+//!   a publish wakes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -24,12 +30,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
+use corral_actors::{
+    Addr, ChildSpec, Ctx, MonitorRef, ReplyTo, Spawn, Strategy, SupRef, Supervisor, demonitor,
+    whereis,
+};
 use may::sync::mpsc;
 
-use corral::{BodyWrite, Config, HttpError, IntoResponse, Request, Response, Status, Wake, Waker};
+use corral::{
+    BodyWrite, Config, HttpError, IntoResponse, Process, Request, Response, Status, Wake,
+    WebSocket, WsClosed, WsHandler, WsMessage, WsSender,
+};
 
 use super::broker::{Broker, BrokerError};
+use super::mail::Mail;
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
@@ -59,14 +72,28 @@ struct Subscriber {
     id: u64,
     kind: Kind,
     target: Target,
+    /// The topic process monitors a subscribed connection process: its end (a hang-up)
+    /// unsubscribes it. Cancelled when the subscription ends first.
+    monitor: Option<MonitorRef>,
+}
+
+impl Subscriber {
+    fn forget(&self) {
+        if let Some(monitor) = &self.monitor {
+            demonitor(monitor);
+        }
+    }
 }
 
 /// How a subscriber is reached.
 pub enum Target {
-    /// A coroutine blocked on the receiving end.
+    /// A coroutine blocked on the receiving end (an SSE stream).
     Channel(mpsc::Sender<Event>),
-    /// A hibernated long-poll (always `Kind::Once`).
-    Waker(Waker<Event>),
+    /// A long-poll's connection process, hibernated or blocked in `receive` (always
+    /// `Kind::Once`).
+    Process(Addr<Mail>),
+    /// A WebSocket (always `Kind::Stream`), awake or hibernated.
+    Socket(WsSender<Event>),
 }
 
 #[derive(Default)]
@@ -216,29 +243,27 @@ impl Topics {
 
     /// `GET /poll?topic=T`.
     pub fn poll(&self, req: &Request) -> Result<Response, HttpError> {
-        self.poll_on(&topic(req)?)
+        self.poll_on(req, &topic(req)?)
     }
 
-    /// Long-polls `topic`, hibernated while it waits.
-    pub fn poll_on(&self, topic: &str) -> Result<Response, HttpError> {
+    /// Long-polls `topic` with the connection's process, hibernated while it waits.
+    pub fn poll_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
         let topic = topic.to_string();
         let process = self.process()?;
-        let subscribe = move |waker: Waker<Event>| {
-            let target = Target::Waker(waker);
-            let (id, _) = subscribe(&process, &topic, false, None, target)
-                .map_err(IntoResponse::into_response)?;
-            Ok(move || {
-                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
-            })
-        };
-        let resume = |wake: Wake<Event>| match wake {
-            Wake::Message(event) => {
+        let me = fresh_mailbox(req);
+        let (id, _) = subscribe(&process, &topic, false, None, Target::Process(me.addr()))?;
+        let poll_timeout = self.poll_timeout;
+        Ok(me.hibernate(poll_timeout, move |wake| match wake {
+            Wake::Message(Mail::Event(event)) => {
                 Response::bytes("application/octet-stream", event.data.to_vec())
             }
-            Wake::TimedOut => Response::new(Status::NO_CONTENT),
-            Wake::Gone => unavailable().into_response(),
-        };
-        Ok(Response::hibernate(self.poll_timeout, subscribe, resume))
+            Wake::Message(Mail::TopicGone) => unavailable().into_response(),
+            // Timed out, or a message not from the topic: no longer a subscriber.
+            _ => {
+                let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+                Response::new(Status::NO_CONTENT)
+            }
+        }))
     }
 
     /// `GET /poll/blocking?topic=T`.
@@ -246,12 +271,13 @@ impl Topics {
         self.poll_blocking_on(req, &topic(req)?)
     }
 
-    /// Long-polls `topic` in plain blocking code on the connection's coroutine.
+    /// Long-polls `topic` in plain blocking code: the connection's process receives on its
+    /// coroutine.
     pub fn poll_blocking_on(&self, req: &Request, topic: &str) -> Result<Response, HttpError> {
         let topic = topic.to_string();
         let process = self.process()?;
-        let (tx, rx) = mpsc::channel();
-        let (id, _) = subscribe(&process, &topic, false, None, Target::Channel(tx))?;
+        let me = fresh_mailbox(req);
+        let (id, _) = subscribe(&process, &topic, false, None, Target::Process(me.addr()))?;
         let deadline = Instant::now() + self.poll_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -259,20 +285,20 @@ impl Topics {
                 let _ = process.send(TopicMsg::Unsubscribe { topic, id });
                 return Ok(Response::new(Status::NO_CONTENT));
             }
-            match rx.recv_timeout(left.min(PEER_CHECK).max(Duration::from_millis(1))) {
-                Ok(event) => {
+            match me.receive_timeout(left.min(PEER_CHECK)) {
+                Some(Mail::Event(event)) => {
                     return Ok(Response::bytes(
                         "application/octet-stream",
                         event.data.to_vec(),
                     ));
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if req.peer_closed() => {
+                Some(Mail::TopicGone) => return Err(unavailable()),
+                Some(Mail::Text(_)) => {}
+                None if req.peer_closed() => {
                     let _ = process.send(TopicMsg::Unsubscribe { topic, id });
                     return Ok(Response::new(Status::NO_CONTENT).with_close());
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                // The topic process died and dropped our channel.
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(unavailable()),
+                None => {}
             }
         }
     }
@@ -383,12 +409,96 @@ impl Topics {
         Ok(Response::stream("text/event-stream", stream).with_header("Cache-Control", "no-cache"))
     }
 
+    /// `GET /ws?topic=T`.
+    pub fn websocket(&self, req: &Request) -> Result<Response, HttpError> {
+        self.websocket_on(req, &topic(req)?, |_| Ok(()))
+    }
+
+    /// A WebSocket on `topic`: publishes reach it as text frames, and its text frames that
+    /// `check` accepts are published (one it refuses closes it with 1008 and the reason).
+    pub fn websocket_on(
+        &self,
+        req: &Request,
+        topic: &str,
+        check: fn(&str) -> Result<(), &'static str>,
+    ) -> Result<Response, HttpError> {
+        let socket = TopicSocket {
+            process: self.process()?,
+            topic: topic.to_string(),
+            subscription: None,
+            check,
+        };
+        Ok(req.websocket_with(socket))
+    }
+
     /// Crashes the topic process (its supervisor restarts it).
     pub fn crash(&self) -> Result<&'static str, HttpError> {
         self.process()?
             .send(TopicMsg::Crash)
             .map_err(|_| unavailable())?;
         Ok("crashing the topic process\n")
+    }
+}
+
+/// The connection's process, with what earlier requests on the connection left in its
+/// mailbox thrown away (an event that raced a timeout, a topic's death after it): a poll
+/// waits for what comes after it subscribes.
+fn fresh_mailbox<'a>(req: &Request<'a>) -> Process<'a, Mail> {
+    let me = req.process::<Mail>();
+    while me.try_receive().is_some() {}
+    me
+}
+
+/// The handler of `GET /ws?topic=T`: subscribed while open, publishing what it hears.
+struct TopicSocket {
+    process: corral_actors::Addr<TopicMsg>,
+    topic: String,
+    subscription: Option<u64>,
+    check: fn(&str) -> Result<(), &'static str>,
+}
+
+impl WsHandler for TopicSocket {
+    type Info = Event;
+
+    fn open(&mut self, ws: &mut WebSocket<'_, Event>) {
+        let target = Target::Socket(ws.sender());
+        match subscribe(&self.process, &self.topic, true, None, target) {
+            Ok((id, _)) => self.subscription = Some(id),
+            Err(_) => ws.close(1011, "pub/sub is restarting, try again"),
+        }
+    }
+
+    fn message(&mut self, ws: &mut WebSocket<'_, Event>, message: WsMessage) {
+        let WsMessage::Text(text) = message else {
+            return ws.close(1003, "text frames only");
+        };
+        if let Err(why) = (self.check)(&text) {
+            return ws.close(1008, why);
+        }
+        let (topic, data) = (self.topic.clone(), Arc::from(text.into_bytes()));
+        let published = self.process.call(
+            |reply| TopicMsg::Publish { topic, data, reply },
+            CALL_TIMEOUT,
+        );
+        if published.is_err() {
+            ws.close(1011, "pub/sub is restarting, try again");
+        }
+    }
+
+    fn info(&mut self, ws: &mut WebSocket<'_, Event>, event: Event) {
+        // Published bytes that are not UTF-8 go as a binary frame.
+        let message = match std::str::from_utf8(&event.data) {
+            Ok(text) => WsMessage::Text(text.to_owned()),
+            Err(_) => WsMessage::Binary(event.data.to_vec()),
+        };
+        let _ = ws.send(message);
+    }
+
+    fn closed(&mut self, _how: &WsClosed) {
+        if let Some(id) = self.subscription.take() {
+            let topic = std::mem::take(&mut self.topic);
+            let _ = self.process.send(TopicMsg::Unsubscribe { topic, id });
+        }
     }
 }
 
@@ -462,9 +572,28 @@ fn topic(req: &Request) -> Result<String, HttpError> {
     }
 }
 
+/// Every topic, owned by the topic process. If that process dies (a crash, a kill), the
+/// long-polls still subscribed are told, so none waits for its timeout: the connections
+/// are processes, and this is the message a dying owner sends them.
+#[derive(Default)]
+struct AllTopics(HashMap<String, Topic>);
+
+impl Drop for AllTopics {
+    fn drop(&mut self) {
+        for topic in self.0.values() {
+            for subscriber in &topic.subscribers {
+                if let Target::Process(addr) = &subscriber.target {
+                    let _ = addr.try_send(Mail::TopicGone);
+                }
+            }
+        }
+    }
+}
+
 /// The topic process: all pub/sub state lives here, owned by one coroutine.
 fn run_topics(mut ctx: Ctx<TopicMsg>) {
-    let mut topics: HashMap<String, Topic> = HashMap::new();
+    let mut all = AllTopics::default();
+    let topics = &mut all.0;
     let mut next_subscriber = 0u64;
     loop {
         match ctx.receive() {
@@ -475,17 +604,26 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                 target,
                 reply,
             } => {
-                let entry = topics.entry(topic).or_default();
                 next_subscriber += 1;
+                let id = next_subscriber;
+                let monitor = match &target {
+                    Target::Process(addr) => {
+                        let topic = topic.clone();
+                        Some(ctx.monitor(addr.pid(), move |_| TopicMsg::Unsubscribe { topic, id }))
+                    }
+                    Target::Channel(_) | Target::Socket(_) => None,
+                };
+                let entry = topics.entry(topic).or_default();
                 let kind = if kind_stream {
                     Kind::Stream
                 } else {
                     Kind::Once
                 };
                 entry.subscribers.push(Subscriber {
-                    id: next_subscriber,
+                    id,
                     kind,
                     target,
+                    monitor,
                 });
                 let backlog = after.map_or_else(Vec::new, |after| {
                     entry
@@ -499,7 +637,13 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
             }
             TopicMsg::Unsubscribe { topic, id } => {
                 if let Some(entry) = topics.get_mut(&topic) {
-                    entry.subscribers.retain(|s| s.id != id);
+                    entry.subscribers.retain(|s| {
+                        let keep = s.id != id;
+                        if !keep {
+                            s.forget();
+                        }
+                        keep
+                    });
                     if entry.subscribers.is_empty() && entry.backlog.is_empty() {
                         topics.remove(&topic);
                     }
@@ -538,14 +682,24 @@ fn fan_out(entry: &mut Topic, event: Event) -> usize {
     let mut reached = 0;
     for subscriber in std::mem::take(&mut entry.subscribers) {
         match subscriber.target {
-            Target::Waker(waker) => {
-                waker.wake(event.clone());
-                reached += 1;
+            Target::Process(ref addr) => {
+                subscriber.forget();
+                let delivered = addr.try_send(Mail::Event(event.clone())).is_ok();
+                reached += usize::from(delivered);
             }
             Target::Channel(ref tx) => {
                 let delivered = tx.send(event.clone()).is_ok();
                 reached += usize::from(delivered);
                 if delivered && subscriber.kind == Kind::Stream {
+                    entry.subscribers.push(subscriber);
+                }
+            }
+            // A WebSocket that ended, or fell 1024 messages behind (it closes with 1008), is
+            // dropped.
+            Target::Socket(ref socket) => {
+                let delivered = socket.send(event.clone()).is_ok();
+                reached += usize::from(delivered);
+                if delivered {
                     entry.subscribers.push(subscriber);
                 }
             }

@@ -34,6 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::process::ProcessSlot;
 use super::serve::Conn;
 use super::transport::Transport;
 use super::write::write_out;
@@ -80,6 +81,7 @@ pub(super) struct Dispatched {
 struct ConnOrigin<'a, S> {
     stream: &'a S,
     shared: &'a Shared,
+    process: &'a ProcessSlot,
 }
 
 impl<S: Transport> Origin for ConnOrigin<'_, S> {
@@ -97,6 +99,10 @@ impl<S: Transport> Origin for ConnOrigin<'_, S> {
 
     fn server(&self) -> &(dyn Any + Send + Sync) {
         self.shared
+    }
+
+    fn process(&self) -> Option<&dyn Any> {
+        Some(self.process)
     }
 }
 
@@ -119,6 +125,17 @@ impl<S: Transport> Conn<'_, S> {
             _ => &buf[self.head.len..self.head.len + body_in_buf],
         };
         let (router, costs) = (&*self.shared.router, &self.shared.placement.costs);
+        if self.process.exit_signal().is_some() {
+            // Ended between requests (`process.rs`): no handler runs for a dead connection.
+            return Ok(Dispatched {
+                response: ended(&self.process),
+                route: None,
+                slot: costs.slot(None),
+                occupancy: Duration::ZERO,
+                waited: false,
+                shed: true,
+            });
+        }
         let mut params = Params::new();
         let method = self.head.method_str(buf);
         let found = router.find(method, self.head.path.str(buf), &mut params);
@@ -160,6 +177,7 @@ impl<S: Transport> Conn<'_, S> {
         let origin = ConnOrigin {
             stream: &self.stream,
             shared: self.shared,
+            process: &self.process,
         };
         let context = Context {
             route: pattern,
@@ -178,15 +196,21 @@ impl<S: Transport> Conn<'_, S> {
         self.clock = run.map(|_| stopped);
         // A handler that slept or waited may have been resumed elsewhere: come back to k.
         home::go_home(self.scheduler);
-        let response = outcome.unwrap_or_else(|panic| {
-            self.shared.stats.record_panic(self.scheduler);
-            log::error!(
-                "handler for {method} {} panicked: {}",
-                pattern.unwrap_or("(fallback)"),
-                panic_message(&panic)
-            );
-            Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
-        });
+        let response = match outcome {
+            // The connection's process was killed, or a process linked to it crashed: the
+            // connection ends (`process.rs`). A `None` check when it has no process.
+            Ok(_) | Err(_) if self.process.exit_signal().is_some() => ended(&self.process),
+            Ok(response) => response,
+            Err(panic) => {
+                self.shared.stats.record_panic(self.scheduler);
+                log::error!(
+                    "handler for {method} {} panicked: {}",
+                    pattern.unwrap_or("(fallback)"),
+                    panic_message(&panic)
+                );
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            }
+        };
         Ok(Dispatched {
             response,
             route: route.map(|(id, _)| id),
@@ -251,6 +275,14 @@ impl std::fmt::Display for RouteName<'_> {
             None => f.write_str("no route"),
         }
     }
+}
+
+/// The answer of a request whose connection's process was ended under it: 503, and close.
+fn ended(process: &ProcessSlot) -> Response {
+    if let Some(why) = process.exit_signal() {
+        log::debug!("the connection's process was ended ({why}): 503, and close");
+    }
+    Response::error(Status::SERVICE_UNAVAILABLE).with_close()
 }
 
 pub(super) fn method_not_allowed(allow: &str) -> Response {

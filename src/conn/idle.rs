@@ -92,6 +92,7 @@ impl<S: Transport> Conn<'_, S> {
             shared,
             scheduler,
             served,
+            mut process,
             ..
         } = self;
         let Ok(fd) = stream.into_fd() else {
@@ -103,6 +104,7 @@ impl<S: Transport> Conn<'_, S> {
             deadline,
             parked,
             served,
+            process: process.take(),
         };
         match shared.wards.park(scheduler, arrival) {
             Ok(()) => Ending::Hibernated,

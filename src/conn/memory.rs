@@ -181,6 +181,16 @@ impl<O: Observe> Transport for Memory<O> {
     fn into_fd(self) -> Result<OwnedFd, Self> {
         Err(self)
     }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
+    }
+
+    fn wait_input(&self) {}
+
+    fn wakeup(&self) -> crate::http::websocket::Wakeup {
+        std::sync::Arc::new(|| {})
+    }
 }
 
 /// A server's shared state for `router` with one scheduler and no hibernation (an in-memory

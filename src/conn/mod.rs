@@ -12,6 +12,8 @@
 //!   hyper's `Conn<I>`, so unit tests (`tests.rs`) and the micro-benchmarks drive it over
 //!   in-memory byte streams (`memory.rs`, compiled for tests and `bench-internals` only).
 //! - `live.rs`: the limits and timeouts each request reads, which a reload may replace.
+//! - `upgrade.rs`: a connection switched to WebSocket (the `101`, the session that then owns
+//!   the socket, and its hibernation between events).
 //! - `spawn.rs`: a coroutine per connection, started for placement (`placement::Start`) and
 //!   for the wards; `hibernate/`: the wards that hold sockets without a coroutine.
 //!
@@ -25,6 +27,7 @@ mod idle;
 pub(crate) mod live;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod memory;
+pub(crate) mod process;
 mod read_buf;
 mod refuse;
 pub(crate) mod reject;
@@ -32,6 +35,8 @@ pub(crate) mod resume;
 mod serve;
 pub(crate) mod spawn;
 pub(crate) mod transport;
+mod upgrade;
+pub(crate) mod wait;
 mod write;
 
 use std::io;

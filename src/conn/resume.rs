@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
+use super::process::Held;
 use crate::http::response::StreamFn;
+use crate::http::websocket::Session;
 
 /// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
 /// connection from its ward.
@@ -18,6 +20,10 @@ pub(crate) struct Resume {
     /// When the connection was done with its own work (`Conn::free_since`): set when the
     /// ward hands back pipelined input, which waited for the answer before it.
     pub(super) free_since: Option<Instant>,
+    /// A hibernated WebSocket waking up (input or a message): its session goes on.
+    pub(super) websocket: Option<Box<dyn Session>>,
+    /// The connection's process, if a handler made one: it lives as long as the connection.
+    pub(super) process: Option<Box<dyn Held>>,
 }
 
 impl Resume {
@@ -42,12 +48,25 @@ impl Resume {
         }
     }
 
+    /// A hibernated WebSocket with something to do.
+    pub(crate) fn websocket(served: u64, session: Box<dyn Session>) -> Resume {
+        Resume {
+            websocket: Some(session),
+            ..Resume::idle(served)
+        }
+    }
+
     /// A waited-on request's answer, which the ward could not send at once, goes first.
     pub(crate) fn after_wait(served: u64, leftover: Vec<u8>, first: First) -> Resume {
         Resume {
             first: Some(first),
             ..Resume::pipelined(served, leftover)
         }
+    }
+
+    /// With the connection's process, if it has one.
+    pub(crate) fn with_process(self, process: Option<Box<dyn Held>>) -> Resume {
+        Resume { process, ..self }
     }
 }
 

@@ -25,10 +25,12 @@ use super::dispatch::{RouteName, panic_message};
 use super::hibernate::Parked;
 use super::idle::{DRAIN_CHECK, Idle};
 use super::live::Snapshot;
+use super::process::ProcessSlot;
 use super::read_buf::ReadBuf;
 use super::reject::Reason;
 use super::resume::{Ending, First, Resume};
 use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
+use super::wait::Start;
 use super::write::write_out;
 use crate::http::chunked::ChunkedError;
 use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
@@ -36,6 +38,7 @@ use crate::http::reply::ReplyShape;
 use crate::http::response::Response;
 use crate::http::status::Status;
 use crate::http::wait::Deferred;
+use crate::http::websocket::Session;
 use crate::placement::cost;
 use crate::router::RouteId;
 use crate::runtime::home;
@@ -78,10 +81,12 @@ enum Step {
     },
     /// The handler deferred its answer ([`Response::hibernate`]).
     Wait(Wait),
+    /// The `101` is out: the connection is a WebSocket now (`upgrade.rs`).
+    Upgrade(Box<dyn Session>),
 }
 
 /// A request whose answer comes later ([`Response::hibernate`]).
-struct Wait {
+pub(super) struct Wait {
     deferred: Deferred,
     shape: ReplyShape,
     route: Option<RouteId>,
@@ -95,10 +100,11 @@ enum Next {
 }
 
 /// What became of one request's connection.
-enum After {
+pub(super) enum After {
     KeepAlive,
     Close,
     Wait(Wait),
+    Upgrade(Box<dyn Session>),
 }
 
 /// One connection's state, over any transport (a may socket; in-memory bytes in tests).
@@ -132,6 +138,9 @@ pub(super) struct Conn<'s, S: Transport> {
     /// read, a write, a handler). Requests of a pipelined batch share it: one ends when the
     /// next begins. So a request costs one clock read, plus one per batch (`now`).
     pub(super) clock: Option<Instant>,
+    /// The connection's process, made on a handler's first `Request::process` (`process.rs`);
+    /// dropped with the connection, a normal exit.
+    pub(super) process: ProcessSlot,
 }
 
 /// Serves one connection until it closes or hibernates. Runs inside the connection's
@@ -140,8 +149,11 @@ pub(crate) fn serve<S: Transport>(
     stream: S,
     shared: &Arc<Shared>,
     scheduler: usize,
-    resume: Resume,
+    mut resume: Resume,
 ) -> Ending {
+    if let Some(session) = resume.websocket.take() {
+        return super::upgrade::resume(stream, shared, scheduler, resume, session);
+    }
     let mut conn = Conn::new(stream, shared, scheduler, resume);
     loop {
         let step = conn.run();
@@ -159,6 +171,7 @@ pub(crate) fn serve<S: Transport>(
             Ok(Step::Hibernate { deadline }) => {
                 return conn.hibernate(deadline, Parked::Idle);
             }
+            Ok(Step::Upgrade(session)) => return conn.into_websocket(session),
             Ok(Step::Wait(Wait { shape, route, .. })) if !S::HIBERNATES => {
                 log::error!("a request asked to hibernate on a transport that cannot");
                 let refusal = Response::error(Status::INTERNAL_SERVER_ERROR).with_close();
@@ -200,6 +213,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             free_since: resume.free_since,
             first: resume.first,
             clock: None,
+            process: ProcessSlot::new(resume.process),
         }
     }
 
@@ -218,11 +232,20 @@ impl<'s, S: Transport> Conn<'s, S> {
         let id = seat.id();
         // The handler chose this timeout: it may be `Duration::MAX`.
         let deadline = deadline_in(deferred.timeout);
-        let started = catch_unwind(AssertUnwindSafe(|| (deferred.start)(seat)));
+        let started = match deferred.start.downcast::<Start>() {
+            Ok(start) => catch_unwind(AssertUnwindSafe(|| (start.0)(&self.process, &seat))),
+            Err(_) => Ok(Err(
+                Response::error(Status::INTERNAL_SERVER_ERROR).with_close()
+            )),
+        };
         // `subscribe` may block (call an actor): come back to k if it resumed elsewhere.
         home::go_home(self.scheduler);
         let response = match started {
             Ok(Ok(pending)) => {
+                // The process's next message (or an exit signal) rings the ward.
+                if let Some(process) = self.process.get() {
+                    process.on_next(seat.ringer());
+                }
                 let leftover = self.rbuf.filled().to_vec();
                 let parked = Parked::Waiting {
                     id,
@@ -285,6 +308,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                     // Earlier pipelined answers go out before the connection sleeps.
                     self.flush()?;
                     return Ok(Step::Wait(wait));
+                }
+                After::Upgrade(session) => {
+                    self.flush()?;
+                    return Ok(Step::Upgrade(session));
                 }
             }
             // Otherwise the answer goes out with the next read or before the next handler
@@ -389,6 +416,10 @@ impl<'s, S: Transport> Conn<'s, S> {
                 shape: self.reply_shape(),
                 route: done.route,
             })),
+            None if done.response.upgrade.is_some() => {
+                let upgrade = done.response.upgrade.take();
+                Ok(self.switch(upgrade, started, done.route))
+            }
             // Queue before consuming: the access log and HEAD check read the head in place.
             None => match self.queue(done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::http::websocket::Wakeup;
+
 /// A connection's byte stream. Reads and writes block the calling coroutine (not its
 /// scheduler) up to the timeouts set.
 pub(crate) trait Transport: Read + Write + Sized {
@@ -28,6 +30,13 @@ pub(crate) trait Transport: Read + Write + Sized {
     fn input_age(&self) -> Option<Duration>;
     /// Gives up the descriptor (to a ward), or the stream itself back if it has none.
     fn into_fd(self) -> Result<OwnedFd, Self>;
+    /// Reads without waiting: `WouldBlock` when nothing is there (a WebSocket's reads, which
+    /// must also wait for messages: `wait_input`).
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Parks the coroutine until input may be there, or the `wakeup` handle fires.
+    fn wait_input(&self);
+    /// Ends a `wait_input` from any thread.
+    fn wakeup(&self) -> Wakeup;
 }
 
 impl Transport for may::net::TcpStream {
@@ -59,6 +68,28 @@ impl Transport for may::net::TcpStream {
 
     fn input_age(&self) -> Option<Duration> {
         input_age(self.inner().as_fd())
+    }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::net::{RecvFlags, recv};
+        loop {
+            match recv(self.inner().as_fd(), &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    fn wait_input(&self) {
+        // may's own wait on the socket's readiness, which its `WaitIoWaker` also ends (the
+        // waker only takes a parked coroutine, so it never races a read's timer).
+        may::io::WaitIo::wait_io(self);
+    }
+
+    fn wakeup(&self) -> Wakeup {
+        let waker = may::io::WaitIo::waker(self);
+        std::sync::Arc::new(move || waker.wakeup())
     }
 
     fn into_fd(self) -> Result<OwnedFd, Self> {

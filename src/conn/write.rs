@@ -153,7 +153,7 @@ impl<S: Transport> Conn<'_, S> {
     /// scheduler. The request id is the client's (or a proxy's) `X-Request-Id` when it is a
     /// plain token, else `pid-scheduler-ordinal` in hex: unique across the processes of one
     /// machine, and free to make.
-    fn log_access(&self, status: Status, sent: u64, started: Instant) {
+    pub(super) fn log_access(&self, status: Status, sent: u64, started: Instant) {
         if !log::log_enabled!(target: "corral::access", log::Level::Info) {
             return;
         }

@@ -90,10 +90,20 @@ pub fn encode_head(
         BodyFraming::Chunked => header(out, b"Transfer-Encoding", b"chunked"),
         BodyFraming::UntilClose => {}
     }
-    match connection {
-        ConnectionHeader::Omit => {}
-        ConnectionHeader::Close => header(out, b"Connection", b"close"),
-        ConnectionHeader::KeepAlive => header(out, b"Connection", b"keep-alive"),
+    if response.offers_websocket {
+        // A 426 names the protocol to switch to, and `Upgrade` needs its `Connection` token.
+        header(out, b"Upgrade", b"websocket");
+    }
+    let connection: &[u8] = match (connection, response.offers_websocket) {
+        (ConnectionHeader::Omit, false) => b"",
+        (ConnectionHeader::Omit, true) => b"upgrade",
+        (ConnectionHeader::Close, false) => b"close",
+        (ConnectionHeader::Close, true) => b"upgrade, close",
+        (ConnectionHeader::KeepAlive, false) => b"keep-alive",
+        (ConnectionHeader::KeepAlive, true) => b"upgrade, keep-alive",
+    };
+    if !connection.is_empty() {
+        header(out, b"Connection", connection);
     }
     out.extend_from_slice(b"\r\n");
     Ok(())

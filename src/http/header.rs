@@ -55,8 +55,8 @@ const RESERVED: &[(&str, &str)] = &[
     ),
     (
         "Upgrade",
-        "Corral does not switch protocols, and cannot send the `Connection: upgrade` that \
-         RFC 9110 §7.8 requires with it",
+        "Corral switches protocols only to WebSocket, with `Request::websocket` (which \
+         writes `Upgrade` and `Connection: upgrade` itself)",
     ),
     ("Trailer", "Corral sends no trailer fields"),
     ("Date", "every response gets the current one"),

@@ -16,3 +16,4 @@ pub mod request;
 pub mod response;
 pub mod status;
 pub mod wait;
+pub(crate) mod websocket;

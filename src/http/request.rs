@@ -31,6 +31,8 @@ pub(crate) trait Origin {
     fn server_draining(&self) -> bool;
     /// The server's shared state, for the handlers the server itself provides (`/metrics`).
     fn server(&self) -> &(dyn Any + Send + Sync);
+    /// The connection's process slot, opaque here (`conn::process`).
+    fn process(&self) -> Option<&dyn Any>;
 }
 
 /// Where a request sits on the server side: its route, its scheduler, the application
@@ -101,6 +103,11 @@ impl<'a> Request<'a> {
                 std::any::type_name::<S>()
             ),
         }
+    }
+
+    /// The connection's process slot, opaque: `conn::process` looks into it.
+    pub(crate) fn connection_process(&self) -> Option<&'a dyn Any> {
+        self.origin.process()
     }
 
     /// The server's shared state, opaque: only the server's own handlers look into it.

@@ -120,6 +120,10 @@ pub struct Response {
     pub(crate) close: bool,
     /// Set by [`Response::hibernate`]: the real response comes later.
     pub(crate) deferred: Option<super::wait::Deferred>,
+    /// Set by [`Request::websocket`](crate::Request::websocket): a `101` and a WebSocket.
+    pub(crate) upgrade: Option<Box<super::websocket::Upgrade>>,
+    /// A `426` that says `Upgrade: websocket` (with `Connection: upgrade`, RFC 9110 §7.8).
+    pub(crate) offers_websocket: bool,
 }
 
 impl Response {
@@ -132,6 +136,8 @@ impl Response {
             body: Body::Empty,
             close: false,
             deferred: None,
+            upgrade: None,
+            offers_websocket: false,
         }
     }
 

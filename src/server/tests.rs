@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use super::{Server, ServerError};
 use crate::config::Config;
+use crate::conn::wait::Waker;
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::http::wait::{Wake, Waker};
+use crate::http::wait::Wake;
 use crate::router::Router;
 use crate::runtime::home;
 

@@ -13,21 +13,23 @@ use super::ward::{Entry, Ward};
 use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
 use crate::conn::transport::deadline_in;
+use crate::conn::wait::Outcome;
 use crate::conn::write::{count_answer, encode_or_refuse};
 use crate::http::response::Response;
 use crate::http::status::Status;
-use crate::http::wait::Outcome;
 
 impl Ward {
     /// Finishes a wait: runs its resume function and writes the response, without a
     /// coroutine when it fits the socket buffer. The socket is no longer in `entries`.
     pub(super) fn answer(&mut self, entry: Entry, outcome: Outcome) {
+        let ended = entry.is_ended();
         let Entry {
             fd,
             parked,
             served,
             id,
             input_pending,
+            process,
             ..
         } = entry;
         let Parked::Waiting {
@@ -41,7 +43,13 @@ impl Ward {
             return self.close(fd);
         };
         let (route_id, route) = (route, RouteName(&self.shared.router, route));
-        let response = match catch_unwind(AssertUnwindSafe(|| pending.finish(outcome))) {
+        // A process ended under the wait (a kill, a linked crash): clean up, answer 503.
+        let outcome = if ended { Outcome::PeerGone } else { outcome };
+        let finished = catch_unwind(AssertUnwindSafe(|| {
+            pending.finish(outcome, process.as_deref())
+        }));
+        let response = match finished {
+            Ok(_) if ended => Response::error(Status::SERVICE_UNAVAILABLE).with_close(),
             Ok(Some(response)) => response,
             Ok(None) => return self.close(fd),
             Err(panic) => {
@@ -65,7 +73,8 @@ impl Ward {
                 chunked,
                 keep_alive,
             };
-            return self.spawn(fd, Resume::after_wait(served, leftover, first));
+            let resume = Resume::after_wait(served, leftover, first).with_process(process);
+            return self.spawn(fd, resume);
         }
         match send_now(&fd, &self.scratch) {
             Err(err) => {
@@ -78,12 +87,16 @@ impl Ward {
                     bytes: self.scratch[sent..].to_vec(),
                     keep_alive,
                 };
-                self.spawn(fd, Resume::after_wait(served, leftover, first));
+                let resume = Resume::after_wait(served, leftover, first).with_process(process);
+                self.spawn(fd, resume);
             }
             Ok(_) if !keep_alive => self.close(fd),
             Ok(_) if !leftover.is_empty() || input_pending => {
                 let _ = epoll::delete(&self.epoll, &fd);
-                self.spawn(fd, Resume::pipelined(served, leftover));
+                self.spawn(
+                    fd,
+                    Resume::pipelined(served, leftover).with_process(process),
+                );
             }
             // Answered: the connection stays here, now idle, under the same registration.
             Ok(_) => {
@@ -95,7 +108,9 @@ impl Ward {
                     served,
                     id,
                     input_pending: false,
+                    process,
                 };
+                self.arm_idle(&entry);
                 self.insert(id, entry);
             }
         }

@@ -1,5 +1,5 @@
 //! The door of a ward: what other threads touch. Connections hand sockets in (`park`),
-//! wakers report fired waits (`ready`), the server stops it; each rings the ward's bell (an
+//! mailboxes report messages for hibernated connections (`ready`), the server stops it; each rings the ward's bell (an
 //! eventfd) at most once per drain. `Wards` holds one door per scheduler.
 //!
 //! The door outlives the ward thread behind it. A thread that dies (it panicked, or
@@ -25,9 +25,11 @@ use super::answer::send_now;
 use super::ward::{BELL, FIRST_ID, Ward};
 use crate::conn::Shared;
 use crate::conn::dispatch::RouteName;
+use crate::conn::process::Held;
+use crate::conn::wait::{Doorbell, Outcome, Pending, Seat};
 use crate::conn::write::encode_or_refuse;
 use crate::http::reply::ReplyShape;
-use crate::http::wait::{Doorbell, Outcome, Pending, Seat};
+use crate::http::websocket::{Session, Wakeup, close_frame};
 use crate::router::{RouteId, Router};
 use crate::runtime::vigil::{self, StartFn, Vigil};
 use crate::stats::Stats;
@@ -39,12 +41,14 @@ pub(crate) struct Arrival {
     pub parked: Parked,
     /// Requests served on the connection so far.
     pub served: u64,
+    /// The connection's process, if a handler made one: it waits with the socket.
+    pub process: Option<Box<dyn Held>>,
 }
 
 pub(crate) enum Parked {
     /// A keep-alive connection between requests: wakes on input.
     Idle,
-    /// A request waiting for its waker: wakes on it, on its deadline or on a hang-up.
+    /// A request waiting on a mailbox: wakes on its message, its deadline or a hang-up.
     Waiting {
         id: u64,
         pending: Box<dyn Pending>,
@@ -54,6 +58,9 @@ pub(crate) enum Parked {
         /// Bytes the client sent after the request (pipelined), for the next coroutine.
         leftover: Vec<u8>,
     },
+    /// An idle WebSocket (`conn/upgrade.rs`): wakes on input or when its seat rings (a
+    /// message for it); counted with the idle connections.
+    WebSocket { id: u64, session: Box<dyn Session> },
 }
 
 /// The part of a ward other threads touch.
@@ -171,7 +178,8 @@ impl Door {
 }
 
 impl Doorbell for Door {
-    /// A waker fired: the ward looks at wait `id` on its next turn.
+    /// A wait's (or a hibernated process's) mailbox has news: the ward looks at `id` on
+    /// its next turn.
     fn ready(&self, id: u64) {
         if let Ok(mut inbox) = self.inbox.lock() {
             if inbox.stopped {
@@ -183,16 +191,21 @@ impl Doorbell for Door {
     }
 }
 
-/// Answers a wait at once (best effort, `TimedOut`, no keep-alive); closes the socket.
+/// Answers a wait at once (best effort, `TimedOut`, no keep-alive), or says goodbye to a
+/// WebSocket (1001); closes the socket.
 fn answer_and_close(router: &Router, arrival: Arrival) {
+    if let Parked::WebSocket { session, .. } = arrival.parked {
+        return going_away(&arrival.fd, session);
+    }
     if let Parked::Waiting {
         pending,
         shape,
         route,
         ..
     } = arrival.parked
-        && let Ok(Some(response)) =
-            catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::TimedOut)))
+        && let Ok(Some(response)) = catch_unwind(AssertUnwindSafe(|| {
+            pending.finish(Outcome::TimedOut, arrival.process.as_deref())
+        }))
     {
         let mut out = Vec::new();
         let route = RouteName(router, route);
@@ -200,6 +213,15 @@ fn answer_and_close(router: &Router, arrival: Arrival) {
         if encoded.stream.is_none() {
             let _ = send_now(&arrival.fd, &out);
         }
+    }
+}
+
+/// A hibernated WebSocket the server lets go of: its close frame (1001, best effort: it
+/// has nothing else to send, so it fits the empty socket buffer), and its last words.
+pub(super) fn going_away(fd: &OwnedFd, session: Box<dyn Session>) {
+    let _ = send_now(fd, &close_frame(1001, "server shutting down"));
+    if catch_unwind(AssertUnwindSafe(|| session.gone())).is_err() {
+        log::error!("a hibernated websocket's handler panicked while closing");
     }
 }
 
@@ -273,6 +295,14 @@ impl Wards {
         let door = self.doors[k].clone();
         let id = door.next_id.fetch_add(1, Ordering::Relaxed);
         Seat::new(door, id)
+    }
+
+    /// An id for a hibernating WebSocket on scheduler k, and what rings its ward for it
+    /// (from any thread: the door's `ready`).
+    pub(crate) fn ringer(&self, k: usize) -> (u64, Wakeup) {
+        let door = self.doors[k].clone();
+        let id = door.next_id.fetch_add(1, Ordering::Relaxed);
+        (id, Arc::new(move || door.ready(id)))
     }
 
     /// Hands a socket to scheduler k's ward. Refused (given back) once the server stops.

@@ -105,6 +105,7 @@ impl Ward {
             deadline,
             parked,
             served,
+            process,
         } in arrivals
         {
             self.finish_at_stop(Entry {
@@ -114,6 +115,7 @@ impl Ward {
                 served,
                 id: 0,
                 input_pending: false,
+                process,
             });
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
@@ -128,7 +130,12 @@ impl Ward {
     fn finish_at_stop(&mut self, entry: Entry) {
         match entry.parked {
             Parked::Idle if has_input(&entry.fd) => {
-                self.spawn(entry.fd, Resume::idle(entry.served));
+                let resume = Resume::idle(entry.served).with_process(entry.process);
+                self.spawn(entry.fd, resume);
+            }
+            Parked::WebSocket { session, .. } => {
+                super::door::going_away(&entry.fd, session);
+                self.close(entry.fd);
             }
             _ => self.finish_without_watch(entry),
         }

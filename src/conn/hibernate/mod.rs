@@ -10,9 +10,9 @@
 //! - **Idle keep-alive connections** hibernate by themselves after
 //!   `timeouts.hibernate_after_ms` without a request. The next byte from the client wakes
 //!   the ward, which starts a fresh coroutine for the connection on the same scheduler.
-//! - **Waiting requests** hibernate when the handler returns `Response::hibernate`
-//!   (`http::wait`): it hands a `Waker` to whatever will produce the answer. When the waker
-//!   fires, the deadline passes or the client hangs up, the ward runs the resume function and
+//! - **Waiting requests** hibernate when the handler returns `Process::hibernate` or
+//!   `Response::hibernate` (`conn/wait.rs`): a wait on a mailbox, whose next message rings
+//!   the ward. When it rings, the deadline passes or the client hangs up, the ward runs the resume function and
 //!   writes the response itself with one non-blocking `send`: no coroutine is started unless
 //!   the response does not fit the socket buffer or is a stream.
 //!

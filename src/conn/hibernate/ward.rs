@@ -41,9 +41,10 @@ use super::door::{Arrival, Door, Parked, WardParts};
 use crate::conn::Shared;
 use crate::conn::dispatch::panic_message;
 use crate::conn::live::{Settings, Snapshot};
+use crate::conn::process::Held;
 use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
-use crate::http::wait::Outcome;
+use crate::conn::wait::{Doorbell, Outcome};
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
 pub(super) const BELL: u64 = 0;
@@ -65,6 +66,17 @@ pub(super) struct Entry {
     pub id: u64,
     /// Input arrived while it waited (a pipelined request): no edge will announce it again.
     pub input_pending: bool,
+    /// The connection's process, if it has one (`conn/process.rs`).
+    pub process: Option<Box<dyn Held>>,
+}
+
+impl Entry {
+    /// Whether the connection's process was killed, or a process linked to it crashed.
+    pub(super) fn is_ended(&self) -> bool {
+        self.process
+            .as_ref()
+            .is_some_and(|p| p.exit_signal().is_some())
+    }
 }
 
 pub(super) struct Ward {
@@ -239,15 +251,47 @@ impl Ward {
         }
     }
 
+    /// Looks at the entries whose mailbox rang: a wait with its message is answered; one
+    /// whose process was ended gets 503 and closes, an idle one just closes. A message to
+    /// an idle connection waits in its mailbox for a later handler.
     fn answer_ready(&mut self, ready: Vec<u64>) {
         for id in ready {
-            let is_ready = matches!(
-                self.entries.get(&id),
-                Some(Entry { parked: Parked::Waiting { pending, .. }, .. }) if pending.is_ready()
-            );
-            if is_ready && let Some(entry) = self.remove(id) {
-                self.answer(entry, Outcome::Woken);
+            self.look_at(id);
+        }
+    }
+
+    fn look_at(&mut self, id: u64) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let ended = entry.is_ended();
+        let (due, waiting) = match &entry.parked {
+            Parked::Waiting { pending, .. } => {
+                (ended || pending.is_ready(entry.process.as_deref()), true)
             }
+            Parked::WebSocket { session, .. } => {
+                let mail =
+                    session.has_mail() || entry.process.as_ref().is_some_and(|p| p.has_message());
+                (ended || mail, false)
+            }
+            Parked::Idle => (ended, false),
+        };
+        if !due {
+            return;
+        }
+        let Some(entry) = self.remove(id) else { return };
+        if waiting {
+            self.answer(entry, Outcome::Woken);
+        } else if let Parked::WebSocket { .. } = entry.parked
+            && !ended
+        {
+            self.wake(entry);
+        } else {
+            let _ = epoll::delete(&self.epoll, &entry.fd);
+            if let Parked::WebSocket { session, .. } = entry.parked {
+                super::door::going_away(&entry.fd, session);
+            }
+            self.close(entry.fd);
         }
     }
 
@@ -257,13 +301,14 @@ impl Ward {
             deadline,
             parked,
             served,
+            process,
         } = arrival;
         let id = match &parked {
             Parked::Idle => {
                 self.next_idle_id += 1;
                 self.next_idle_id
             }
-            Parked::Waiting { id, .. } => *id,
+            Parked::Waiting { id, .. } | Parked::WebSocket { id, .. } => *id,
         };
         let entry = Entry {
             fd,
@@ -272,6 +317,7 @@ impl Ward {
             served,
             id,
             input_pending: false,
+            process,
         };
         // Edge-triggered: ADD still reports input that is already there.
         let interest = EventFlags::IN | EventFlags::RDHUP | EventFlags::ET;
@@ -279,12 +325,20 @@ impl Ward {
             log::warn!("ward {}: cannot watch a socket: {err}", self.k);
             return self.finish_without_watch(entry);
         }
-        // The waker may have fired before the socket got here.
-        let ready_now =
-            matches!(&entry.parked, Parked::Waiting { pending, .. } if pending.is_ready());
+        // A wait's process was armed before it came; the mailbox may have rung already.
+        self.arm_idle(&entry);
         self.insert(id, entry);
-        if ready_now && let Some(entry) = self.remove(id) {
-            self.answer(entry, Outcome::Woken);
+        self.look_at(id);
+    }
+
+    /// An idle connection's process rings on an exit signal, and on its first message
+    /// (which `look_at` leaves for a later handler).
+    pub(super) fn arm_idle(&self, entry: &Entry) {
+        if let (Parked::Idle | Parked::WebSocket { .. }, Some(process)) =
+            (&entry.parked, &entry.process)
+        {
+            let (door, id) = (self.door.clone(), entry.id);
+            process.on_next(Box::new(move || door.ready(id)));
         }
     }
 
@@ -295,6 +349,27 @@ impl Ward {
         match entry.parked {
             Parked::Idle => self.close(entry.fd),
             Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+            Parked::WebSocket { session, .. } => {
+                self.spawn(
+                    entry.fd,
+                    Resume::websocket(entry.served, session).with_process(entry.process),
+                );
+            }
+        }
+    }
+
+    /// A wait or a WebSocket whose seat rang: out of the epoll set, then answered or
+    /// given its coroutine back.
+    fn wake(&mut self, entry: Entry) {
+        match entry.parked {
+            Parked::WebSocket { session, .. } => {
+                let _ = epoll::delete(&self.epoll, &entry.fd);
+                self.spawn(
+                    entry.fd,
+                    Resume::websocket(entry.served, session).with_process(entry.process),
+                );
+            }
+            _ => self.answer(entry, Outcome::Woken),
         }
     }
 
@@ -314,22 +389,42 @@ impl Ward {
             // A bare FIN: close here rather than start a coroutine to read the end.
             Parked::Idle if hung_up && at_eof(&entry.fd) => self.close(entry.fd),
             // Input: a coroutine takes the connection back.
-            Parked::Idle => self.spawn(entry.fd, Resume::idle(entry.served)),
+            Parked::Idle => {
+                let resume = Resume::idle(entry.served).with_process(entry.process);
+                self.spawn(entry.fd, resume);
+            }
             Parked::Waiting { .. } => self.abandon(entry),
+            // A hang-up or input: the codec reads either (a close frame, or its absence).
+            Parked::WebSocket { session, .. } => {
+                self.spawn(
+                    entry.fd,
+                    Resume::websocket(entry.served, session).with_process(entry.process),
+                );
+            }
         }
     }
 
     /// The client of a wait hung up: close first (so the connection is uncounted before
     /// anyone can see the cancellation), then cancel.
     fn abandon(&mut self, entry: Entry) {
-        let Entry { fd, parked, .. } = entry;
+        let Entry {
+            fd,
+            parked,
+            process,
+            ..
+        } = entry;
         self.close(fd);
         if let Parked::Waiting { pending, .. } = parked
-            && catch_unwind(AssertUnwindSafe(|| pending.finish(Outcome::PeerGone))).is_err()
+            && catch_unwind(AssertUnwindSafe(|| {
+                pending.finish(Outcome::PeerGone, process.as_deref())
+            }))
+            .is_err()
         {
             self.shared.stats.record_panic(self.k);
             log::error!("a hibernated request's cancel action panicked");
         }
+        // The connection's end: a normal exit (monitors see `Down`, its names are freed).
+        drop(process);
     }
 
     /// Ends what is past its deadline; trims the heap when due.
@@ -351,6 +446,10 @@ impl Ward {
                 match entry.parked {
                     Parked::Idle => self.close(entry.fd),
                     Parked::Waiting { .. } => self.answer(entry, Outcome::TimedOut),
+                    Parked::WebSocket { session, .. } => {
+                        super::door::going_away(&entry.fd, session);
+                        self.close(entry.fd);
+                    }
                 }
             }
         }
@@ -386,7 +485,7 @@ impl Ward {
 
     pub(super) fn insert(&mut self, id: u64, entry: Entry) {
         match entry.parked {
-            Parked::Idle => self.idle += 1,
+            Parked::Idle | Parked::WebSocket { .. } => self.idle += 1,
             Parked::Waiting { .. } => self.waiting += 1,
         }
         self.deadlines.push(Reverse((entry.deadline, id)));
@@ -396,7 +495,7 @@ impl Ward {
     pub(super) fn remove(&mut self, id: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         match entry.parked {
-            Parked::Idle => self.idle -= 1,
+            Parked::Idle | Parked::WebSocket { .. } => self.idle -= 1,
             Parked::Waiting { .. } => self.waiting -= 1,
         }
         // Entries that leave early leave their deadlines behind; rebuild before they pile up.
