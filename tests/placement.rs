@@ -25,7 +25,8 @@ fn scheduler(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
 }
 
-/// The demo app plus `/scheduler` and `/spin`, on 2 schedulers; `/spin` spins until released.
+/// The demo app plus `/scheduler`, `/spin` and `/burn`, on 2 schedulers; `/spin` spins until
+/// released.
 fn server(tweak: impl FnOnce(&mut Config)) -> (TestServer, Release) {
     let mut config = common::test_config();
     tweak(&mut config);
@@ -33,8 +34,19 @@ fn server(tweak: impl FnOnce(&mut Config)) -> (TestServer, Release) {
     let released = release.0.clone();
     let router = common::app::demo::router(&config)
         .get("/scheduler", scheduler)
-        .get("/spin", move |_: &Request| spin_until(&released));
+        .get("/spin", move |_: &Request| spin_until(&released))
+        .get("/burn", burn);
     (TestServer::start(config, router), release)
+}
+
+/// Occupies its scheduler for 2 ms, never yielding, and answers how long it ran by its own
+/// clock, ns.
+fn burn(_: &Request) -> String {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2) {
+        std::hint::spin_loop();
+    }
+    start.elapsed().as_nanos().to_string()
 }
 
 /// Lets every `/spin` handler of one server return.
@@ -90,23 +102,45 @@ fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
     parse_prometheus(r.text())
 }
 
-/// Costs are scheduler occupancy: a CPU-bound route is learned at (at least) its running
-/// time, a route that sleeps ten times as long at next to nothing. Only bounds that hold on
-/// any machine: a loaded one makes `/cpu` slower, never faster.
+/// Costs are scheduler occupancy. The server times a request of `/burn` from before its
+/// handler starts to after it returns, and the client from before it sends to after the
+/// answer is in: each sample lies between what the handler measured of itself and the
+/// client's round trip, and so does any running average of them. That bracket holds on any
+/// machine, however loaded (load widens it, it never moves a sample out of it), and a cost
+/// learned from the wrong figure (too little, a sum, the default) falls outside it. A route
+/// that sleeps ten times as long costs its scheduler next to nothing.
 #[test]
-fn the_cost_table_learns_a_cpu_route_at_its_occupancy_and_a_sleeping_route_at_almost_nothing() {
+fn the_cost_table_learns_a_busy_route_at_its_occupancy_and_a_sleeping_route_at_almost_nothing() {
     let _serial = serial();
     let (srv, _) = server(|_| {});
     let mut c = srv.client();
+    let (mut least_run_ns, mut longest_round_trip_ns) = (u64::MAX, 0);
     for _ in 0..20 {
-        assert_eq!(c.get("/cpu?us=2000").status, 200);
+        let sent = Instant::now();
+        let r = c.get("/burn");
+        let round_trip_ns = sent.elapsed().as_nanos() as u64;
+        assert_eq!(r.status, 200);
+        let ran_ns: u64 = r.text().parse().unwrap();
+        least_run_ns = least_run_ns.min(ran_ns);
+        longest_round_trip_ns = longest_round_trip_ns.max(round_trip_ns);
     }
-    let cpu = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
+    let burn = r#"corral_route_cost_seconds{method="GET",route="/burn"}"#;
+    let burn_requests = r#"corral_route_requests_total{method="GET",route="/burn"}"#;
+    let learned_ns = |m: &[(String, f64)]| (sample(m, burn) * 1e9).round() as u64;
     // The supervisor merges the shards every merge_interval_ms (100 ms).
     eventually(
         Duration::from_secs(3),
-        "the /cpu cost is learned: at least its 2 ms",
-        || sample(&metrics(&srv), cpu) >= 0.002,
+        "the /burn cost is learned: at least what its handler ran by its own clock",
+        || {
+            let m = metrics(&srv);
+            sample(&m, burn_requests) == 20.0 && learned_ns(&m) >= least_run_ns
+        },
+    );
+    let learned = learned_ns(&metrics(&srv));
+    assert!(
+        (least_run_ns..=longest_round_trip_ns).contains(&learned),
+        "/burn learned at {learned} ns: outside [{least_run_ns}, {longest_round_trip_ns}] ns, \
+         its shortest run and the client's longest round trip"
     );
     for _ in 0..5 {
         assert_eq!(c.get("/work?us=20000").status, 200);
@@ -120,10 +154,10 @@ fn the_cost_table_learns_a_cpu_route_at_its_occupancy_and_a_sleeping_route_at_al
     );
     eventually(
         Duration::from_secs(3),
-        "/work (20 ms asleep) costs less than a tenth of /cpu (2 ms busy)",
+        "/work (20 ms asleep) costs less than a tenth of /burn (2 ms busy)",
         || {
             let m = metrics(&srv);
-            sample(&m, work) < sample(&m, cpu) / 10.0
+            sample(&m, work) < sample(&m, burn) / 10.0
         },
     );
 }
