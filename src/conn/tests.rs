@@ -640,6 +640,17 @@ fn with_hibernation_off_an_idle_connection_gives_its_read_buffer_back_and_serves
         held >= upload.len(),
         "the buffer grown for the upload was still held while idle: {held} bytes"
     );
+    // The silence met the grace read of an idle connection (`conn/idle.rs`, 1 s with
+    // hibernation off), not some other read.
+    let timeout_of_that_read = seen[..stall].iter().rev().find_map(|s| match s {
+        Seen::ReadTimeout(t) => Some(*t),
+        _ => None,
+    });
+    assert_eq!(
+        timeout_of_that_read,
+        Some(Duration::from_secs(1)),
+        "{seen:?}"
+    );
     // The first answer went out before the idle wait.
     let first_write = seen.iter().position(|s| matches!(s, Seen::Wrote(_)));
     assert!(first_write < Some(stall), "{seen:?}");
