@@ -53,12 +53,19 @@ if [ "${1:-}" = "--" ]; then
 fi
 
 # A mutant that loops (a deleted `+= 1`) is killed after 3× the baseline test time, at
-# least 20 s; builds are incremental, a few seconds each.
+# least 20 s. A build may take 5× the baseline build; on a loaded machine, where an
+# incremental baseline is quick but a mutant's rebuild is not, set MUTANTS_BUILD_TIMEOUT
+# (seconds) instead, or builds time out and are counted as timeouts untested.
+if [ -n "${MUTANTS_BUILD_TIMEOUT:-}" ]; then
+  build_timeout=(--build-timeout "$MUTANTS_BUILD_TIMEOUT")
+else
+  build_timeout=(--build-timeout-multiplier 5)
+fi
 common=(
   --test-tool "$tool"
   --timeout-multiplier 3
   --minimum-test-timeout 20
-  --build-timeout-multiplier 5
+  "${build_timeout[@]}"
   --jobs 1
   --no-shuffle
   --colors never
