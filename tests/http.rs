@@ -175,7 +175,8 @@ fn one_mebibyte_body_round_trips() {
 }
 
 /// Over a socket the small writes may coalesce: that every split point of a chunked body is
-/// decoded is `conn/tests.rs`'s `a_chunked_body_in_reads_of_one_to_four_bytes_is_decoded`,
+/// decoded is `conn/tests.rs`'s
+/// `a_chunked_body_in_reads_of_one_to_four_bytes_is_decoded_and_the_next_request_follows`,
 /// where each piece is its own read. This is the same request end to end.
 #[test]
 fn chunked_body_with_extensions_and_trailers_is_decoded_and_the_connection_stays_in_sync() {
@@ -477,7 +478,9 @@ fn long_poll_times_out_with_204() {
 }
 
 /// With hibernation off, an idle keep-alive connection gives its buffers back after 1 s and
-/// waits on a peek (`conn/idle.rs`); `conn/tests.rs` checks that the buffers are released.
+/// waits on a peek (`conn/idle.rs`); `conn/tests.rs`'s
+/// `with_hibernation_off_an_idle_connection_gives_its_read_buffer_back_and_serves_on` checks
+/// that the read buffer is released.
 /// Here the real socket's peek, past that second, still serves the next requests.
 #[test]
 fn with_hibernation_off_a_connection_idle_past_the_buffer_release_still_serves() {

@@ -25,7 +25,8 @@ fn scheduler(req: &Request) -> String {
     format!("{} {:?}", req.scheduler(), std::thread::current().id())
 }
 
-/// The demo app plus `/scheduler` and `/spin`, on 2 schedulers; `/spin` spins until released.
+/// The demo app plus `/scheduler`, `/spin` and `/burn`, on 2 schedulers; `/spin` spins until
+/// released.
 fn server(tweak: impl FnOnce(&mut Config)) -> (TestServer, Release) {
     let mut config = common::test_config();
     tweak(&mut config);
@@ -33,8 +34,19 @@ fn server(tweak: impl FnOnce(&mut Config)) -> (TestServer, Release) {
     let released = release.0.clone();
     let router = common::app::demo::router(&config)
         .get("/scheduler", scheduler)
-        .get("/spin", move |_: &Request| spin_until(&released));
+        .get("/spin", move |_: &Request| spin_until(&released))
+        .get("/burn", burn);
     (TestServer::start(config, router), release)
+}
+
+/// Occupies its scheduler for 10 ms, never yielding, and answers how long it ran by its own
+/// clock, ns.
+fn burn(_: &Request) -> String {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(10) {
+        std::hint::spin_loop();
+    }
+    start.elapsed().as_nanos().to_string()
 }
 
 /// Lets every `/spin` handler of one server return.
@@ -90,24 +102,52 @@ fn metrics(srv: &TestServer) -> Vec<(String, f64)> {
     parse_prometheus(r.text())
 }
 
-/// Costs are scheduler occupancy: a CPU-bound route is learned at (at least) its running
-/// time, a route that sleeps ten times as long at next to nothing. Only bounds that hold on
-/// any machine: a loaded one makes `/cpu` slower, never faster.
+/// Costs are scheduler occupancy, averaged. The server times a request of `/burn` from before
+/// its handler starts to after it returns; the handler times itself, and the client times the
+/// round trip: each sample lies between the handler's own figure and the round trip. A
+/// running average moves, with each sample, to somewhere between where it was and that
+/// sample. So after each request, once merged, the learned cost lies between the one before
+/// and that request's bracket. This holds on any machine, however loaded: load stretches a
+/// request's three figures alike. A cost learned from the wrong figure (too little, a
+/// multiple, a sum, no update) leaves that range at the first request or soon after. A route
+/// that sleeps twice as long costs its scheduler next to nothing.
 #[test]
-fn the_cost_table_learns_a_cpu_route_at_its_occupancy_and_a_sleeping_route_at_almost_nothing() {
+fn the_cost_table_learns_a_busy_route_at_its_occupancy_and_a_sleeping_route_at_almost_nothing() {
     let _serial = serial();
-    let (srv, _) = server(|_| {});
+    let (srv, _) = server(|c| c.placement.merge_interval_ms = 10);
     let mut c = srv.client();
-    for _ in 0..20 {
-        assert_eq!(c.get("/cpu?us=2000").status, 200);
+    let burn = r#"corral_route_cost_seconds{method="GET",route="/burn"}"#;
+    let learned_ns = || (sample(&metrics(&srv), burn) * 1e9).round() as u64;
+    // Rounding: the table publishes whole nanoseconds of a running average kept in f64.
+    const SLACK_NS: u64 = 2;
+    let mut learned = learned_ns(); // the default, until a sample is merged
+    let mut previous: Option<u64> = None;
+    for n in 1..=8 {
+        let sent = Instant::now();
+        let r = c.get("/burn");
+        let round_trip_ns = sent.elapsed().as_nanos() as u64;
+        assert_eq!(r.status, 200);
+        let ran_ns: u64 = r.text().parse().unwrap();
+        let before = learned;
+        eventually(
+            Duration::from_secs(3),
+            &format!("the cost of /burn moves with sample {n}"),
+            || {
+                learned = learned_ns();
+                learned != before
+            },
+        );
+        let (low, high) = match previous {
+            None => (ran_ns, round_trip_ns),
+            Some(p) => (p.min(ran_ns), p.max(round_trip_ns)),
+        };
+        assert!(
+            (low.saturating_sub(SLACK_NS)..=high + SLACK_NS).contains(&learned),
+            "after sample {n} (ran {ran_ns} ns, round trip {round_trip_ns} ns), /burn is \
+             learned at {learned} ns, outside [{low}, {high}] ns (previously {previous:?})"
+        );
+        previous = Some(learned);
     }
-    let cpu = r#"corral_route_cost_seconds{method="GET",route="/cpu"}"#;
-    // The supervisor merges the shards every merge_interval_ms (100 ms).
-    eventually(
-        Duration::from_secs(3),
-        "the /cpu cost is learned: at least its 2 ms",
-        || sample(&metrics(&srv), cpu) >= 0.002,
-    );
     for _ in 0..5 {
         assert_eq!(c.get("/work?us=20000").status, 200);
     }
@@ -120,10 +160,10 @@ fn the_cost_table_learns_a_cpu_route_at_its_occupancy_and_a_sleeping_route_at_al
     );
     eventually(
         Duration::from_secs(3),
-        "/work (20 ms asleep) costs less than a tenth of /cpu (2 ms busy)",
+        "/work (20 ms asleep) costs less than a tenth of /burn (10 ms busy)",
         || {
             let m = metrics(&srv);
-            sample(&m, work) < sample(&m, cpu) / 10.0
+            sample(&m, work) < sample(&m, burn) / 10.0
         },
     );
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{WAIT, init};
@@ -129,6 +129,12 @@ fn transient_child_exiting_normally_is_not_restarted_but_a_crash_is() {
     let children = sup.which_children().expect("listing");
     assert_eq!(children[0].pid, None, "not restarted");
     assert_eq!(children[0].restarts, 0);
+    assert!(!children[0].restarting);
+    let tree = sup.tree().expect("tree").to_string();
+    assert!(
+        tree.contains("trans-a - Transient restarts=0"),
+        "stopped, not restarting: {tree}"
+    );
     send("trans-b", Cmd::Crash);
     started(&ev, "trans-b");
     assert_eq!(sup.which_children().expect("listing")[1].restarts, 1);
@@ -606,6 +612,7 @@ fn rest_for_one_other_child_fails_restart() {
 #[test]
 fn shutdown_timeout_returns_for_a_child_that_never_yields() {
     init();
+    capture_errors();
     let release = Arc::new(AtomicBool::new(false));
     let _release = SetOnDrop(release.clone());
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -650,6 +657,11 @@ fn shutdown_timeout_returns_for_a_child_that_never_yields() {
         "returned after the timeout and the bounded kill wait ({took:?})"
     );
     assert!(pid.is_alive(), "still spinning: reported, not waited for");
+    let errors = errors_naming("spinner");
+    assert!(
+        errors.iter().any(|e| e.contains("still running")),
+        "left behind, and said so: {errors:?}"
+    );
 
     // Once it stops spinning (here: its body returns), the kill takes effect.
     release.store(true, Ordering::Release);
@@ -690,4 +702,66 @@ fn one_for_all_forgets_a_temporary_sibling_it_stopped() {
     );
     assert!(ev.try_recv().is_err(), "and not started again");
     sup.stop().expect("stops");
+}
+
+/// Error lines logged in this test binary (the logger is process-wide: a test looks only at
+/// the lines naming its own children).
+static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Errors;
+
+impl log::Log for Errors {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let mut errors = ERRORS.lock().unwrap_or_else(|p| p.into_inner());
+            errors.push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn capture_errors() {
+    static ERRORS_LOGGER: Errors = Errors;
+    if log::set_logger(&ERRORS_LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Error);
+    }
+}
+
+/// The error lines logged so far about child `id`.
+fn errors_naming(id: &str) -> Vec<String> {
+    let tag = format!("child `{id}`");
+    let errors = ERRORS.lock().unwrap_or_else(|p| p.into_inner());
+    errors
+        .iter()
+        .filter(|e| e.contains(&tag))
+        .cloned()
+        .collect()
+}
+
+/// A child that exits when told (killed, or on its shutdown request) is stopped, and not
+/// reported as left behind.
+#[test]
+fn a_child_that_stops_when_told_is_not_reported_as_left_behind() {
+    init();
+    capture_errors();
+    let (tx, ev) = mpsc::channel();
+    for (id, shutdown) in [
+        ("calm-kill", Shutdown::BrutalKill),
+        ("calm-timeout", Shutdown::Timeout(WAIT)),
+    ] {
+        let sup = Supervisor::new(Strategy::OneForOne)
+            .child(ChildSpec::new(id, worker(id, &tx)).shutdown(shutdown))
+            .start()
+            .expect("starts");
+        let pid = started(&ev, id);
+        sup.terminate_child(id).expect("terminated");
+        assert!(!pid.is_alive(), "{id} stopped");
+        assert_eq!(errors_naming(id), Vec::<String>::new(), "{id}");
+        sup.stop().expect("stops");
+    }
 }

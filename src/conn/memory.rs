@@ -33,7 +33,33 @@ pub(crate) trait Observe {
     fn wrote(&mut self, bytes: &[u8]) {
         let _ = bytes;
     }
+
+    /// A read, offered `offered` bytes of buffer, met a [`STALL`] and timed out.
+    fn timed_out(&mut self, offered: usize) {
+        let _ = offered;
+    }
+
+    /// A peek met a [`STALL`] and timed out.
+    fn peek_timed_out(&mut self) {}
+
+    /// The loop set the read timeout.
+    fn read_timeout(&mut self, timeout: Duration) {
+        let _ = timeout;
+    }
+
+    /// The loop sent FIN (`Transport::shutdown_write`).
+    fn shutdown_write(&mut self) {}
+
+    /// The loop closed the stream with `unread` bytes of the client's script not read: on a
+    /// socket, a close with input unread (or still arriving) is a reset, not a FIN.
+    fn closed(&mut self, unread: usize) {
+        let _ = unread;
+    }
 }
+
+/// A script chunk that is silence: the read or peek that meets it times out, as if the
+/// client sent nothing for longer than the read timeout set; the script then goes on.
+pub(crate) const STALL: &[u8] = &[];
 
 /// Sees nothing.
 impl Observe for () {}
@@ -62,8 +88,9 @@ impl Observe for Tally {
     }
 }
 
-/// A client that sends its script of chunks (each arrives as one read: the split points)
-/// `rounds` times over, then closes. What the server writes goes to the observer.
+/// A client that sends its script of chunks (each arrives as one read: the split points;
+/// a [`STALL`] is a read timeout) `rounds` times over, then closes. What the server does to
+/// the stream goes to the observer.
 pub(crate) struct Memory<O: Observe = ()> {
     script: Vec<Vec<u8>>,
     /// Rounds still to play, the current one included.
@@ -102,6 +129,16 @@ impl<O: Observe> Memory<O> {
         (self.rounds > 0).then(|| &self.script[self.next][self.at..])
     }
 
+    /// The script's bytes not yet read, the rounds still to play included.
+    fn unread(&self) -> usize {
+        let Some(rest) = self.pending() else {
+            return 0;
+        };
+        let round: usize = self.script.iter().map(Vec::len).sum();
+        let rest_of_round: usize = self.script[self.next + 1..].iter().map(Vec::len).sum();
+        rest.len() + rest_of_round + round * (self.rounds - 1)
+    }
+
     fn advance(&mut self, n: usize) {
         self.at += n;
         if self.at == self.script[self.next].len() {
@@ -118,6 +155,11 @@ impl<O: Observe> Memory<O> {
 impl<O: Observe> Read for Memory<O> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = match self.pending() {
+            Some(STALL) => {
+                self.advance(0);
+                self.observer.timed_out(buf.len());
+                return Err(io::ErrorKind::TimedOut.into());
+            }
             Some(chunk) => {
                 let n = chunk.len().min(buf.len());
                 buf[..n].copy_from_slice(&chunk[..n]);
@@ -145,7 +187,8 @@ impl<O: Observe> Write for Memory<O> {
 impl<O: Observe> Transport for Memory<O> {
     const HIBERNATES: bool = false;
 
-    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.observer.read_timeout(timeout);
         Ok(())
     }
 
@@ -157,12 +200,19 @@ impl<O: Observe> Transport for Memory<O> {
         let Some(chunk) = self.pending() else {
             return Ok(0);
         };
+        if chunk == STALL {
+            // The peek waited its timeout and nothing came: the silence is over.
+            self.advance(0);
+            self.observer.peek_timed_out();
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         let n = chunk.len().min(buf.len());
         buf[..n].copy_from_slice(&chunk[..n]);
         Ok(n)
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
+        self.observer.shutdown_write();
         Ok(())
     }
 
@@ -190,6 +240,13 @@ impl<O: Observe> Transport for Memory<O> {
 
     fn wakeup(&self) -> crate::http::websocket::Wakeup {
         std::sync::Arc::new(|| {})
+    }
+}
+
+impl<O: Observe> Drop for Memory<O> {
+    fn drop(&mut self) {
+        let unread = self.unread();
+        self.observer.closed(unread);
     }
 }
 

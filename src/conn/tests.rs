@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::memory::{Memory, Observe, serve_memory, shared_for};
+use super::memory::{Memory, Observe, STALL, serve_memory, shared_for};
+use super::read_buf::READ_BUF_INITIAL;
 use super::resume::Ending;
 use crate::http::request::Request;
 use crate::http::response::Response;
@@ -337,7 +338,7 @@ fn a_declared_body_does_not_size_the_read_buffer() {
     assert_eq!(events.last(), Some(&Event::Read(0)), "{events:?}");
     let largest = LARGEST_READ.with(Cell::get);
     assert!(
-        largest <= 2 * super::read_buf::READ_BUF_INITIAL,
+        largest <= 2 * READ_BUF_INITIAL,
         "a read was offered {largest} bytes after {} received",
         head.len() + 10
     );
@@ -479,4 +480,226 @@ fn a_costly_request_runs_when_it_waited_under_the_limit_or_only_for_its_own_conn
     let out = run_aged(&shared, &[GET_HI], Some(limit * 2)).concat();
     assert_eq!(statuses(&out), [OK], "cheap: {out}");
     assert_eq!(cpu_figures(&shared).shed, 0);
+}
+
+// ---- what the transport saw: read sizes, timeouts, FIN and close ---------------------------
+
+/// Everything the loop did to a [`Memory`] stream, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    Read {
+        offered: usize,
+        got: usize,
+    },
+    /// A read met a [`STALL`].
+    TimedOut {
+        offered: usize,
+    },
+    /// A peek met a [`STALL`].
+    PeekTimedOut,
+    ReadTimeout(Duration),
+    Wrote(Vec<u8>),
+    ShutdownWrite,
+    /// The stream was closed with this much of the client's script unread (not 0: a reset).
+    Closed {
+        unread: usize,
+    },
+}
+
+/// Logs every [`Seen`] of one connection.
+#[derive(Clone, Default)]
+struct Wire(Rc<RefCell<Vec<Seen>>>);
+
+impl Wire {
+    fn see(&self, seen: Seen) {
+        self.0.borrow_mut().push(seen);
+    }
+}
+
+impl Observe for Wire {
+    fn read(&mut self, offered: usize, got: usize) {
+        self.see(Seen::Read { offered, got });
+    }
+
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.see(Seen::Wrote(bytes.to_vec()));
+    }
+
+    fn timed_out(&mut self, offered: usize) {
+        self.see(Seen::TimedOut { offered });
+    }
+
+    fn peek_timed_out(&mut self) {
+        self.see(Seen::PeekTimedOut);
+    }
+
+    fn read_timeout(&mut self, timeout: Duration) {
+        self.see(Seen::ReadTimeout(timeout));
+    }
+
+    fn shutdown_write(&mut self) {
+        self.see(Seen::ShutdownWrite);
+    }
+
+    fn closed(&mut self, unread: usize) {
+        self.see(Seen::Closed { unread });
+    }
+}
+
+/// Serves one connection whose client sends `script`; returns what its transport saw.
+fn wire(shared: &Arc<Shared>, script: &[&[u8]]) -> Vec<Seen> {
+    let log = Wire::default();
+    let ending = serve_memory(shared, Memory::new(script, log.clone()));
+    assert_eq!(ending, Ending::Closed);
+    log.0.take()
+}
+
+/// Everything written, as text.
+fn written(seen: &[Seen]) -> String {
+    let bytes: Vec<u8> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Wrote(bytes) => Some(bytes.as_slice()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_chunked_body_in_reads_of_one_to_four_bytes_is_decoded_and_the_next_request_follows() {
+    let shared = shared();
+    let request: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: ignored\r\n\r\n";
+    // Pipelined behind it: the decoder must stop at the body's end, not a byte later.
+    let batch = [request, GET_HI].concat();
+    for size in 1..=4 {
+        let pieces: Vec<&[u8]> = batch.chunks(size).collect();
+        let seen = wire(&shared, &pieces);
+        let got: Vec<usize> = seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Read { got, .. } => Some(*got),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got.iter().sum::<usize>(),
+            batch.len(),
+            "size {size}: {got:?}"
+        );
+        assert!(
+            got.iter().all(|&n| n <= size) && got.len() > batch.len() / size,
+            "size {size}: the body came in reads of at most {size} bytes: {got:?}"
+        );
+        let out = written(&seen);
+        assert_eq!(statuses(&out), [OK, OK], "size {size}: {out}");
+        let (echo, hi) = out.split_at(out.rfind("HTTP/1.1").unwrap());
+        assert!(
+            echo.contains("Content-Length: 11\r\n") && echo.ends_with("\r\n\r\nhello world"),
+            "size {size}: {out}"
+        );
+        assert!(hi.ends_with("\r\n\r\nhi"), "size {size}: {out}");
+        assert_eq!(
+            seen.last(),
+            Some(&Seen::Closed { unread: 0 }),
+            "size {size}"
+        );
+    }
+}
+
+/// With hibernation off (`shared_for`), a keep-alive connection silent past its grace read
+/// gives its buffers back (`Conn::release_buffers`) and waits on a peek; its next request is
+/// read into a fresh buffer of the initial size, and answered.
+#[test]
+fn with_hibernation_off_an_idle_connection_gives_its_read_buffer_back_and_serves_on() {
+    let shared = shared();
+    assert!(shared.live.snapshot().timeouts.hibernate_after().is_zero());
+    // An upload that grows the read buffer past its initial size, but not past what
+    // `ReadBuf::release_if_idle` gives back on its own (16 KiB).
+    let body = vec![b'x'; 9000];
+    let mut upload = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    upload.extend_from_slice(&body);
+    let seen = wire(&shared, &[&upload, STALL, GET_HI]);
+    let out = written(&seen);
+    assert_eq!(statuses(&out), [OK, OK], "{out}");
+    assert!(out.ends_with("\r\n\r\nhi"), "{out}");
+    let stall = seen
+        .iter()
+        .position(|s| matches!(s, Seen::TimedOut { .. }))
+        .expect("the grace read met the silence");
+    let Seen::TimedOut { offered: held } = seen[stall] else {
+        unreachable!()
+    };
+    assert!(
+        held >= upload.len(),
+        "the buffer grown for the upload was still held while idle: {held} bytes"
+    );
+    // The silence met the grace read of an idle connection (`conn/idle.rs`, 1 s with
+    // hibernation off), not some other read.
+    let timeout_of_that_read = seen[..stall].iter().rev().find_map(|s| match s {
+        Seen::ReadTimeout(t) => Some(*t),
+        _ => None,
+    });
+    assert_eq!(
+        timeout_of_that_read,
+        Some(Duration::from_secs(1)),
+        "{seen:?}"
+    );
+    // The first answer went out before the idle wait.
+    let first_write = seen.iter().position(|s| matches!(s, Seen::Wrote(_)));
+    assert!(first_write < Some(stall), "{seen:?}");
+    let next_read = seen[stall..]
+        .iter()
+        .find_map(|s| match s {
+            Seen::Read { offered, .. } => Some(*offered),
+            _ => None,
+        })
+        .expect("the next request was read");
+    assert_eq!(
+        next_read, READ_BUF_INITIAL,
+        "the next request was read into a fresh buffer, not the {held} bytes held before"
+    );
+    assert_eq!(seen.last(), Some(&Seen::Closed { unread: 0 }));
+}
+
+/// A rejection answers, sends FIN, then reads and discards what the client still sends until
+/// it closes: closing with its bytes unread would be a reset, which can destroy the answer
+/// before the client reads it.
+#[test]
+fn a_rejection_drains_what_the_client_still_sends_before_closing() {
+    let shared = shared();
+    let more: &[u8] = b"more bytes the client sent before it saw the 400";
+    let seen = wire(&shared, &[b"GARBAGE\r\n\r\n", more, b"and more"]);
+    let out = written(&seen);
+    assert_eq!(statuses(&out), ["HTTP/1.1 400 Bad Request"], "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    let story: Vec<Seen> = seen
+        .into_iter()
+        .filter(|s| !matches!(s, Seen::ReadTimeout(_)))
+        .map(|s| match s {
+            Seen::Read { got, .. } => Seen::Read { offered: 0, got },
+            Seen::Wrote(_) => Seen::Wrote(Vec::new()),
+            s => s,
+        })
+        .collect();
+    let read = |got| Seen::Read { offered: 0, got };
+    assert_eq!(
+        story,
+        [
+            read(11),
+            Seen::Wrote(Vec::new()),
+            Seen::ShutdownWrite,
+            read(more.len()),
+            read(8),
+            read(0),
+            Seen::Closed { unread: 0 },
+        ],
+        "answer, FIN, drain to the client's close, then close with nothing unread"
+    );
 }
