@@ -480,3 +480,26 @@ fn a_costly_request_runs_when_it_waited_under_the_limit_or_only_for_its_own_conn
     assert_eq!(statuses(&out), [OK], "cheap: {out}");
     assert_eq!(cpu_figures(&shared).shed, 0);
 }
+
+#[test]
+fn a_version_of_another_major_gets_the_same_answer_however_its_line_is_split() {
+    // Found by the fuzz target `head`: with the first read ending just after `HTTP/9.1`
+    // (or its CR) the answer was 505, with the same bytes in one read 400.
+    let shared = shared();
+    for request in [
+        &b"POST / HTTP/9.1\x0e\nked\r\n\r\n"[..],
+        b"GET / HTTP/9.1\rx\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/9.1\r\nHost: t\r\n\r\n",
+    ] {
+        let whole = run(&shared, &[request]).concat();
+        for at in 1..request.len() {
+            let (a, b) = request.split_at(at);
+            let split = run(&shared, &[a, b]).concat();
+            assert_eq!(statuses(&split), statuses(&whole), "split at {at}: {split}");
+        }
+    }
+    assert_eq!(
+        statuses(&run(&shared, &[b"GET / HTTP/9.1\r\nHost: t\r\n\r\n"]).concat()),
+        ["HTTP/1.1 505 HTTP Version Not Supported"]
+    );
+}
