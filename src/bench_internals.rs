@@ -91,18 +91,10 @@ pub enum HeadOutcome {
     Rejected(u16),
 }
 
-/// One chunked body decoded incrementally, as the loop feeds its decoder whatever arrived.
+/// One chunked body decoded incrementally, as the loop feeds its decoder whatever arrived
+/// ([`ChunkedBodies::start`]).
 pub struct ChunkedBody {
     decoder: ChunkedDecoder,
-}
-
-impl Default for ChunkedBody {
-    fn default() -> Self {
-        let limits = Config::embedded().limits;
-        ChunkedBody {
-            decoder: ChunkedDecoder::new(limits.max_chunk_line_bytes, limits.max_body_bytes),
-        }
-    }
 }
 
 impl ChunkedBody {
@@ -132,6 +124,13 @@ impl Default for ChunkedBodies {
 }
 
 impl ChunkedBodies {
+    /// A decoder for one body, to be fed piece by piece.
+    pub fn start(&self) -> ChunkedBody {
+        ChunkedBody {
+            decoder: ChunkedDecoder::new(self.max_line_bytes, self.max_body_bytes),
+        }
+    }
+
     /// Decodes the chunked body at the start of `input` with a fresh decoder, as a
     /// connection starts one per request, appending its data to `out`: the bytes of `input`
     /// it took, if the body is complete and valid.

@@ -4,9 +4,14 @@
 //! every byte offered; once it ends, the bytes it left belong to the next request and are
 //! not needed to decide the end.
 
-use corral::__bench::ChunkedBody;
+use corral::__bench::ChunkedBodies;
 
 use crate::splits::cut;
+
+thread_local! {
+    /// The limits, read once (from the embedded default config).
+    static BODIES: ChunkedBodies = ChunkedBodies::default();
+}
 
 /// What a decode made of its input: data, bytes taken (0 on an error), complete or the error.
 type Run = (Vec<u8>, usize, Result<bool, String>);
@@ -33,7 +38,7 @@ pub fn check(data: &[u8]) {
 
 /// Feeds `pieces` in order until the body ends or fails.
 fn decode(pieces: &[&[u8]]) -> Run {
-    let mut decoder = ChunkedBody::default();
+    let mut decoder = BODIES.with(ChunkedBodies::start);
     let mut body = Vec::new();
     let mut used = 0;
     for piece in pieces {

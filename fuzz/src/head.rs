@@ -3,6 +3,8 @@
 //! prefixes of a buffer the parser may say "partial" for a while, and once it says anything
 //! else it must keep saying the same (a head of the same length, or the same status).
 
+use std::cell::RefCell;
+
 use corral::__bench::{HeadOutcome, HeadParser};
 
 /// Prefixes checked one by one up to this length, then every `STRIDE`-th.
@@ -12,8 +14,16 @@ const STRIDE: usize = 61;
 /// The statuses a refused head may get.
 const REFUSALS: [u16; 7] = [400, 413, 414, 417, 431, 501, 505];
 
+thread_local! {
+    /// One parser for every input, as a connection keeps one (the limits read once).
+    static PARSER: RefCell<HeadParser> = RefCell::new(HeadParser::default());
+}
+
 pub fn check(data: &[u8]) {
-    let mut parser = HeadParser::default();
+    PARSER.with(|parser| check_with(&mut parser.borrow_mut(), data));
+}
+
+fn check_with(parser: &mut HeadParser, data: &[u8]) {
     let whole = parser.outcome(data);
     match whole {
         HeadOutcome::Complete(len) => {

@@ -30,6 +30,8 @@ pub struct Plan {
     pub seed: u8,
     pub stream: Vec<u8>,
     pub expected: Vec<Expect>,
+    /// `100 Continue` answers due (an unfinished last request may get one too).
+    pub interim: usize,
 }
 
 pub fn check(data: &[u8]) {
@@ -65,8 +67,7 @@ pub fn check(data: &[u8]) {
     for (i, (answer, expect)) in answers.iter().zip(&plan.expected).enumerate() {
         assert_matches(answer, expect, i, &context);
     }
-    let continues = plan.expected.iter().filter(|e| e.continues).count();
-    assert_eq!(interim, continues, "100 Continue answers; {}", context());
+    assert_eq!(interim, plan.interim, "100 Continue answers; {}", context());
 }
 
 fn assert_matches(answer: &Answer, expect: &Expect, i: usize, context: &dyn Fn() -> String) {
@@ -127,7 +128,7 @@ impl Plan {
         let seed = c.byte();
         let count = 1 + c.below(8);
         let mut stream = Vec::new();
-        let mut expected = Vec::new();
+        let mut expected: Vec<Expect> = Vec::new();
         for _ in 0..count {
             if c.byte() & 0x80 != 0 {
                 // An empty line before a request line is ignored (RFC 9112 §2.2).
@@ -141,17 +142,23 @@ impl Plan {
                 break;
             }
         }
+        let mut interim = expected.iter().filter(|e| e.continues).count();
         // What follows: nothing, an unfinished request, or (after a close) one that must
         // get no answer.
         match c.below(3) {
             1 => {
                 // Of a request that is refused, a prefix may be refused already.
-                let bytes = match request(&mut c) {
-                    (bytes, expect) if expect.status < 400 => bytes,
-                    _ => GET_HI.to_vec(),
+                let (bytes, continues) = match request(&mut c) {
+                    (bytes, expect) if expect.status < 400 => (bytes, expect.continues),
+                    _ => (GET_HI.to_vec(), false),
                 };
                 let keep = c.below(bytes.len().max(1));
-                stream.extend_from_slice(&bytes[..keep]);
+                let kept = &bytes[..keep];
+                // Its head complete, it gets its `100 Continue` before the body runs short.
+                if continues && kept.windows(4).any(|w| w == b"\r\n\r\n") {
+                    interim += 1;
+                }
+                stream.extend_from_slice(kept);
             }
             2 if expected.last().is_some_and(|e| e.closes) => {
                 stream.extend_from_slice(GET_HI);
@@ -162,6 +169,7 @@ impl Plan {
             seed,
             stream,
             expected,
+            interim,
         }
     }
 }
