@@ -154,8 +154,10 @@ impl Plan {
                 };
                 let keep = c.below(bytes.len().max(1));
                 let kept = &bytes[..keep];
-                // Its head complete, it gets its `100 Continue` before the body runs short.
-                if continues && kept.windows(4).any(|w| w == b"\r\n\r\n") {
+                // Its head complete, it gets its `100 Continue` before the body runs short
+                // (unless the connection closed before it).
+                let open = !expected.last().is_some_and(|e| e.closes);
+                if continues && open && kept.windows(4).any(|w| w == b"\r\n\r\n") {
                     interim += 1;
                 }
                 stream.extend_from_slice(kept);
