@@ -31,7 +31,7 @@ use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::serve::Conn;
@@ -120,7 +120,7 @@ impl<S: Transport> Conn<'_, S> {
         };
         let (router, costs) = (&*self.shared.router, &self.shared.placement.costs);
         let mut params = Params::new();
-        let method = self.head.method.str(buf);
+        let method = self.head.method_str(buf);
         let found = router.find(method, self.head.path.str(buf), &mut params);
         let (handler, route) = match found {
             Found::Route {
@@ -151,8 +151,11 @@ impl<S: Transport> Conn<'_, S> {
             return Ok(self.shed(route.map(|(id, _)| id), slot, waited));
         }
         if !self.wbuf.is_empty() && !costs.known_quick(self.scheduler, slot, QUICK_HANDLER) {
+            // (`Conn::flush`, by field: the request borrows the read buffer.)
+            self.clock = None;
             write_out(&mut self.stream, &mut self.wbuf)?;
         }
+        let watch = Stopwatch::start_at(*self.clock.get_or_insert_with(Instant::now));
         let pattern = route.map(|(_, pattern)| pattern);
         let origin = ConnOrigin {
             stream: &self.stream,
@@ -165,12 +168,14 @@ impl<S: Transport> Conn<'_, S> {
             origin: &origin,
         };
         let req = Request::new(buf, &self.head, params, body, context);
-        let watch = Stopwatch::start();
         let expected_ns = costs.expected_ns(slot);
         let stats = &self.shared.stats;
         let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
-        let run = watch.stop();
+        let stopped = Instant::now();
+        let run = watch.stop_at(stopped);
+        // An unbroken run ended now; a broken one may still hop home, which waits.
+        self.clock = run.map(|_| stopped);
         // A handler that slept or waited may have been resumed elsewhere: come back to k.
         home::go_home(self.scheduler);
         let response = outcome.unwrap_or_else(|panic| {

@@ -128,6 +128,10 @@ pub(super) struct Conn<'s, S: Transport> {
     /// connection, not for the scheduler. `None`: since its input arrived (admission control).
     pub(super) free_since: Option<Instant>,
     first: Option<First>,
+    /// A clock reading still current: taken since the connection last could have waited (a
+    /// read, a write, a handler). Requests of a pipelined batch share it: one ends when the
+    /// next begins. So a request costs one clock read, plus one per batch (`now`).
+    pub(super) clock: Option<Instant>,
 }
 
 /// Serves one connection until it closes or hibernates. Runs inside the connection's
@@ -195,6 +199,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             fresh: resume.served == 0,
             free_since: resume.free_since,
             first: resume.first,
+            clock: None,
         }
     }
 
@@ -310,6 +315,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         // are there (a reload during the wait applies to it).
         self.refresh_settings();
         let mut deadline = None;
+        let mut awaited = false;
         if self.served > 0 && self.rbuf.is_empty() {
             self.rbuf.release_if_idle();
             match self.wait_while_idle()? {
@@ -318,15 +324,16 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Idle::Hibernate { deadline } => return Ok(Next::Hibernate { deadline }),
             }
             self.refresh_settings();
-            // Bytes are waiting: the header timeout runs from here.
-            deadline = Some(deadline_in(self.cfg.timeouts.header()));
+            // Bytes are waiting: the header timeout runs from here (taken when the head
+            // turns out incomplete: a complete one needs no deadline and no clock read).
+            awaited = true;
         }
         // A fresh connection owes us a request within the header timeout; until its first
         // byte it is idle, and a drain closes it (`DRAIN_CHECK`).
         let mut silent_until = None;
         loop {
             if !self.rbuf.is_empty() {
-                if deadline.is_none() {
+                if deadline.is_none() && !awaited {
                     self.refresh_settings();
                 }
                 if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
@@ -365,7 +372,7 @@ impl<'s, S: Transport> Conn<'s, S> {
 
     /// Body, handler, response.
     fn serve_request(&mut self) -> Result<After, ConnError> {
-        let started = Instant::now();
+        let started = self.now();
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
@@ -390,8 +397,9 @@ impl<'s, S: Transport> Conn<'s, S> {
             },
         };
         let costs = &self.shared.placement.costs;
-        // One clock read for the latency and for when the connection is free again.
-        let finished = Instant::now();
+        // The handler's end, unless the answer was streamed since: the latency, and when the
+        // connection is free again.
+        let finished = self.now();
         if !done.shed {
             costs.record(
                 self.scheduler,
@@ -428,9 +436,20 @@ impl<'s, S: Transport> Conn<'s, S> {
             return Err(io::ErrorKind::TimedOut.into());
         }
         self.set_read_timeout(timeout)?;
+        self.clock = None;
         let n = self.rbuf.fill(&mut self.stream, max_total)?;
         cost::note_resume();
         Ok(n)
+    }
+
+    /// Now: the current reading (`clock`), or a new one.
+    pub(super) fn now(&mut self) -> Instant {
+        *self.clock.get_or_insert_with(Instant::now)
+    }
+
+    /// The connection may have waited (a write, a stream): the reading is stale.
+    pub(super) fn clock_stale(&mut self) {
+        self.clock = None;
     }
 
     /// Sets the socket's read timeout, skipping the syscall when it is unchanged.
@@ -450,6 +469,10 @@ impl<'s, S: Transport> Conn<'s, S> {
     }
 
     pub(super) fn flush(&mut self) -> io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.clock = None;
         write_out(&mut self.stream, &mut self.wbuf)
     }
 }

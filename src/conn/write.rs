@@ -108,6 +108,7 @@ impl<S: Transport> Conn<'_, S> {
         let mut sent = encoded.sent;
         if let Some((stream, chunked)) = encoded.stream {
             sent = self.stream_body(stream, chunked)?;
+            self.clock_stale();
         }
         self.log_access(encoded.status, sent, started);
         Ok(encoded.keep_alive)

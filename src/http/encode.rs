@@ -47,6 +47,7 @@ pub enum ConnectionHeader {
 }
 
 const SERVER: &[u8] = b"Server: corral\r\n";
+const OK_START: &[u8] = b"HTTP/1.1 200 OK\r\nServer: corral\r\nDate: ";
 
 /// Appends the status line and headers, through the blank line; or, if a header would not
 /// be well formed, appends nothing and says why. A status without a body (1xx, 204, 304)
@@ -64,9 +65,14 @@ pub fn encode_head(
     for (name, value) in &response.headers {
         check_header(name, value)?;
     }
-    status_line(out, response.status);
-    out.extend_from_slice(SERVER);
-    out.extend_from_slice(b"Date: ");
+    if response.status == Status::OK {
+        // The common head's fixed start in one copy.
+        out.extend_from_slice(OK_START);
+    } else {
+        status_line(out, response.status);
+        out.extend_from_slice(SERVER);
+        out.extend_from_slice(b"Date: ");
+    }
     append_date(out);
     out.extend_from_slice(b"\r\n");
     if let Some(content_type) = &response.content_type {

@@ -110,7 +110,7 @@ impl<'a> Request<'a> {
 
     /// The method token exactly as sent (case-sensitive: `GET`, not `get`).
     pub fn method(&self) -> &'a str {
-        self.head.method.str(self.buf)
+        self.head.method_str(self.buf)
     }
 
     /// The request target exactly as sent (path and query, or absolute-form).

@@ -15,8 +15,10 @@
 //! **Shards.** Each scheduler writes its own shard (one allocation each, so no false sharing):
 //! an EWMA of occupancy, a request count and a latency histogram per route. The placement
 //! supervisor merges the shards every `merge_interval_ms` into the published table that
-//! request starts read. A request finishing on may's timer thread may write its shard from
-//! there; the EWMA is a relaxed load/store, so at worst one sample is lost, never torn.
+//! request starts read. A shard's cost figures have one writer, its scheduler (a connection
+//! records after it is back home), so they are relaxed loads and stores, not locked adds:
+//! should a record ever come from another thread, at worst one sample is lost, never torn.
+//! The status-class and shed counters stay atomic adds: the ward answers from its own thread.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,12 +58,15 @@ pub struct Stopwatch {
 }
 
 impl Stopwatch {
+    /// Starts timing at `now`: the caller's clock reading (the connection loop reads the
+    /// clock once per request and shares the reading, docs/architecture.md "Per-request
+    /// cost").
     #[inline(never)]
-    pub fn start() -> Stopwatch {
+    pub fn start_at(now: Instant) -> Stopwatch {
         note_resume();
         let (thread, epoch) = EPOCH.with(|e| (e as *const Cell<u64> as usize, e.get()));
         Stopwatch {
-            started: Instant::now(),
+            started: now,
             thread,
             epoch,
         }
@@ -72,13 +77,13 @@ impl Stopwatch {
         self.started
     }
 
-    /// Scheduler occupancy: the elapsed time if the run was unbroken; `None` if the handler
-    /// waited (the scheduler served others meanwhile), which costs it nothing.
+    /// Scheduler occupancy up to `now`: the elapsed time if the run was unbroken; `None` if
+    /// the handler waited (the scheduler served others meanwhile), which costs it nothing.
     #[inline(never)]
-    pub fn stop(&self) -> Option<Duration> {
+    pub fn stop_at(&self, now: Instant) -> Option<Duration> {
         let unbroken =
             EPOCH.with(|e| e as *const Cell<u64> as usize == self.thread && e.get() == self.epoch);
-        unbroken.then(|| self.started.elapsed())
+        unbroken.then(|| now.saturating_duration_since(self.started))
     }
 }
 
@@ -98,7 +103,11 @@ struct Slot {
     shed: AtomicU64,
 }
 
-/// One scheduler's figures, a slot per route plus one for unmatched requests.
+/// One scheduler's figures, a slot per route plus one for unmatched requests. Aligned to two
+/// cache lines (as `stats::SchedulerStats`): the shards sit side by side in one array, and
+/// each scheduler writes its own `busy_ns` on every request, so unpadded, two schedulers'
+/// counters shared a line and every request bounced it between their cores.
+#[repr(align(128))]
 struct Shard {
     slots: Box<[Slot]>,
     /// Σ occupancy of every request recorded here, ns.
@@ -197,13 +206,19 @@ impl CostTable {
     }
 
     /// Records one finished request on scheduler `k`.
+    ///
+    /// Only k's connections call this, on k's thread (`conn` calls it after `go_home`): each
+    /// figure has one writer, so it is a plain load and store, not a locked read-modify-write
+    /// (the merger and `/metrics` only read). Should a connection ever record from another
+    /// thread (a hop home that failed, which is logged), the worst is one lost sample.
     pub fn record(&self, k: usize, slot: usize, occupancy: Duration, latency: Duration) {
         let shard = &self.shards[k];
         let s = &shard.slots[slot];
         let ns = occupancy.as_nanos() as u64;
-        shard.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        add(&shard.busy_ns, ns);
         let sample = ns as f64;
-        let count = s.count.fetch_add(1, Ordering::Relaxed);
+        let count = s.count.load(Ordering::Relaxed);
+        s.count.store(count + 1, Ordering::Relaxed);
         let ewma = if count == 0 {
             sample
         } else {
@@ -211,9 +226,8 @@ impl CostTable {
             old + COST_ALPHA * (sample - old)
         };
         s.ewma_bits.store(ewma.to_bits(), Ordering::Relaxed);
-        s.latency[bucket(latency)].fetch_add(1, Ordering::Relaxed);
-        s.latency_sum_ns
-            .fetch_add(latency.as_nanos() as u64, Ordering::Relaxed);
+        add(&s.latency[bucket(latency)], 1);
+        add(&s.latency_sum_ns, latency.as_nanos() as u64);
     }
 
     /// Counts an answer of `status` to a request of `slot`, on scheduler `k`'s shard (the
@@ -313,6 +327,14 @@ impl CostTable {
     }
 }
 
+/// Adds to a counter that has one writer (see `CostTable::record`): no locked instruction.
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 fn bucket(latency: Duration) -> usize {
     let us = latency.as_micros() as u64;
     ((u64::BITS - us.leading_zeros()) as usize).min(LATENCY_BUCKETS - 1)
@@ -402,16 +424,20 @@ mod tests {
 
     #[test]
     fn a_run_interrupted_by_other_work_waited() {
-        let watch = Stopwatch::start();
-        assert!(watch.stop().is_some());
-        let unbroken = Stopwatch::start();
-        std::thread::sleep(Duration::from_millis(2));
-        assert!(unbroken.stop() >= Some(Duration::from_millis(2)));
-        let broken = Stopwatch::start();
+        let watch = Stopwatch::start_at(Instant::now());
+        assert!(watch.stop_at(Instant::now()).is_some());
+        let start = Instant::now();
+        let unbroken = Stopwatch::start_at(start);
+        let two_ms_later = start + Duration::from_millis(2);
+        assert_eq!(
+            unbroken.stop_at(two_ms_later),
+            Some(Duration::from_millis(2))
+        );
+        let broken = Stopwatch::start_at(Instant::now());
         note_resume(); // another connection resumed on this thread meanwhile
-        assert_eq!(broken.stop(), None);
-        let moved = Stopwatch::start();
-        let elsewhere = std::thread::spawn(move || moved.stop());
+        assert_eq!(broken.stop_at(Instant::now()), None);
+        let moved = Stopwatch::start_at(Instant::now());
+        let elsewhere = std::thread::spawn(move || moved.stop_at(Instant::now()));
         assert_eq!(elsewhere.join().expect("thread"), None);
     }
 

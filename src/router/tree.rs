@@ -262,13 +262,16 @@ impl Node {
     fn literal(&self, segment: &str) -> Option<&Node> {
         let i = self
             .literals
-            .binary_search_by(|(s, _)| (**s).cmp(segment))
+            .binary_search_by(|(s, _)| literal_order(s, segment))
             .ok()?;
         self.literals.get(i).map(|(_, node)| node)
     }
 
     fn literal_mut(&mut self, segment: &str) -> &mut Node {
-        let i = match self.literals.binary_search_by(|(s, _)| (**s).cmp(segment)) {
+        let i = match self
+            .literals
+            .binary_search_by(|(s, _)| literal_order(s, segment))
+        {
             Ok(i) => i,
             Err(i) => {
                 self.literals.insert(i, (segment.into(), Node::default()));
@@ -277,6 +280,14 @@ impl Node {
         };
         &mut self.literals[i].1
     }
+}
+
+/// How a node's literal children are sorted: by length, then bytes. Most comparisons of a
+/// lookup are then settled by the lengths, without comparing bytes.
+fn literal_order(have: &str, wanted: &str) -> std::cmp::Ordering {
+    have.len()
+        .cmp(&wanted.len())
+        .then_with(|| have.as_bytes().cmp(wanted.as_bytes()))
 }
 
 /// The param or wildcard child, created with `name` if absent (`check_conflicts` has
@@ -344,8 +355,9 @@ impl<'a> Search<'a, '_, '_> {
         let Some(rest) = rest else {
             return self.endpoint(node);
         };
-        let (segment, next) = match rest.split_once('/') {
-            Some((segment, next)) => (segment, Some(next)),
+        // `/` is ASCII: both sides are on char boundaries.
+        let (segment, next) = match memchr::memchr(b'/', rest.as_bytes()) {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
         if let Some(child) = node.literal(segment)
