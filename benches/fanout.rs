@@ -44,6 +44,18 @@
 //!
 //! Bounded: after `--deadline` from the start, whatever phase it is in, it reports what it has
 //! and exits; coroutines still waiting are abandoned with the process.
+//!
+//! Several servers (`benches/broker.sh`, `benches/scaleout.sh`): `--addr A,B,...` spreads the
+//! connections over several addresses in turn and sums their subscriber counts; `--server-pid
+//! P,Q,...` sums their RSS. Servers sharing one port (`SO_REUSEPORT`) are told apart by the
+//! answer of `--subscribers-path /topics/subscribers` (`pid P subscribers N`): the count of
+//! each process is the highest it has reported (counts only grow while the waiters gather),
+//! and the total is their sum. And several client processes, for more connections than one
+//! process may hold: `--role wait` opens its connections (pacing its window on the servers'
+//! count less `--subscribed-base`, what the processes started before it placed), prints
+//! `READY` once the servers count them, and writes each arrival's CLOCK_MONOTONIC time to
+//! `--arrivals-file`; `--role publish` holds no connections, waits until the servers count
+//! `--expect` waiters, reads their RSS, publishes once and reports when (`publish_at_ns`).
 #![allow(clippy::print_stdout)]
 
 #[path = "common/duration.rs"]
@@ -80,6 +92,16 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 const SPARE_FDS: u64 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    /// Connect, wait for the servers to count every waiter, publish, time the fan-out.
+    All,
+    /// Poll mode, one of several client processes: connect, say READY, record arrivals.
+    Wait,
+    /// Poll mode, no connections: wait for `--expect` waiters, then publish once.
+    Publish,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Long-poll every connection, then publish once and time the fan-out.
     Poll,
@@ -100,15 +122,28 @@ impl Mode {
 #[derive(Parser, Debug)]
 #[command(name = "fanout")]
 struct Args {
-    /// Server address; loopback IPv4 only (127.0.0.0/8), since the sources are too.
-    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
-    addr: SocketAddr,
+    /// Server addresses, comma-separated (connections go to each in turn); loopback IPv4
+    /// only (127.0.0.0/8), since the sources are too. The publish goes to the first.
+    #[arg(long, default_value = "127.0.0.1:8080", value_delimiter = ',', value_parser = parse_addr)]
+    addr: Vec<SocketAddr>,
+    /// What this process does (several client processes: `wait` ones, then one `publish`).
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    role: Role,
+    /// Role publish: the waiters the servers must count, in all, before the publish.
+    #[arg(long, default_value_t = 0)]
+    expect: u64,
+    /// Role wait: waiters the servers already counted before this process began.
+    #[arg(long, default_value_t = 0)]
+    subscribed_base: u64,
+    /// Role wait: where to write the CLOCK_MONOTONIC time (ns) of each correct arrival.
+    #[arg(long)]
+    arrivals_file: Option<std::path::PathBuf>,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Poll)]
     mode: Mode,
     /// Connections (one coroutine each). may allows ~32k live coroutines per process with
     /// vm.max_map_count = 65530, and the open-files limit must exceed this.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=30_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=30_000))]
     connections: u32,
     /// Topic of the long-polls and the publish.
     #[arg(long, default_value = "fanout", value_parser = parse_topic)]
@@ -116,9 +151,10 @@ struct Args {
     /// Body of the publish; every waiter must receive exactly this.
     #[arg(long, default_value = "fan-out")]
     message: String,
-    /// The server's process id, for its RSS (/proc/PID/status). Without it RSS is `na`.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The servers' process ids, comma-separated, for their RSS (/proc/PID/status), summed.
+    /// Without it RSS is `na`.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Where the server tells how many long-polls wait: a Prometheus text with a
     /// `corral_topic_subscribers N` line (Corral: /metrics) or a bare number (/subscribers).
     #[arg(long, default_value = "/metrics")]
@@ -191,6 +227,17 @@ fn validate(args: &Args) -> Result<(), String> {
     if !args.subscribers_path.starts_with('/') {
         return Err("--subscribers-path must start with '/'".into());
     }
+    match (args.role, args.connections) {
+        (Role::Publish, 0) if args.mode == Mode::Poll => {}
+        (Role::Publish, _) => {
+            return Err("--role publish holds no connections (--connections 0, poll mode)".into());
+        }
+        (_, 0) => return Err("--connections must be at least 1".into()),
+        (Role::Wait, _) if args.mode != Mode::Poll => {
+            return Err("--role wait is for poll mode".into());
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -243,13 +290,15 @@ fn load(counter: &AtomicUsize) -> usize {
 type Stream = CoIo<TcpStream>;
 
 struct Shared {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     mode: Mode,
     sources: Vec<Ipv4Addr>,
     request: Vec<u8>,
     /// The body a correct response carries.
     expected: Vec<u8>,
     start: Instant,
+    /// `start` on CLOCK_MONOTONIC, ns (for `--arrivals-file`).
+    start_abs_ns: u64,
     deadline: Instant,
     counters: Counters,
     /// Poll: when each connection's correct response was complete, ns after `start`; 0 = not.
@@ -304,7 +353,8 @@ fn connection(id: usize, shared: &Shared) {
 fn serve(id: usize, shared: &Shared) -> bool {
     let c = &shared.counters;
     let source = shared.sources[id % shared.sources.len()];
-    let connected = connect(shared.addr, source, shared.deadline);
+    let addr = shared.addrs[id % shared.addrs.len()];
+    let connected = connect(addr, source, shared.deadline);
     let mut stream = match connected {
         Ok(stream) => stream,
         Err(_) => {
@@ -455,19 +505,52 @@ fn read_body(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-/// Waiting long-polls as the server counts them.
-fn subscribers(addr: SocketAddr, path: &str) -> Result<u64, String> {
+/// Waiting long-polls as one server counts them, and which process said so (when the answer
+/// is `pid P subscribers N`; else a Prometheus text with `corral_topic_subscribers N`, or a
+/// bare number).
+fn subscribers(addr: SocketAddr, path: &str) -> Result<(Option<u32>, u64), String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let body = control_request(addr, request.as_bytes())?;
     let text = String::from_utf8_lossy(&body);
+    let bad = || format!("no subscriber count in the answer to GET {path}");
+    if let Some(rest) = text.trim().strip_prefix("pid ") {
+        let mut words = rest.split_whitespace();
+        let pid = words.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let count = match (words.next(), words.next()) {
+            (Some("subscribers"), Some(n)) => n.parse().map_err(|_| bad())?,
+            _ => return Err(bad()),
+        };
+        return Ok((Some(pid), count));
+    }
     let value = text
         .lines()
         .find_map(|line| line.strip_prefix("corral_topic_subscribers "))
         .unwrap_or(&text);
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("no subscriber count in the answer to GET {path}"))
+    Ok((None, value.trim().parse().map_err(|_| bad())?))
+}
+
+/// The servers' subscriber counts, per address and process: each the highest reported.
+#[derive(Default)]
+struct Counts(std::collections::HashMap<(usize, Option<u32>), u64>);
+
+impl Counts {
+    /// Asks every address once; the total so far, or the last error if none answered.
+    fn ask(&mut self, addrs: &[SocketAddr], path: &str) -> Result<u64, String> {
+        let mut error = None;
+        for (i, addr) in addrs.iter().enumerate() {
+            match subscribers(*addr, path) {
+                Ok((pid, count)) => {
+                    let seen = self.0.entry((i, pid)).or_default();
+                    *seen = (*seen).max(count);
+                }
+                Err(why) => error = Some(why),
+            }
+        }
+        match (self.0.is_empty(), error) {
+            (true, Some(why)) => Err(why),
+            _ => Ok(self.0.values().sum()),
+        }
+    }
 }
 
 /// This network namespace's TcpExt ListenOverflows and TCPSynRetrans, from /proc/net/netstat
@@ -489,16 +572,37 @@ fn tcp_counters() -> Option<(u64, u64)> {
     None
 }
 
-/// `VmRSS` and `VmHWM` of a process, KiB.
-fn rss_kb(pid: Option<u32>) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+/// `VmRSS` and `VmHWM` of processes, KiB, summed (`None` if there are none, or one cannot
+/// be read).
+fn rss_kb(pids: &[u32]) -> Option<(u64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = (0, 0);
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        };
+        total.0 += field("VmRSS:")?;
+        total.1 += field("VmHWM:")?;
+    }
+    Some(total)
+}
+
+/// CLOCK_MONOTONIC now, ns: the clock `Instant` reads, comparable between processes.
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }
 
 // ---- run and report -----------------------------------------------------------------------------
@@ -514,6 +618,8 @@ struct Run {
     reached: Option<u64>,
     publish: Option<Duration>,
     publish_at_ns: Option<u64>,
+    /// The same instant on CLOCK_MONOTONIC, for other processes' arrivals.
+    publish_at_abs_ns: Option<u64>,
     /// Start to all connections in place.
     setup: Option<Duration>,
     /// `tcp_counters` at the start and at the end.
@@ -548,21 +654,23 @@ fn main() -> ExitCode {
         .set_stack_size(args.stack_words);
 
     let start = Instant::now();
+    let start_abs_ns = monotonic_ns();
     let n = args.connections as usize;
     let path = match args.mode {
         Mode::Poll => format!("/poll?topic={}", args.topic),
         Mode::Idle => "/plaintext".to_string(),
     };
     let shared = Arc::new(Shared {
-        addr: args.addr,
+        addrs: args.addr.clone(),
         mode: args.mode,
         sources: args.sources.clone(),
-        request: format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", args.addr).into_bytes(),
+        request: format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", args.addr[0]).into_bytes(),
         expected: match args.mode {
             Mode::Poll => args.message.clone().into_bytes(),
             Mode::Idle => b"Hello, World!".to_vec(),
         },
         start,
+        start_abs_ns,
         deadline: start + args.deadline,
         counters: Counters::default(),
         arrivals: (0..n).map(|_| AtomicU64::new(0)).collect(),
@@ -570,22 +678,41 @@ fn main() -> ExitCode {
     });
 
     let mut run = Run {
-        rss_before: rss_kb(args.server_pid),
+        rss_before: rss_kb(&args.server_pid),
         tcp_before: tcp_counters(),
         ..Run::default()
     };
-    if args.server_pid.is_some() && run.rss_before.is_none() {
+    if !args.server_pid.is_empty() && run.rss_before.is_none() {
         eprintln!(
-            "fanout: warning: cannot read /proc/{}/status",
-            args.server_pid.unwrap_or(0)
+            "fanout: warning: cannot read /proc/PID/status of {:?}",
+            args.server_pid
         );
     }
     if let Err(why) = drive(&args, &shared, &mut run) {
         run.cut_short = Some(why);
     }
     run.tcp_after = tcp_counters();
+    if let Some(path) = &args.arrivals_file
+        && let Err(err) = write_arrivals(path, &shared)
+    {
+        eprintln!("fanout: error: cannot write {}: {err}", path.display());
+        return ExitCode::from(1);
+    }
     report(&args, &shared, &run);
     ExitCode::SUCCESS
+}
+
+/// One CLOCK_MONOTONIC time (ns) per correct arrival, a line each.
+fn write_arrivals(path: &std::path::Path, shared: &Shared) -> io::Result<()> {
+    let mut text = String::new();
+    for arrival in &shared.arrivals {
+        let at = arrival.load(Ordering::Acquire);
+        if at != 0 {
+            text.push_str(&(shared.start_abs_ns + at).to_string());
+            text.push('\n');
+        }
+    }
+    std::fs::write(path, text)
 }
 
 /// Sleeps until `done` or the deadline; false if the deadline came first.
@@ -606,10 +733,13 @@ fn wait_until(shared: &Shared, mut done: impl FnMut() -> bool) -> bool {
 fn drive(args: &Args, shared: &Arc<Shared>, run: &mut Run) -> Result<(), String> {
     let n = shared.arrivals.len();
     let c = &shared.counters;
+    let mut counts = Counts::default();
+    let path = &args.subscribers_path;
+    let base = args.subscribed_base;
 
     // Open the connections, at most `connect_window` of them not known to be accepted.
     let window = args.connect_window as usize;
-    let mut subscribed = 0usize; // poll: the highest subscriber count the server reported
+    let mut subscribed = 0usize; // poll: the servers' count, less what others placed
     let mut asked = None::<Instant>;
     for id in 0..n {
         loop {
@@ -628,8 +758,9 @@ fn drive(args: &Args, shared: &Arc<Shared>, run: &mut Run) -> Result<(), String>
             if args.mode == Mode::Poll && asked.is_none_or(|at| at.elapsed() >= WINDOW_ASK_INTERVAL)
             {
                 asked = Some(Instant::now());
-                if let Ok(count) = subscribers(args.addr, &args.subscribers_path) {
-                    subscribed = subscribed.max(usize::try_from(count).unwrap_or(usize::MAX));
+                if let Ok(count) = counts.ask(&args.addr, path) {
+                    let own = count.saturating_sub(base);
+                    subscribed = subscribed.max(usize::try_from(own).unwrap_or(usize::MAX));
                 }
             } else {
                 std::thread::sleep(WINDOW_INTERVAL);
@@ -648,34 +779,41 @@ fn drive(args: &Args, shared: &Arc<Shared>, run: &mut Run) -> Result<(), String>
             if !wait_until(shared, || load(&c.placed) >= n) {
                 return Err("deadline while sending the long-polls".into());
             }
-            // ... and the server counts as many waiting as we have (before the publish, a
-            // waiter that ended has failed, and the server will not count it).
-            let want = || (load(&c.ready) - load(&c.ended_waiting)) as u64;
+            // ... and the servers count as many waiting as we have (before the publish, a
+            // waiter that ended has failed, and the server will not count it), or, to
+            // publish for others, as many as expected.
+            let want = || match args.role {
+                Role::Publish => args.expect,
+                _ => base + (load(&c.ready) - load(&c.ended_waiting)) as u64,
+            };
             let mut last_error = None;
-            let counted = wait_until(shared, || {
-                match subscribers(args.addr, &args.subscribers_path) {
-                    Ok(count) => {
-                        run.held = Some(count);
-                        count >= want()
-                    }
-                    Err(why) => {
-                        last_error = Some(why);
-                        false
-                    }
+            let counted = wait_until(shared, || match counts.ask(&args.addr, path) {
+                Ok(count) => {
+                    run.held = Some(count.saturating_sub(base));
+                    count >= want()
+                }
+                Err(why) => {
+                    last_error = Some(why);
+                    false
                 }
             });
             run.setup = Some(start_elapsed(shared));
             if !counted {
                 return Err(format!(
-                    "deadline while waiting for {} subscribers (server counted {}{})",
+                    "deadline while waiting for {} subscribers (servers counted {}{})",
                     want(),
-                    run.held.map_or("none".into(), |h| h.to_string()),
+                    run.held.map_or("none".into(), |h| (h + base).to_string()),
                     last_error.map_or(String::new(), |e| format!("; last error: {e}"))
                 ));
             }
-            std::thread::sleep(args.settle.min(remaining(shared)));
-            run.rss_after = rss_kb(args.server_pid);
-            publish(args, shared, run)?;
+            if args.role == Role::Wait {
+                println!("READY");
+                let _ = io::stdout().flush();
+            } else {
+                std::thread::sleep(args.settle.min(remaining(shared)));
+                run.rss_after = rss_kb(&args.server_pid);
+                publish(args, shared, run)?;
+            }
             if !wait_until(shared, || load(&c.finished) >= n) {
                 return Err("deadline while waiting for the fan-out".into());
             }
@@ -686,7 +824,7 @@ fn drive(args: &Args, shared: &Arc<Shared>, run: &mut Run) -> Result<(), String>
             }
             run.setup = Some(start_elapsed(shared));
             std::thread::sleep(args.settle.min(remaining(shared)));
-            run.rss_after = rss_kb(args.server_pid);
+            run.rss_after = rss_kb(&args.server_pid);
             run.held = Some(still_open(shared));
         }
     }
@@ -707,12 +845,12 @@ fn publish(args: &Args, shared: &Shared, run: &mut Run) -> Result<(), String> {
         "POST /publish?topic={} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{}",
         args.topic,
-        args.addr,
+        args.addr[0],
         args.message.len(),
         args.message
     );
     // Connected first, so the connect is not part of the fan-out time.
-    let mut stream = TcpStream::connect_timeout(&args.addr, CONTROL_TIMEOUT)
+    let mut stream = TcpStream::connect_timeout(&args.addr[0], CONTROL_TIMEOUT)
         .map_err(|e| format!("publish: connect: {e}"))?;
     let timeout = Some(remaining(shared).max(Duration::from_millis(1)));
     stream
@@ -722,6 +860,7 @@ fn publish(args: &Args, shared: &Shared, run: &mut Run) -> Result<(), String> {
         .map_err(|e| format!("publish: socket: {e}"))?;
     let at = Instant::now();
     run.publish_at_ns = Some(shared.since_start_ns(at));
+    run.publish_at_abs_ns = Some(monotonic_ns());
     stream
         .write_all(request.as_bytes())
         .map_err(|e| format!("publish: write: {e}"))?;
@@ -778,6 +917,13 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
     }
     latencies.sort_unstable();
     let received = match args.mode {
+        // No publish of its own: every correct answer counts (the caller compares their
+        // times, from --arrivals-file, with the publisher's).
+        Mode::Poll if args.role == Role::Wait => shared
+            .arrivals
+            .iter()
+            .filter(|a| a.load(Ordering::Acquire) != 0)
+            .count(),
         Mode::Poll => latencies.len(),
         Mode::Idle => load(&c.ready),
     };
@@ -791,6 +937,7 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
     let missing = n.saturating_sub(received + errors);
 
     let held = match args.mode {
+        Mode::Poll if args.role == Role::Publish => run.held,
         Mode::Poll => run.held.map(|h| h.min(n as u64)),
         Mode::Idle => run.held,
     };
@@ -816,9 +963,10 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
     );
 
     println!(
-        "fanout: mode {}, {n} connections from {} source address(es) to http://{}, \
+        "fanout: mode {} ({:?}), {n} connections from {} source address(es) to {:?}, \
          {} client worker(s), {} KiB stacks",
         args.mode.name(),
+        args.role,
         args.sources.len(),
         args.addr,
         args.workers,
@@ -866,7 +1014,7 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
          fanout_max_ms={} publish_ms={} reached={} received={received} errors={errors} \
          connect_errors={connect_errors} dropped={dropped} timeouts={timeouts} \
          bad_status={bad_status} malformed={malformed} unfinished={missing} setup_s={} \
-         listen_overflows={} syn_retrans={} complete={}",
+         listen_overflows={} syn_retrans={} publish_at_ns={} complete={}",
         args.mode.name(),
         load(&c.connected),
         opt(held),
@@ -882,6 +1030,7 @@ fn report(args: &Args, shared: &Shared, run: &Run) {
         opt(run.setup.map(|d| format!("{:.2}", d.as_secs_f64()))),
         opt(overflows),
         opt(syn_retrans),
+        opt(run.publish_at_abs_ns),
         u8::from(run.cut_short.is_none()),
     );
 }

@@ -21,7 +21,10 @@ fn main() -> Result<(), corral::ServerError> {
     env_logger::init();
     let mut config = Config::embedded();
     config.server.listen = "127.0.0.1:3001".into();
-    let chat = app::chat::router(Duration::from_secs(15), Duration::from_secs(30));
+    let chat = app::chat::router(app::pubsub::Topics::new(
+        Duration::from_secs(30),
+        Duration::from_secs(15),
+    ));
     Server::run_with(config, chat, |server| {
         println!("chat on http://{}/", server.local_addr());
     })

@@ -82,6 +82,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[runtime]`: the watchdog of stuck schedulers.
     pub runtime: RuntimeConfig,
+    /// `[pubsub]`: where the built-in apps' topics live (this process, or a Redis).
+    pub pubsub: PubsubConfig,
     /// `[demo]`: settings of the `corral` binary's built-in apps.
     pub demo: DemoConfig,
     /// Where each key's value came from, for error messages (`server.workers` → `--workers`).
@@ -314,6 +316,16 @@ pub struct DemoConfig {
     /// Heartbeat comment interval on `GET /events` (Server-Sent Events) streams, ms
     /// (default 15000).
     pub sse_heartbeat_ms: u64,
+}
+
+/// The `[pubsub]` table: where the built-in apps' topics live.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PubsubConfig {
+    /// `""` (the default): topics live in this process. `redis://HOST[:PORT][/DB]` (with an
+    /// optional `USER:PASSWORD@` or `:PASSWORD@`) or `unix:///PATH`: they are shared
+    /// through that Redis with every Corral process using it.
+    pub broker: String,
 }
 
 /// Overrides from the command line (each `None` when the flag is absent).
@@ -554,6 +566,9 @@ impl Config {
                 ),
             ));
         }
+        if let Some(problem) = broker_url_problem(&self.pubsub.broker) {
+            return Err(self.invalid("pubsub.broker", problem));
+        }
         if self.limits.max_uri_bytes > self.limits.max_head_bytes {
             return Err(self.invalid(
                 "limits.max_uri_bytes",
@@ -628,6 +643,58 @@ impl Timeouts {
     pub fn hibernate_after(&self) -> Duration {
         Duration::from_millis(self.hibernate_after_ms)
     }
+}
+
+/// What is wrong with a `pubsub.broker` value, if anything: the forms the Redis client
+/// accepts, checked here so a typo stops the start with the key's name, not a failing link.
+fn broker_url_problem(url: &str) -> Option<String> {
+    const FORMS: &str = "must be empty, redis://HOST[:PORT][/DB] or unix:///PATH";
+    if url.is_empty() {
+        return None;
+    }
+    if let Some(path) = url.strip_prefix("unix://") {
+        return (!path.starts_with('/'))
+            .then(|| format!("{url:?}: a unix:// URL needs an absolute path; {FORMS}"));
+    }
+    if url.starts_with("rediss://") {
+        return Some(format!(
+            "{url:?}: TLS to Redis (rediss://) is not built in; reach Redis over loopback, \
+             a private network or a TLS tunnel; {FORMS}"
+        ));
+    }
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return Some(format!("{url:?} {FORMS}"));
+    };
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    // `[v6]:port`, `[v6]`, `host:port` or `host`.
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => (host, Some(after.strip_prefix(':').unwrap_or("x"))),
+            None => ("", None),
+        },
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let bad_host = host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if bad_host {
+        return Some(format!("{url:?}: no valid host; {FORMS}"));
+    }
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Some(format!("{url:?}: the port must be 1 to 65535; {FORMS}"));
+    }
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Some(format!(
+            "{url:?}: the database after / must be a number; {FORMS}"
+        ));
+    }
+    None
 }
 
 /// JSON rather than TOML for comparing: its numbers hold every `u64`.
@@ -812,6 +879,43 @@ mod tests {
         };
         let res = Config::load(&cli, &EnvOverrides::default());
         (path, res)
+    }
+
+    #[test]
+    fn pubsub_broker_takes_redis_urls_and_names_the_key_and_file_of_a_bad_one() {
+        for good in [
+            "",
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://:secret@127.0.0.1:6380/2",
+            "redis://user:pw@[::1]:6379",
+            "redis://[::1]",
+            "unix:///run/redis.sock",
+        ] {
+            assert_eq!(broker_url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "127.0.0.1:6379",
+            "http://127.0.0.1:6379",
+            "rediss://127.0.0.1:6379",
+            "redis://",
+            "redis://127.0.0.1:0",
+            "redis://127.0.0.1:port",
+            "redis://127.0.0.1:6379/db",
+            "redis://[::1",
+            "unix://relative.sock",
+        ] {
+            assert!(broker_url_problem(bad).is_some(), "{bad}");
+        }
+        let path = file("[pubsub]\nbroker = \"redis:/127.0.0.1\"\n");
+        let cli = CliOverrides {
+            config: Some(path.clone()),
+            ..CliOverrides::default()
+        };
+        let err = Config::load(&cli, &EnvOverrides::default()).expect_err("a bad URL");
+        let text = err.to_string();
+        assert!(text.contains("`pubsub.broker`"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
     }
 
     #[test]

@@ -16,12 +16,13 @@
 //! The layers, bottom up (docs/architecture.md): `http` (the protocol, pure), `router`,
 //! `config`, `stats`, `runtime` (may setup, going home, offload, the watchdog), `placement`
 //! (where a connection runs), `conn` (the connection process and its hibernation), `server`
-//! (wiring).
+//! (wiring); beside them `files` ([`StaticFiles`], a handler serving a directory).
 //! Only the items re-exported below are public.
 #![warn(missing_docs)]
 
 mod config;
 mod conn;
+mod files;
 mod http;
 mod metrics;
 mod placement;
@@ -40,8 +41,10 @@ pub mod __bench;
 
 pub use config::{
     AppKind, CliOverrides, Config, ConfigError, DemoConfig, EnvOverrides, Limits, LogConfig,
-    LogFormat, LogLevel, PlacementConfig, Policy, RuntimeConfig, ServerConfig, Timeouts,
+    LogFormat, LogLevel, PlacementConfig, Policy, PubsubConfig, RuntimeConfig, ServerConfig,
+    Timeouts,
 };
+pub use files::StaticFiles;
 pub use http::parse::Version;
 pub use http::request::{Request, percent_decode};
 pub use http::response::{Body, BodyWrite, HeaderError, HttpError, IntoResponse, Json, Response};

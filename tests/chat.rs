@@ -7,7 +7,10 @@ use std::time::Duration;
 use common::TestServer;
 
 fn chat() -> TestServer {
-    let router = common::app::chat::router(Duration::from_millis(200), Duration::from_secs(5));
+    let router = common::app::chat::router(common::app::pubsub::Topics::new(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+    ));
     TestServer::start(common::test_config(), router)
 }
 

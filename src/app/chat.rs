@@ -4,7 +4,6 @@
 //! every handler is a plain function over the demo's topic process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use corral::{HttpError, Request, Response, Router};
 
@@ -37,9 +36,11 @@ document.getElementById('say').onsubmit = (e) => {
 </script>
 "#;
 
-/// The chat app: `/` (the page), `/events` (SSE), `/poll` (long-poll), `/say` (post a line).
-pub fn router(heartbeat: Duration, poll_timeout: Duration) -> Router {
-    let topics = Arc::new(Topics::new(poll_timeout, heartbeat));
+/// The chat app on `topics` ([`Topics::new`] in this process, or [`Topics::from_config`],
+/// which may share them through a broker): `/` (the page), `/events` (SSE), `/poll`
+/// (long-poll), `/say` (post a line).
+pub fn router(topics: Topics) -> Router {
+    let topics = Arc::new(topics);
     let [events, poll, say] = [(); 3].map(|_| topics.clone());
     Router::new()
         .get("/", |_req: &Request| {

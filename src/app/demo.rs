@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corral::{Config, HttpError, Json, Request, Response, Router, Status};
+use corral::{Config, HttpError, Json, Request, Response, Router, StaticFiles, Status};
 
 use super::pubsub::Topics;
-use super::static_files::StaticDir;
 
 /// Upper bound for `/work` and `/cpu` durations, µs: a demo must not park a worker for long.
 const MAX_DEMO_US: u64 = 10_000_000;
@@ -14,12 +13,17 @@ const MAX_DEMO_US: u64 = 10_000_000;
 const MAX_STREAM_CHUNKS: u32 = 1000;
 
 pub fn router(config: &Config) -> Router {
-    let topics = Arc::new(Topics::new(
-        Duration::from_millis(config.demo.poll_timeout_ms),
-        Duration::from_millis(config.demo.sse_heartbeat_ms),
-    ));
-    let statics = StaticDir::new(config.demo.static_dir.clone());
-    let [poll, poll_blocking, publish, events, crash, metrics] = [(); 6].map(|_| topics.clone());
+    let topics = Arc::new(Topics::from_config(config));
+    let statics = StaticFiles::new(config.demo.static_dir.clone());
+    let [
+        poll,
+        poll_blocking,
+        publish,
+        events,
+        crash,
+        metrics,
+        counted,
+    ] = [(); 7].map(|_| topics.clone());
     Router::new()
         .get("/", index)
         .get("/plaintext", plaintext)
@@ -35,8 +39,11 @@ pub fn router(config: &Config) -> Router {
         .post("/publish", move |req: &Request| publish.publish(req))
         .get("/events", move |req: &Request| events.events(req))
         .post("/topics/crash", move |_req: &Request| crash.crash())
+        .get("/topics/subscribers", move |_req: &Request| {
+            topic_subscribers(&counted)
+        })
         .get("/panic", panic)
-        .get("/static/*path", move |req: &Request| statics.serve(req))
+        .get("/static/*path", statics)
         .get("/metrics", move |req: &Request| demo_metrics(req, &metrics))
         .get("/healthz", healthz)
         .get("/whoami", whoami)
@@ -54,6 +61,7 @@ const INDEX: &str = "Corral demo. Routes:
   POST /publish?topic=T      wakes every waiter on T with the body; replies with how many
   GET  /events?topic=T       Server-Sent Events: every publish on T (Last-Event-ID resumes)
   POST /topics/crash         crashes the pub/sub process: waiters get 503, it restarts
+  GET  /topics/subscribers   pid N subscribers M: this process's waiters (several on one port)
   GET  /panic                the handler panics: 500, and only this connection closes
   GET  /static/PATH          files under the configured static_dir
   GET  /metrics              Prometheus text: schedulers, route costs, restarts
@@ -154,7 +162,27 @@ fn demo_metrics(req: &Request, topics: &Topics) -> Response {
     );
     let _ = writeln!(text, "# TYPE corral_topic_restarts_total counter");
     let _ = writeln!(text, "corral_topic_restarts_total {}", topics.restarts());
+    if let Some(up) = topics.broker_up() {
+        let _ = writeln!(
+            text,
+            "# HELP corral_broker_up Whether the pub/sub broker (pubsub.broker) answers."
+        );
+        let _ = writeln!(text, "# TYPE corral_broker_up gauge");
+        let _ = writeln!(text, "corral_broker_up {}", u8::from(up));
+    }
     Response::text(text).with_content_type(corral::METRICS_CONTENT_TYPE)
+}
+
+/// This process's waiters, with its pid: with several processes on one port (SO_REUSEPORT),
+/// a client adds up what each says (`benches/scaleout.sh`).
+fn topic_subscribers(topics: &Topics) -> Result<String, HttpError> {
+    let count = topics.subscribers().ok_or_else(|| {
+        HttpError::new(
+            Status::SERVICE_UNAVAILABLE,
+            "the topic process does not answer",
+        )
+    })?;
+    Ok(format!("pid {} subscribers {count}\n", std::process::id()))
 }
 
 /// For a load balancer's health check: 503 from the moment the server drains, while it

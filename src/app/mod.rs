@@ -4,13 +4,11 @@
 //! example include it by path. It is written against Corral's public API only (`corral::…`,
 //! never `crate::`), as a user's crate would be.
 
+pub mod broker;
 pub mod chat;
 pub mod demo;
 pub mod echo;
 pub mod pubsub;
-pub mod static_files;
-
-use std::time::Duration;
 
 use corral::{AppKind, Config, Router};
 
@@ -19,9 +17,6 @@ pub fn build(config: &Config) -> Router {
     match config.server.app {
         AppKind::Demo => demo::router(config),
         AppKind::Echo => echo::router(),
-        AppKind::Chat => chat::router(
-            Duration::from_millis(config.demo.sse_heartbeat_ms),
-            Duration::from_millis(config.demo.poll_timeout_ms),
-        ),
+        AppKind::Chat => chat::router(pubsub::Topics::from_config(config)),
     }
 }

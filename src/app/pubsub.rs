@@ -12,6 +12,11 @@
 //! - `GET /events?topic=T` is the streaming variant, Server-Sent Events: one event per publish
 //!   with an `id:`, a comment line as heartbeat, and `Last-Event-ID` answered from a short
 //!   per-topic backlog.
+//!
+//! With `pubsub.broker` set, topics are shared with every other Corral process on the same
+//! Redis ([`super::broker`]): a publish goes through Redis, which gives the event its id, and
+//! comes back to every instance's topic process as [`TopicMsg::Deliver`]; `Last-Event-ID`
+//! is answered from Redis's backlog of the topic. Waiters still belong to their instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -22,7 +27,9 @@ use std::time::{Duration, Instant};
 use corral_actors::{ChildSpec, Ctx, ReplyTo, Spawn, Strategy, SupRef, Supervisor, whereis};
 use may::sync::mpsc;
 
-use corral::{BodyWrite, HttpError, IntoResponse, Request, Response, Status, Wake, Waker};
+use corral::{BodyWrite, Config, HttpError, IntoResponse, Request, Response, Status, Wake, Waker};
+
+use super::broker::{Broker, BrokerError};
 
 /// The longest topic name we accept, bytes.
 const MAX_TOPIC_BYTES: usize = 256;
@@ -88,6 +95,12 @@ pub enum TopicMsg {
         data: Arc<[u8]>,
         reply: ReplyTo<usize>,
     },
+    /// An event that came through the broker, with the broker's id: delivered like a
+    /// publish.
+    Deliver {
+        topic: String,
+        event: Event,
+    },
     Subscribers(ReplyTo<usize>),
     /// Makes the process panic (demonstrates and tests supervision).
     Crash,
@@ -102,6 +115,8 @@ pub struct Topics {
     supervisor: may::sync::Mutex<Option<SupRef>>,
     poll_timeout: Duration,
     heartbeat: Duration,
+    /// The link to Redis, when topics are shared between instances (`pubsub.broker`).
+    broker: Option<Broker>,
 }
 
 impl Topics {
@@ -113,7 +128,44 @@ impl Topics {
             supervisor: may::sync::Mutex::new(None),
             poll_timeout,
             heartbeat,
+            broker: None,
         }
+    }
+
+    /// The demo's topics as configured: `[demo]` timeouts, and `pubsub.broker` (if set).
+    pub fn from_config(config: &Config) -> Topics {
+        let topics = Topics::new(
+            Duration::from_millis(config.demo.poll_timeout_ms),
+            Duration::from_millis(config.demo.sse_heartbeat_ms),
+        );
+        match config.pubsub.broker.as_str() {
+            "" => topics,
+            url => topics.with_broker(url),
+        }
+    }
+
+    /// Shares these topics with every Corral on the Redis at `url` (a validated
+    /// `pubsub.broker`).
+    pub fn with_broker(mut self, url: &str) -> Topics {
+        let topics = self.name.clone();
+        let deliver = Arc::new(move |topic: String, id: u64, data: Arc<[u8]>| {
+            // The topic process restarting: its waiters got 503 and come back, the event
+            // is in Redis's backlog for SSE streams that resume.
+            if let Some(process) = whereis::<TopicMsg>(&topics) {
+                let event = Event { id, data };
+                let _ = process.send(TopicMsg::Deliver { topic, event });
+            }
+        });
+        let name = format!("{}.broker", self.name);
+        self.broker = Some(Broker::new(url, name, BACKLOG, deliver));
+        self
+    }
+
+    /// Whether the broker link has Redis now (`None`: no broker, or the link does not
+    /// answer).
+    pub fn broker_up(&self) -> Option<bool> {
+        self.ensure_started().ok()?;
+        self.broker.as_ref()?.up()
     }
 
     /// The topic process's supervisor's restart count, starting it (one_for_one) on first use.
@@ -121,14 +173,22 @@ impl Topics {
         let mut slot = self.supervisor.lock().map_err(|_| unavailable())?;
         if slot.is_none() {
             let name = self.name.clone();
-            let started = Supervisor::new(Strategy::OneForOne)
+            let mut supervisor = Supervisor::new(Strategy::OneForOne)
                 .intensity(5, Duration::from_secs(5))
                 .child(ChildSpec::new("topics", move || {
                     Spawn::new().register(name.clone()).spawn(run_topics)
-                }))
-                .start();
+                }));
+            if let Some(broker) = &self.broker {
+                supervisor = supervisor.child(broker.child_spec());
+            }
+            let started = supervisor.start();
             match started {
-                Ok(sup) => *slot = Some(sup),
+                Ok(sup) => {
+                    *slot = Some(sup);
+                    if let Some(broker) = &self.broker {
+                        broker.wait_ready();
+                    }
+                }
                 Err(err) => {
                     log::error!("cannot start the topic process: {err}");
                     return Err(unavailable());
@@ -222,10 +282,20 @@ impl Topics {
         self.publish_to(&topic(req)?, req.body())
     }
 
-    /// Publishes `data` on `topic`; answers how many subscribers it reached.
+    /// Publishes `data` on `topic`; answers how many subscribers it reached (with a broker:
+    /// how many Corral instances, each of which wakes its own).
     pub fn publish_to(&self, topic: &str, data: &[u8]) -> Result<String, HttpError> {
         let topic = topic.to_string();
         let data: Arc<[u8]> = Arc::from(data);
+        if let Some(broker) = &self.broker {
+            self.ensure_started()?;
+            let published = broker.publish(&topic, data).map_err(broker_unavailable)?;
+            log::debug!(
+                "published event {} on {topic:?} through the broker",
+                published.id
+            );
+            return Ok(format!("{}\n", published.instances));
+        }
         let reached = self
             .process()?
             .call(
@@ -254,7 +324,24 @@ impl Topics {
         };
         let process = self.process()?;
         let (tx, rx) = mpsc::channel();
-        let (id, backlog) = subscribe(&process, &topic, true, after, Target::Channel(tx))?;
+        let (id, mut backlog) = subscribe(&process, &topic, true, after, Target::Channel(tx))?;
+        if let (Some(broker), Some(after)) = (&self.broker, after) {
+            // Subscribed first, so nothing falls between the backlog and the live events;
+            // what is in both is skipped by id below. The local backlog holds only what this
+            // instance received; Redis's holds what every instance published.
+            let events = match broker.backlog(&topic, after) {
+                Ok(events) => events,
+                Err(err) => {
+                    let topic = topic.clone();
+                    let _ = process.send(TopicMsg::Unsubscribe { topic, id });
+                    return Err(broker_unavailable(err));
+                }
+            };
+            backlog = events
+                .into_iter()
+                .map(|(id, data)| Event { id, data })
+                .collect();
+        }
         let heartbeat = self.heartbeat;
         let stream = move |out: &mut dyn BodyWrite| {
             let _unsubscribe = Unsubscribe {
@@ -263,13 +350,20 @@ impl Topics {
                 id,
             };
             out.write_all(b": subscribed\n\n")?;
+            let mut last = after.unwrap_or(0);
             for event in &backlog {
                 write_event(out, event)?;
+                last = last.max(event.id);
             }
             let mut last_beat = Instant::now();
             loop {
                 match rx.recv_timeout(heartbeat.min(PEER_CHECK)) {
-                    Ok(event) => write_event(out, &event)?,
+                    // Already written from the backlog.
+                    Ok(event) if event.id <= last => {}
+                    Ok(event) => {
+                        write_event(out, &event)?;
+                        last = event.id;
+                    }
                     // A client that left, or a server shutting down, ends the stream within
                     // PEER_CHECK rather than at the next failed write.
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) if out.closed() => {
@@ -346,6 +440,12 @@ fn write_event(out: &mut dyn BodyWrite, event: &Event) -> io::Result<()> {
     out.write_all(&text)
 }
 
+/// The broker's reason, as a 503 the client can act on.
+fn broker_unavailable(err: BrokerError) -> HttpError {
+    log::debug!("publish refused: {err}");
+    HttpError::new(Status::SERVICE_UNAVAILABLE, err.to_string())
+}
+
 fn unavailable() -> HttpError {
     HttpError::new(
         Status::SERVICE_UNAVAILABLE,
@@ -412,27 +512,14 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
                     id: entry.next_event,
                     data,
                 };
-                if entry.backlog.len() == BACKLOG {
-                    entry.backlog.pop_front();
+                let _ = reply.send(fan_out(entry, event));
+            }
+            // Every instance receives every topic's events: only topics with subscribers
+            // here get an entry (Redis keeps the backlog for `Last-Event-ID`).
+            TopicMsg::Deliver { topic, event } => {
+                if let Some(entry) = topics.get_mut(&topic) {
+                    fan_out(entry, event);
                 }
-                entry.backlog.push_back(event.clone());
-                let mut reached = 0;
-                for subscriber in std::mem::take(&mut entry.subscribers) {
-                    match subscriber.target {
-                        Target::Waker(waker) => {
-                            waker.wake(event.clone());
-                            reached += 1;
-                        }
-                        Target::Channel(ref tx) => {
-                            let delivered = tx.send(event.clone()).is_ok();
-                            reached += usize::from(delivered);
-                            if delivered && subscriber.kind == Kind::Stream {
-                                entry.subscribers.push(subscriber);
-                            }
-                        }
-                    }
-                }
-                let _ = reply.send(reached);
             }
             TopicMsg::Subscribers(reply) => {
                 let _ = reply.send(topics.values().map(|t| t.subscribers.len()).sum());
@@ -440,4 +527,29 @@ fn run_topics(mut ctx: Ctx<TopicMsg>) {
             TopicMsg::Crash => panic!("topic process crashed on request"),
         }
     }
+}
+
+/// Keeps `event` in the topic's backlog and hands it to every subscriber; how many it reached.
+fn fan_out(entry: &mut Topic, event: Event) -> usize {
+    if entry.backlog.len() == BACKLOG {
+        entry.backlog.pop_front();
+    }
+    entry.backlog.push_back(event.clone());
+    let mut reached = 0;
+    for subscriber in std::mem::take(&mut entry.subscribers) {
+        match subscriber.target {
+            Target::Waker(waker) => {
+                waker.wake(event.clone());
+                reached += 1;
+            }
+            Target::Channel(ref tx) => {
+                let delivered = tx.send(event.clone()).is_ok();
+                reached += usize::from(delivered);
+                if delivered && subscriber.kind == Kind::Stream {
+                    entry.subscribers.push(subscriber);
+                }
+            }
+        }
+    }
+    reached
 }

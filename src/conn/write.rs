@@ -285,13 +285,14 @@ impl<S: Transport> BodyWrite for StreamWriter<'_, S> {
         if data.is_empty() {
             return Ok(());
         }
-        self.scratch.clear();
         if self.chunked {
+            self.scratch.clear();
             encode::encode_chunk(&mut self.scratch, data);
+            self.stream.write_all(&self.scratch)?;
         } else {
-            self.scratch.extend_from_slice(data);
+            // Unframed (HTTP/1.0, or a sized stream): the bytes as they are, no copy.
+            self.stream.write_all(data)?;
         }
-        self.stream.write_all(&self.scratch)?;
         self.sent += data.len() as u64;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! a scheduler or the server: `conn` owns the socket and drives these functions.
 
 pub mod chunked;
+pub mod conditional;
 pub mod date;
 pub mod encode;
 mod extract;
@@ -9,6 +10,7 @@ mod header;
 mod into_response;
 pub mod params;
 pub mod parse;
+pub mod range;
 pub(crate) mod reply;
 pub mod request;
 pub mod response;

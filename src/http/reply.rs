@@ -4,7 +4,7 @@
 
 use super::encode::{self, BodyFraming, ConnectionHeader, EncodeError};
 use super::parse::Version;
-use super::response::{Body, Response, StreamFn};
+use super::response::{Body, BodyWrite, Response, StreamFn};
 use super::status::Status;
 
 /// What a response's framing depends on in the request it answers: a few bits that outlive
@@ -74,9 +74,54 @@ pub(crate) fn encode_reply(
         Body::Empty => {}
         Body::Static(bytes) => out.extend_from_slice(bytes),
         Body::Bytes(bytes) => out.extend_from_slice(&bytes),
+        Body::Shared(bytes) => out.extend_from_slice(&bytes),
         Body::Stream(stream) => encoded.stream = Some((stream, framing == BodyFraming::Chunked)),
+        Body::SizedStream { len, stream } => {
+            encoded.sent = 0;
+            encoded.stream = Some((exactly(len, stream), false));
+        }
     }
     Ok(encoded)
+}
+
+/// A sized stream held to its length: the head said `Content-Length: len`, so a byte more
+/// would be read as the next response, and a byte less leaves the client waiting.
+fn exactly(len: u64, stream: StreamFn) -> StreamFn {
+    Box::new(move |out: &mut dyn BodyWrite| {
+        let mut held = Exactly { out, left: len };
+        stream(&mut held)?;
+        match held.left {
+            0 => Ok(()),
+            left => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("a sized body ended {left} bytes short of its Content-Length"),
+            )),
+        }
+    })
+}
+
+struct Exactly<'a> {
+    out: &'a mut dyn BodyWrite,
+    left: u64,
+}
+
+impl BodyWrite for Exactly<'_> {
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let n = data.len() as u64;
+        if n > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a sized body wrote more than its Content-Length",
+            ));
+        }
+        self.out.write_all(data)?;
+        self.left -= n;
+        Ok(())
+    }
+
+    fn closed(&self) -> bool {
+        self.out.closed()
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +225,87 @@ mod tests {
             encode_reply(&mut out, stream(), shape(Version::Http10, true), false).expect("encodes");
         assert!(matches!(on_10.stream, Some((_, false))));
         assert!(!on_10.keep_alive);
+    }
+
+    /// Collects what a stream writes.
+    struct Sink(Vec<u8>);
+
+    impl BodyWrite for Sink {
+        fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+            self.0.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sized_stream_is_framed_by_length_on_both_versions_and_held_to_it() {
+        for version in [Version::Http11, Version::Http10] {
+            let mut out = Vec::new();
+            let response = Response::stream_sized("text/plain", 5, |out| out.write_all(b"hello"));
+            let encoded =
+                encode_reply(&mut out, response, shape(version, true), false).expect("encodes");
+            assert!(encoded.keep_alive, "{version:?}");
+            let head = text(&out);
+            assert!(head.contains("Content-Length: 5\r\n"), "{head}");
+            assert!(!head.contains("Transfer-Encoding"), "{head}");
+            let Some((stream, chunked)) = encoded.stream else {
+                panic!("a sized stream is handed back to run");
+            };
+            assert!(!chunked);
+            let mut sink = Sink(Vec::new());
+            stream(&mut sink).expect("exactly 5 bytes");
+            assert_eq!(sink.0, b"hello");
+        }
+        let run = |len: u64, body: &'static [u8]| {
+            let response =
+                Response::stream_sized("text/plain", len, move |out| out.write_all(body));
+            let encoded = encode_reply(
+                &mut Vec::new(),
+                response,
+                shape(Version::Http11, true),
+                false,
+            )
+            .expect("encodes");
+            let (stream, _) = encoded.stream.expect("a stream");
+            let mut sink = Sink(Vec::new());
+            (stream(&mut sink).map_err(|e| e.kind()), sink.0)
+        };
+        let (short, _) = run(6, b"hello");
+        assert_eq!(short, Err(std::io::ErrorKind::UnexpectedEof));
+        let (long, written) = run(4, b"hello");
+        assert_eq!(long, Err(std::io::ErrorKind::InvalidInput));
+        assert!(written.is_empty(), "the excess write is refused whole");
+    }
+
+    #[test]
+    fn head_on_a_sized_stream_says_the_length_and_does_not_run_it() {
+        let mut out = Vec::new();
+        let shape = ReplyShape {
+            is_head: true,
+            ..shape(Version::Http11, true)
+        };
+        let response = Response::stream_sized("text/plain", 1 << 40, |_| {
+            panic!("the stream of a HEAD answer must not run")
+        });
+        let encoded = encode_reply(&mut out, response, shape, false).expect("encodes");
+        assert!(encoded.stream.is_none());
+        assert!(text(&out).ends_with("Content-Length: 1099511627776\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_shared_body_is_written_whole() {
+        let mut out = Vec::new();
+        let body: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"shared"[..]);
+        let response = Response::shared("text/plain", body.clone());
+        let encoded =
+            encode_reply(&mut out, response, shape(Version::Http11, true), false).expect("encodes");
+        assert_eq!(encoded.sent, 6);
+        assert!(text(&out).ends_with("Content-Length: 6\r\n\r\nshared"));
+        assert_eq!(
+            std::sync::Arc::strong_count(&body),
+            1,
+            "the response let go of it"
+        );
     }
 
     #[test]

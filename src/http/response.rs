@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::sync::Arc;
 
 use super::status::Status;
 
@@ -35,8 +36,21 @@ pub enum Body {
     Static(&'static [u8]),
     /// Owned bytes.
     Bytes(Vec<u8>),
+    /// Bytes shared with others (a cache's copy of a file): each response holds a reference,
+    /// none copies them before they are written.
+    Shared(Arc<[u8]>),
     /// Written piece by piece after the head: chunked on HTTP/1.1, until close on 1.0.
     Stream(StreamFn),
+    /// Written piece by piece after the head, exactly `len` bytes, framed with
+    /// `Content-Length` (so a HEAD answer says the length too). Writing more than `len` is
+    /// refused with an error; returning having written less closes the connection, since the
+    /// client would wait for the rest.
+    SizedStream {
+        /// The bytes the stream will write.
+        len: u64,
+        /// Writes them.
+        stream: StreamFn,
+    },
 }
 
 impl Body {
@@ -46,7 +60,9 @@ impl Body {
             Body::Empty => Some(0),
             Body::Static(b) => Some(b.len()),
             Body::Bytes(b) => Some(b.len()),
+            Body::Shared(b) => Some(b.len()),
             Body::Stream(_) => None,
+            Body::SizedStream { len, .. } => usize::try_from(*len).ok(),
         }
     }
 
@@ -61,16 +77,19 @@ impl Body {
             Body::Empty => Some(&[]),
             Body::Static(b) => Some(b),
             Body::Bytes(b) => Some(b),
-            Body::Stream(_) => None,
+            Body::Shared(b) => Some(b),
+            Body::Stream(_) | Body::SizedStream { .. } => None,
         }
     }
 }
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.len() {
-            Some(n) => write!(f, "Body({n} bytes)"),
-            None => f.write_str("Body(stream)"),
+        match (self, self.len()) {
+            (Body::Stream(_), _) => f.write_str("Body(stream)"),
+            (Body::SizedStream { len, .. }, _) => write!(f, "Body(stream of {len} bytes)"),
+            (_, Some(n)) => write!(f, "Body({n} bytes)"),
+            (_, None) => f.write_str("Body"),
         }
     }
 }
@@ -132,6 +151,28 @@ impl Response {
         Response::new(Status::OK)
             .with_content_type(content_type)
             .with_body(Body::Bytes(body))
+    }
+
+    /// A 200 with `body` of type `content_type`, shared rather than copied (see
+    /// [`Body::Shared`]).
+    pub fn shared(content_type: impl Into<Cow<'static, str>>, body: Arc<[u8]>) -> Self {
+        Response::new(Status::OK)
+            .with_content_type(content_type)
+            .with_body(Body::Shared(body))
+    }
+
+    /// A body of `len` bytes written while the handler runs, framed with `Content-Length`:
+    /// see [`Body::SizedStream`].
+    pub fn stream_sized<F>(content_type: impl Into<Cow<'static, str>>, len: u64, f: F) -> Self
+    where
+        F: FnOnce(&mut dyn BodyWrite) -> io::Result<()> + Send + 'static,
+    {
+        Response::new(Status::OK)
+            .with_content_type(content_type)
+            .with_body(Body::SizedStream {
+                len,
+                stream: Box::new(f),
+            })
     }
 
     /// A body written while the handler runs: `f` gets a writer after the head is sent.

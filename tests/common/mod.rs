@@ -385,6 +385,19 @@ impl Client {
         }
         String::from_utf8_lossy(&self.buf).into_owned()
     }
+
+    /// Like `read_until`, but takes what it returns out of the buffer, through the end of
+    /// the first `needle`: the next call sees only what came after.
+    pub fn take_until(&mut self, needle: &[u8]) -> String {
+        self.read_until(needle);
+        let end = self
+            .buf
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("read_until found it")
+            + needle.len();
+        String::from_utf8_lossy(&self.buf.drain(..end).collect::<Vec<u8>>()).into_owned()
+    }
 }
 
 /// Error log lines of the whole process (or warnings and errors, with `install_at`), from
