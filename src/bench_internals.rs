@@ -1,14 +1,17 @@
-//! Internals for Corral's own micro-benchmarks (`benches/micro.rs`), nothing else.
+//! Internals for Corral's own micro-benchmarks (`benches/micro.rs`) and fuzz targets
+//! (`fuzz/`), nothing else.
 //!
 //! Why this module exists: the micro-benchmarks time the pieces of one request without the
 //! kernel in the picture (parsing a head, decoding a chunked body, encoding a response, the
 //! connection loop over in-memory bytes, the cost-table update, the placement decision),
-//! and those pieces are private modules. A benchmark is a separate crate, so it can only
-//! reach what the library exports; rather than widen the curated `pub use` list of `lib.rs`,
-//! this module is compiled only under the non-default feature `bench-internals` (which the
-//! `micro` bench target requires), is `#[doc(hidden)]`, and exports exactly what the
-//! benchmarks need: a few pure functions as they are, and small wrappers around state that
-//! is crate-private. Nothing here is API: it changes whenever the internals do.
+//! and the fuzz targets feed the parser, the chunked decoder and the loop arbitrary bytes;
+//! those pieces are private modules. A benchmark or a fuzz target is a separate crate, so it
+//! can only reach what the library exports; rather than widen the curated `pub use` list of
+//! `lib.rs`, this module is compiled only under the non-default feature `bench-internals`
+//! (which the `micro` bench target and the fuzz crate require), is `#[doc(hidden)]`, and
+//! exports exactly what they need: a few pure functions as they are, and small wrappers
+//! around state that is crate-private. Nothing here is API: it changes whenever the
+//! internals do.
 
 use std::io;
 use std::sync::Arc;
@@ -16,7 +19,8 @@ use std::time::Duration;
 
 use crate::config::{Config, Policy};
 use crate::conn::Shared;
-use crate::conn::memory::{Memory, Tally, serve_memory, shared_for};
+use crate::conn::memory::{Capture, Memory, Tally, serve_memory, shared_for};
+use crate::conn::reject::Reason;
 use crate::conn::resume::Ending;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::parse::{Head, HeadLimits, Version, parse_head};
@@ -60,6 +64,47 @@ impl HeadParser {
             Ok(false) | Err(_) => None,
         }
     }
+
+    /// What the parser makes of `buf`, as the connection loop acts on it.
+    pub fn outcome(&mut self, buf: &[u8]) -> HeadOutcome {
+        match parse_head(buf, &self.limits, &mut self.head) {
+            Ok(true) => HeadOutcome::Complete(self.head.len),
+            Ok(false) => HeadOutcome::Partial,
+            Err(err) => HeadOutcome::Rejected(Reason::from(err).status().code()),
+        }
+    }
+
+    /// The largest head the limits allow, bytes.
+    pub fn max_head_bytes(&self) -> usize {
+        self.limits.max_head_bytes
+    }
+}
+
+/// What `parse_head` made of a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadOutcome {
+    /// A valid head of this many bytes starts the buffer.
+    Complete(usize),
+    /// No verdict yet: the loop reads more.
+    Partial,
+    /// Refused with this status (then the connection closes).
+    Rejected(u16),
+}
+
+/// One chunked body decoded incrementally, as the loop feeds its decoder whatever arrived
+/// ([`ChunkedBodies::start`]).
+pub struct ChunkedBody {
+    decoder: ChunkedDecoder,
+}
+
+impl ChunkedBody {
+    /// Feeds `input`, appending data to `out`: (bytes taken, body complete), or the error's
+    /// text (the decoder then stays failed).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(usize, bool), String> {
+        self.decoder
+            .decode(input, out)
+            .map_err(|err| err.to_string())
+    }
 }
 
 /// Chunked request bodies under the embedded default config's limits.
@@ -79,6 +124,13 @@ impl Default for ChunkedBodies {
 }
 
 impl ChunkedBodies {
+    /// A decoder for one body, to be fed piece by piece.
+    pub fn start(&self) -> ChunkedBody {
+        ChunkedBody {
+            decoder: ChunkedDecoder::new(self.max_line_bytes, self.max_body_bytes),
+        }
+    }
+
     /// Decodes the chunked body at the start of `input` with a fresh decoder, as a
     /// connection starts one per request, appending its data to `out`: the bytes of `input`
     /// it took, if the body is complete and valid.
@@ -170,6 +222,29 @@ impl Connections {
             writes: tally.writes(),
             bytes: tally.bytes(),
         })
+    }
+}
+
+/// Everything the server wrote on one in-memory connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    /// The bytes, in order, across all `write` calls.
+    pub output: Vec<u8>,
+    /// Whether the loop read on until the client's close (else it closed first).
+    pub read_to_close: bool,
+}
+
+impl Connections {
+    /// Serves one connection whose client sends `chunks` (each arrives as one read: the
+    /// split points) once and then closes; returns what the server wrote.
+    pub fn transcript(&self, chunks: &[&[u8]]) -> Transcript {
+        let capture = Capture::default();
+        let memory = Memory::repeat(chunks, 1, capture.clone());
+        serve_memory(&self.shared, memory);
+        Transcript {
+            output: capture.take(),
+            read_to_close: capture.saw_close(),
+        }
     }
 }
 

@@ -5,9 +5,13 @@
 //! Compiled for the unit tests (`conn/tests.rs`, which watch every read and write through an
 //! [`Observe`]r) and, under the `bench-internals` feature, for the micro-benchmarks
 //! (`benches/micro.rs` through `corral::__bench`), which play a script many times over and
-//! only [`Tally`] what comes back, so that the transport itself costs next to nothing.
+//! only [`Tally`] what comes back, so that the transport itself costs next to nothing, and
+//! for the fuzz targets (`fuzz/`, through the same module), which [`Capture`] every byte the
+//! server wrote to check its framing.
 
 use std::cell::Cell;
+#[cfg(feature = "bench-internals")]
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -85,6 +89,40 @@ impl Observe for Tally {
     fn wrote(&mut self, bytes: &[u8]) {
         self.writes.set(self.writes.get() + 1);
         self.bytes.set(self.bytes.get() + bytes.len() as u64);
+    }
+}
+
+/// Keeps every byte the server wrote, in order, and whether the loop read the client's close.
+#[cfg(feature = "bench-internals")]
+#[derive(Clone, Default)]
+pub(crate) struct Capture {
+    out: Rc<RefCell<Vec<u8>>>,
+    saw_close: Rc<Cell<bool>>,
+}
+
+#[cfg(feature = "bench-internals")]
+impl Capture {
+    /// Everything written so far.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.out.borrow_mut())
+    }
+
+    /// Whether a read returned 0 (the loop reached the end of the script).
+    pub fn saw_close(&self) -> bool {
+        self.saw_close.get()
+    }
+}
+
+#[cfg(feature = "bench-internals")]
+impl Observe for Capture {
+    fn read(&mut self, offered: usize, got: usize) {
+        if got == 0 && offered > 0 {
+            self.saw_close.set(true);
+        }
+    }
+
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.out.borrow_mut().extend_from_slice(bytes);
     }
 }
 

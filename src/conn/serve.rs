@@ -33,7 +33,9 @@ use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeou
 use super::wait::Start;
 use super::write::write_out;
 use crate::http::chunked::ChunkedError;
-use crate::http::parse::{Framing, Head, HeadLimits, ParseError, Version, parse_head};
+use crate::http::parse::{
+    Framing, Head, HeadLimits, ParseError, Version, may_tell_more, parse_head,
+};
 use crate::http::reply::ReplyShape;
 use crate::http::response::Response;
 use crate::http::status::Status;
@@ -87,7 +89,7 @@ enum Step {
 
 /// A request whose answer comes later ([`Response::hibernate`]).
 pub(super) struct Wait {
-    deferred: Deferred,
+    deferred: Box<Deferred>,
     shape: ReplyShape,
     route: Option<RouteId>,
 }
@@ -358,13 +360,19 @@ impl<'s, S: Transport> Conn<'s, S> {
         // A fresh connection owes us a request within the header timeout; until its first
         // byte it is idle, and a drain closes it (`DRAIN_CHECK`).
         let mut silent_until = None;
+        // How much of the buffer the last parse saw (and found incomplete): a parse again
+        // only when the new bytes can change its verdict (`may_tell_more`).
+        let mut parsed = 0;
         loop {
             if !self.rbuf.is_empty() {
                 if deadline.is_none() && !awaited {
                     self.refresh_settings();
                 }
-                if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
-                    return Ok(Next::Head);
+                if may_tell_more(self.rbuf.filled(), parsed, &self.limits) {
+                    if parse_head(self.rbuf.filled(), &self.limits, &mut self.head)? {
+                        return Ok(Next::Head);
+                    }
+                    parsed = self.rbuf.filled().len();
                 }
                 let header = self.cfg.timeouts.header();
                 deadline.get_or_insert_with(|| deadline_in(header));
@@ -381,9 +389,13 @@ impl<'s, S: Transport> Conn<'s, S> {
             };
             match self.fill(timeout, self.limits.max_head_bytes) {
                 Ok(0) if self.rbuf.is_empty() => return Ok(Next::Closed),
-                Ok(0) => return Err(ConnError::Truncated),
+                Ok(0) => {
+                    self.last_parse(parsed)?;
+                    return Err(ConnError::Truncated);
+                }
                 Ok(_) => {}
                 Err(err) if is_timeout(&err) && deadline.is_some() => {
+                    self.last_parse(parsed)?;
                     return Err(ConnError::Reject(Reason::HeaderTimeout));
                 }
                 Err(err) if is_timeout(&err) => {
@@ -395,6 +407,17 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// Before answering the end of input or the header timeout: the bytes that no parse has
+    /// seen (`may_tell_more` skipped them) may hold an error, which is the answer then, as
+    /// it would have been had they arrived with the bytes before them.
+    fn last_parse(&mut self, parsed: usize) -> Result<(), ConnError> {
+        if parsed < self.rbuf.filled().len() {
+            // Complete is impossible here (no LF came unparsed); an error is the answer.
+            parse_head(self.rbuf.filled(), &self.limits, &mut self.head)?;
+        }
+        Ok(())
     }
 
     /// Body, handler, response.

@@ -703,3 +703,51 @@ fn a_rejection_drains_what_the_client_still_sends_before_closing() {
         "answer, FIN, drain to the client's close, then close with nothing unread"
     );
 }
+
+#[test]
+fn a_version_of_another_major_gets_the_same_answer_however_its_line_is_split() {
+    // Found by the fuzz target `head`: with the first read ending just after `HTTP/9.1`
+    // (or its CR) the answer was 505, with the same bytes in one read 400.
+    let shared = shared();
+    for request in [
+        &b"POST / HTTP/9.1\x0e\nked\r\n\r\n"[..],
+        b"GET / HTTP/9.1\rx\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/9.1\r\nHost: t\r\n\r\n",
+    ] {
+        let whole = run(&shared, &[request]).concat();
+        for at in 1..request.len() {
+            let (a, b) = request.split_at(at);
+            let split = run(&shared, &[a, b]).concat();
+            assert_eq!(statuses(&split), statuses(&whole), "split at {at}: {split}");
+        }
+    }
+    assert_eq!(
+        statuses(&run(&shared, &[b"GET / HTTP/9.1\r\nHost: t\r\n\r\n"]).concat()),
+        ["HTTP/1.1 505 HTTP Version Not Supported"]
+    );
+}
+
+#[test]
+fn a_head_trickled_one_byte_per_read_is_parsed_once_per_line_not_once_per_byte() {
+    // Found by the fuzz target `pipeline`: the loop parsed the whole buffer after every read,
+    // so a head sent a byte at a time cost CPU in the square of its length.
+    let shared = shared();
+    let target = "/hi?".to_string() + &"a".repeat(3000);
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "b".repeat(3000)
+    );
+    let bytes: Vec<&[u8]> = head.as_bytes().chunks(1).collect();
+    let before = crate::http::parse::PARSES.with(|n| n.get());
+    let out = run(&shared, &bytes).concat();
+    let parses = crate::http::parse::PARSES.with(|n| n.get()) - before;
+    assert_eq!(statuses(&out), ["HTTP/1.1 200 OK"], "{out}");
+    assert!(parses <= 8, "{parses} parses of a {}-byte head", head.len());
+    // An invalid byte with no line end after it yet is still answered as in one read.
+    for request in [&b"GET /\x01"[..], b"GET / HTTP/1.1\r\nHo\x01st"] {
+        let whole = run(&shared, &[request]).concat();
+        let split: Vec<&[u8]> = request.chunks(1).collect();
+        assert_eq!(statuses(&run(&shared, &split).concat()), statuses(&whole));
+        assert_eq!(statuses(&whole), ["HTTP/1.1 400 Bad Request"], "{whole}");
+    }
+}

@@ -75,10 +75,10 @@ pub(crate) struct Start(pub(crate) StartFn);
 
 fn deferred(timeout: Duration, start: StartFn) -> Response {
     let mut response = Response::new(Status::OK);
-    response.deferred = Some(Deferred {
+    response.deferred = Some(Box::new(Deferred {
         timeout,
         start: Box::new(Start(start)),
-    });
+    }));
     response
 }
 

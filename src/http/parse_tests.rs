@@ -309,6 +309,37 @@ fn well_formed_other_majors_are_505() {
 }
 
 #[test]
+fn a_request_line_too_long_is_414_whole_as_it_is_split() {
+    // The target is under the limit, the line is not: a partial head was refused 414 and
+    // the same head in one read parsed (the fuzz check of `head`, on a constructed input).
+    let limits = limits();
+    let method = "M".repeat(100);
+    let target = format!("/{}", "a".repeat(limits.max_uri_bytes - 1));
+    let buf = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_err(buf.as_bytes(), ParseError::UriTooLong);
+    let cut = &buf.as_bytes()[..buf.find('\r').unwrap_or(buf.len())];
+    assert_err(cut, ParseError::UriTooLong);
+}
+
+#[test]
+fn another_major_is_505_only_once_its_line_has_ended() {
+    // Found by the fuzz target `head`: `HTTP/9.1` at the end of a read was a 505, and the
+    // same bytes with one more arrived in the same read a 400.
+    for version in [&b"HTTP/9.1"[..], b"HTTP/9.1\r", b"HTTP/2.0", b"HTTP/2.0\r"] {
+        let buf = [b"POST / ", version].concat();
+        assert_eq!(
+            try_parse(&buf).map(|h| h.is_some()),
+            Ok(false),
+            "{}",
+            show(&buf)
+        );
+    }
+    assert_err(b"POST / HTTP/9.1\x0e\nked\r\n\r\n", MALFORMED);
+    assert_err(b"POST / HTTP/9.1\rx\r\nHost: x\r\n\r\n", MALFORMED);
+    assert_err(b"POST / HTTP/9.1\r\n", ParseError::VersionNotSupported);
+}
+
+#[test]
 fn an_unknown_1x_minor_is_parsed_as_1_1() {
     // RFC 9110 §2.5: a 1.x minor we do not know is answered as the highest we implement.
     for version in ["HTTP/1.2", "HTTP/1.9"] {

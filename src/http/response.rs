@@ -118,8 +118,9 @@ pub struct Response {
     pub(crate) body: Body,
     /// Close the connection after this response.
     pub(crate) close: bool,
-    /// Set by [`Response::hibernate`]: the real response comes later.
-    pub(crate) deferred: Option<super::wait::Deferred>,
+    /// Set by [`Response::hibernate`]: the real response comes later. Boxed: it is rare,
+    /// and a `Response` is the `Err` of a hibernation's subscribe, so it stays small.
+    pub(crate) deferred: Option<Box<super::wait::Deferred>>,
     /// Set by [`Request::websocket`](crate::Request::websocket): a `101` and a WebSocket.
     pub(crate) upgrade: Option<Box<super::websocket::Upgrade>>,
     /// A `426` that says `Upgrade: websocket` (with `Connection: upgrade`, RFC 9110 §7.8).
