@@ -364,3 +364,31 @@ fn a_killed_broker_link_is_restarted_by_its_supervisor_and_waiters_keep_waiting(
     let r = poll.reply();
     assert_eq!((r.status, r.text()), (200, "done"));
 }
+
+#[test]
+fn a_websocket_frame_on_one_instance_is_published_to_the_other_through_the_broker() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start("ws");
+    let (a, b) = two_instances(&redis, "demo");
+    let mut poll_b = long_poll(b.addr, "room");
+    wait_subscribers(b.addr, 1.0);
+    let stream = std::net::TcpStream::connect(a.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let url = format!("ws://{}/ws?topic=room", a.addr);
+    let (mut ws, response) = tungstenite::client::client(url, stream).expect("handshake");
+    assert_eq!(response.status(), 101);
+    wait_subscribers(a.addr, 1.0);
+    ws.send(tungstenite::Message::text("from a websocket"))
+        .expect("send");
+    let r = poll_b.reply();
+    assert_eq!((r.status, r.text()), (200, "from a websocket"));
+    // Its own instance hears it back through Redis, like any other subscriber.
+    match ws.read().expect("a message") {
+        tungstenite::Message::Text(text) => assert_eq!(text.as_str(), "from a websocket"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}

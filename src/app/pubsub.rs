@@ -143,7 +143,7 @@ pub struct Topics {
     poll_timeout: Duration,
     heartbeat: Duration,
     /// The link to Redis, when topics are shared between instances (`pubsub.broker`).
-    broker: Option<Broker>,
+    broker: Option<Arc<Broker>>,
 }
 
 impl Topics {
@@ -184,7 +184,7 @@ impl Topics {
             }
         });
         let name = format!("{}.broker", self.name);
-        self.broker = Some(Broker::new(url, name, BACKLOG, deliver));
+        self.broker = Some(Arc::new(Broker::new(url, name, BACKLOG, deliver)));
         self
     }
 
@@ -424,6 +424,7 @@ impl Topics {
     ) -> Result<Response, HttpError> {
         let socket = TopicSocket {
             process: self.process()?,
+            broker: self.broker.clone(),
             topic: topic.to_string(),
             subscription: None,
             check,
@@ -452,6 +453,9 @@ fn fresh_mailbox<'a>(req: &Request<'a>) -> Process<'a, Mail> {
 /// The handler of `GET /ws?topic=T`: subscribed while open, publishing what it hears.
 struct TopicSocket {
     process: corral_actors::Addr<TopicMsg>,
+    /// With `pubsub.broker` set, what it hears is published through the broker, as
+    /// `/publish` does, so the other instances' subscribers hear it too.
+    broker: Option<Arc<Broker>>,
     topic: String,
     subscription: Option<u64>,
     check: fn(&str) -> Result<(), &'static str>,
@@ -476,6 +480,13 @@ impl WsHandler for TopicSocket {
             return ws.close(1008, why);
         }
         let (topic, data) = (self.topic.clone(), Arc::from(text.into_bytes()));
+        if let Some(broker) = &self.broker {
+            if let Err(err) = broker.publish(&topic, data) {
+                log::warn!("a WebSocket's message on {topic:?} was not published: {err}");
+                ws.close(1011, "the pub/sub broker is unreachable, try again");
+            }
+            return;
+        }
         let published = self.process.call(
             |reply| TopicMsg::Publish { topic, data, reply },
             CALL_TIMEOUT,
