@@ -6,7 +6,7 @@
 //! Which second it is comes from the coarse real-time clock (`CLOCK_REALTIME_COARSE`: the
 //! kernel's last tick, read from the vDSO without the TSC), as nginx reads its cached time:
 //! a `SystemTime::now()` per response was one of the clock reads that took ~20% of a
-//! pipelined `/plaintext` profile (docs/architecture.md, "Per-request cost"). The coarse
+//! pipelined `/plaintext` profile (docs/architecture.md §3, "Per-request cost"). The coarse
 //! clock lags by at most a tick (1–4 ms), far below the header's one-second resolution.
 
 use std::cell::RefCell;

@@ -59,7 +59,7 @@ pub struct Stopwatch {
 
 impl Stopwatch {
     /// Starts timing at `now`: the caller's clock reading (the connection loop reads the
-    /// clock once per request and shares the reading, docs/architecture.md "Per-request
+    /// clock once per request and shares the reading, docs/architecture.md §3 "Per-request
     /// cost").
     #[inline(never)]
     pub fn start_at(now: Instant) -> Stopwatch {
