@@ -458,20 +458,17 @@ const CLASSES: [u8; 256] = {
     let mut b = 0;
     while b < 256 {
         let byte = b as u8;
-        if is_unreserved(byte) || is_sub_delim(byte) {
-            table[b] = URI | AUTHORITY;
-        }
-        if matches!(byte, b':' | b'@') {
-            table[b] = URI | AUTHORITY;
-        }
-        if matches!(byte, b'/' | b'?') {
-            table[b] |= URI;
-        }
-        // uri-host [":" port], including IP-literals in brackets and percent-encoded
-        // reg-names.
-        if matches!(byte, b'[' | b']' | b'%') {
-            table[b] |= AUTHORITY;
-        }
+        table[b] = if is_unreserved(byte) || is_sub_delim(byte) || matches!(byte, b':' | b'@') {
+            URI | AUTHORITY
+        } else if matches!(byte, b'/' | b'?') {
+            URI
+        } else if matches!(byte, b'[' | b']' | b'%') {
+            // uri-host [":" port], including IP-literals in brackets and percent-encoded
+            // reg-names.
+            AUTHORITY
+        } else {
+            0
+        };
         b += 1;
     }
     table
