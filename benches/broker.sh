@@ -97,12 +97,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 exec 9>>"$LOCK"
-take_lock() {
-    flock -n 9 && return 0
-    echo "   (waiting for $LOCK: another benchmark is running)"
-    flock -w "$LOCK_WAIT" 9 || die "could not take $LOCK within ${LOCK_WAIT}s"
-}
-
 start_redis() { # port dir log: sets redis_pid
     taskset -c "$SERVER_CPUS" redis-server --port "$1" --bind "$HOST" --save '' \
         --appendonly no --dir "$2" --daemonize no >"$3" 2>&1 9>&- &

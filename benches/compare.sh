@@ -299,12 +299,6 @@ fi
 
 exec 9>>"$LOCK"
 
-take_lock() {
-    flock -n 9 && return 0
-    echo "   (waiting for $LOCK: another benchmark is running)"
-    flock -w "$LOCK_WAIT" 9 || die "could not take $LOCK within ${LOCK_WAIT}s"
-}
-
 release_lock() { flock -u 9; }
 
 # ---- process handling: we only ever signal the PIDs we started (lib.sh) -------------------------

@@ -14,6 +14,12 @@ die() {
     exit 1
 }
 
+take_lock() { # the shared benchmark lock, on fd 9 (the caller opened it: exec 9>>"$LOCK")
+    flock -n 9 && return 0
+    echo "   (waiting for $LOCK: another benchmark is running)"
+    flock -w "$LOCK_WAIT" 9 || die "could not take $LOCK within ${LOCK_WAIT}s"
+}
+
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 
 seconds() { # name value [allow zero]: N, Ns or Nm -> seconds

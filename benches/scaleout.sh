@@ -122,12 +122,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 exec 9>>"$LOCK"
-take_lock() {
-    flock -n 9 && return 0
-    echo "   (waiting for $LOCK: another benchmark is running)"
-    flock -w "$LOCK_WAIT" 9 || die "could not take $LOCK within ${LOCK_WAIT}s"
-}
-
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 wait_line() { # pid file pattern seconds what: until the file has the line, while pid runs
