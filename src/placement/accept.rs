@@ -98,6 +98,12 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
             with.start.refuse(socket);
             return;
         }
+        // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
+        if placement.workers == 1 {
+            stats.record_placement(false);
+            placement.admit(socket, 0, None, &*with.start);
+            return;
+        }
         // Per connection: a reload may change it (`Placement::set_policy`).
         let policy = placement.policy();
         placement.load_snapshots(&mut loads);

@@ -163,7 +163,7 @@ impl Placement {
         first_ns: Option<u64>,
         start: &dyn Start,
     ) -> io::Result<usize> {
-        socket.set_nodelay(true)?;
+        // TCP_NODELAY is inherited from the listener (`server::bind`).
         let fd = onto_residue(OwnedFd::from(socket), k, self.workers);
         // The descriptor number is the placement (may: fd % workers); normally equal to k.
         let scheduler = fd.as_raw_fd() as usize % self.workers;

@@ -262,10 +262,13 @@ impl Server {
         let inherited = handoff::adopt(addr)?;
         let listener = match inherited.listener {
             Some(listener) => {
-                // The handoff's socket keeps the options its first owner set; only the
-                // acceptor's wake-up interval is this process's own business.
-                socket2::SockRef::from(&listener)
+                // The handoff's socket keeps the options its first owner set; the acceptor's
+                // wake-up interval is this process's own business, and TCP_NODELAY (which
+                // accepted sockets inherit) may be missing if an older Corral bound it.
+                let socket = socket2::SockRef::from(&listener);
+                socket
                     .set_read_timeout(Some(ACCEPT_WAKE))
+                    .and_then(|()| socket.set_tcp_nodelay(true))
                     .map_err(|err| ServerError::Bind { addr, err })?;
                 listener
             }
@@ -517,6 +520,9 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     // accept() wakes this often with EAGAIN so a retiring acceptor thread can exit.
     socket.set_read_timeout(Some(ACCEPT_WAKE))?;
+    // Linux copies a listener's TCP_NODELAY to every socket it accepts: one setsockopt here
+    // instead of one per connection (docs/architecture.md §3, "Per-request cost").
+    socket.set_tcp_nodelay(true)?;
     Ok(socket.into())
 }
 

@@ -242,3 +242,14 @@ fn a_ward_that_cannot_be_restarted_stops_run_with_an_error() {
     let addr = addr.lock().unwrap().expect("it had started");
     assert!(TcpStream::connect(addr).is_err(), "it no longer listens");
 }
+
+/// Sockets accepted from the listener `bind` makes inherit its TCP_NODELAY: placement no
+/// longer sets it on each connection, so without this every small answer could wait for
+/// the client's delayed ACK (Nagle).
+#[test]
+fn a_socket_accepted_from_the_bound_listener_has_nodelay() {
+    let listener = super::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    assert!(accepted.nodelay().unwrap());
+}
