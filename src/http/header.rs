@@ -79,7 +79,8 @@ pub(super) fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
 pub(super) fn check_value(name: &str, value: &str) -> Result<(), HeaderError> {
     // Every response checks its headers: first one pass without an early exit (the compiler
     // vectorises it), then, only for a bad value, the position for the error.
-    let bad = |b: u8| (b < b' ' && b != b'\t') || b == 0x7f;
+    // `&` and `|`, not `&&` and `||`: no branch per byte, so the fold does vectorise.
+    let bad = |b: u8| ((b < b' ') & (b != b'\t')) | (b == 0x7f);
     if !value.bytes().fold(false, |any, b| any | bad(b)) {
         return Ok(());
     }
