@@ -1,6 +1,7 @@
 //! HTTP/1.1, pure: bytes in, values out; values in, bytes out. Nothing here touches a socket,
 //! a scheduler or the server: `conn` owns the socket and drives these functions.
 
+pub(crate) mod bytes;
 pub mod chunked;
 pub mod conditional;
 pub mod date;

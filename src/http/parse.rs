@@ -399,7 +399,7 @@ fn split_target<'t>(
 }
 
 fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
-    match memchr::memchr(b'?', path_and_query.as_bytes()) {
+    match super::bytes::find_byte(b'?', path_and_query.as_bytes()) {
         // `?` is ASCII: both sides are on char boundaries.
         Some(at) => (&path_and_query[..at], Some(&path_and_query[at + 1..])),
         None => (path_and_query, None),

@@ -356,7 +356,7 @@ impl<'a> Search<'a, '_, '_> {
             return self.endpoint(node);
         };
         // `/` is ASCII: both sides are on char boundaries.
-        let (segment, next) = match memchr::memchr(b'/', rest.as_bytes()) {
+        let (segment, next) = match crate::http::bytes::find_byte(b'/', rest.as_bytes()) {
             Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
