@@ -85,8 +85,9 @@ run() {
   shift
   echo "== mutants: $name"
   mkdir -p "$out/$name"
-  CARGO_TARGET_DIR="$target" nice -n 10 cargo mutants "${common[@]}" -o "$out/$name" \
-    "$@" || status=$?
+  # No debug info: nothing reads it, and it is a good part of each mutant's compile and link.
+  CARGO_TARGET_DIR="$target" CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}" \
+    nice -n 10 cargo mutants "${common[@]}" -o "$out/$name" "$@" || status=$?
   if [ -d "$out/$name/mutants.out" ]; then
     local f
     printf '%s:' "$name"
@@ -97,21 +98,24 @@ run() {
   fi
 }
 
-# Each set runs only the test targets that cover its files: `--lib` holds the unit tests of
-# src/http and src/placement (the socket tests in tests/ would cost a minute per mutant);
-# the supervisor's are its unit tests and actors/tests/supervisor.rs.
+# Each set builds and runs only the test targets that cover its files: `--lib` holds the
+# unit tests of src/http and src/placement (the socket tests in tests/ would cost a minute
+# per mutant); the supervisor's are its unit tests and actors/tests/supervisor.rs. They are
+# cargo args (`--cargo-arg`), which cargo-mutants passes to the build as well as the test:
+# args after `--` reach only the test, so each mutant's build compiled and linked every
+# target of the package, all of tests/ included, to run the lib tests alone.
 http() {
-  run http -p corral \
+  run http -p corral --cargo-arg=--lib \
     -f src/http/parse.rs -f src/http/chunked.rs -f src/http/encode.rs -f src/http/reply.rs \
-    "${extra[@]}" -- --lib
+    "${extra[@]}"
 }
 placement() {
-  run placement -p corral -f src/placement/policy.rs -f src/placement/load.rs \
-    "${extra[@]}" -- --lib
+  run placement -p corral --cargo-arg=--lib -f src/placement/policy.rs -f src/placement/load.rs \
+    "${extra[@]}"
 }
 supervisor() {
-  run supervisor -p corral-actors -f 'actors/src/supervisor/*.rs' \
-    "${extra[@]}" -- --lib --test supervisor
+  run supervisor -p corral-actors --cargo-arg=--lib --cargo-arg=--test=supervisor \
+    -f 'actors/src/supervisor/*.rs' "${extra[@]}"
 }
 
 case "$set_name" in
