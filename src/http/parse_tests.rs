@@ -420,9 +420,9 @@ fn bare_lf_or_cr_is_malformed() {
 
 #[test]
 fn the_line_ending_check_finds_bare_crs_on_its_own() {
-    // httparse refuses a CR without its LF before this check runs, so only a direct call
-    // reaches its bare-CR rule: it must hold there too (any count of them, not only an odd
-    // one), should the parser in front of it ever let one through.
+    // httparse refuses a CR without its LF before this check runs, so no parse reaches the
+    // bare-CR half of the rule (without it, every other parse test passes): it is checked
+    // here, should the parser in front ever let one through.
     for head in [
         &b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nX-A: a\rb\rc\r\n\r\n",
