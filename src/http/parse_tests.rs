@@ -117,12 +117,14 @@ const BAD_FRAMING: ParseError = ParseError::BadFraming("");
 #[test]
 fn methods_are_any_token() {
     for method in [
-        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "PURGE", "M-SEARCH", "get",
-        "X!#$",
+        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "PURGE", "M-SEARCH",
+        "get", "X!#$",
     ] {
         let buf = get_target(method, "/");
         let head = parse(&buf);
         assert_eq!(head.method.str(&buf), method);
+        // The router's view: RFC 9110's methods as static strings, others from the buffer.
+        assert_eq!(head.method_str(&buf), method);
         assert_eq!(head.len, buf.len());
     }
 }
@@ -414,6 +416,26 @@ fn bare_lf_or_cr_is_malformed() {
     for buf in cases {
         assert_err(buf, MALFORMED);
     }
+}
+
+#[test]
+fn the_line_ending_check_finds_bare_crs_on_its_own() {
+    // httparse refuses a CR without its LF before this check runs, so no parse reaches the
+    // bare-CR half of the rule (without it, every other parse test passes): it is checked
+    // here, should the parser in front ever let one through.
+    for head in [
+        &b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nX-A: a\rb\rc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-A: a\rb\rc\rd\r\n\r\n",
+        b"GET / HTTP/1.1\nX-A: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n\r",
+    ] {
+        assert!(check_line_endings(head).is_err(), "{}", show(head));
+    }
+    assert_eq!(
+        check_line_endings(b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n"),
+        Ok(())
+    );
 }
 
 // ---- Host ---------------------------------------------------------------------------------
@@ -840,6 +862,69 @@ fn small_incomplete_head_waits() {
             show(buf)
         );
     }
+}
+
+// ---- parsing again after a read (may_tell_more) -------------------------------------------
+
+/// `parse_head` found the first `parsed` bytes of `buf` incomplete: whether parsing all of
+/// `buf` could answer anything else, as `may_tell_more` says it, and as the parse does.
+#[track_caller]
+fn assert_tells(buf: &[u8], parsed: usize, want: bool) {
+    let limits = limits();
+    assert_eq!(
+        may_tell_more(buf, parsed, &limits),
+        want,
+        "{} after {parsed} bytes",
+        show(buf)
+    );
+    if !want {
+        // A skipped parse loses nothing: it would have said "incomplete" again.
+        let again = try_parse_with(buf, &limits).map(|h| h.is_some());
+        assert_eq!(again, Ok(false), "{} after {parsed} bytes", show(buf));
+    }
+}
+
+#[test]
+fn a_head_trickled_in_is_parsed_again_only_when_a_line_ends() {
+    let head = b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n";
+    // Nothing parsed yet: parse.
+    assert_tells(&head[..1], 0, true);
+    for end in 2..=head.len() {
+        let buf = &head[..end];
+        // One byte more than the last parse saw: only an LF can complete the head.
+        assert_tells(buf, end - 1, head[end - 1] == b'\n');
+        // No byte more: nothing new to say (of a head still incomplete).
+        if end < head.len() {
+            assert_tells(buf, end, false);
+        }
+    }
+    // Several new bytes, the LF among them, not last.
+    assert_tells(&head[..20], 10, true);
+    // The buffer is not the one the count was of (shorter): parse, rather than guess.
+    assert_tells(b"GET", 10, true);
+}
+
+#[test]
+fn a_parse_again_is_asked_for_when_a_limit_is_crossed_without_an_lf() {
+    let limits = limits();
+    let line_limit = limits.max_uri_bytes + LINE_OVERHEAD;
+    // The request line reaches its limit and waits; one byte past it is a 414.
+    let mut line = b"GET /".to_vec();
+    line.resize(line_limit, b'a');
+    assert_tells(&line, line_limit - 1, false);
+    line.push(b'a');
+    assert_tells(&line, line_limit, true);
+    assert_eq!(parse_err(&line), ParseError::UriTooLong);
+    // Once the line has ended, its limit is no reason to parse again.
+    let mut field = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    field.resize(2000, b'a');
+    assert_tells(&field, 1999, false);
+    // The head reaches its limit one byte at a time: a 431 at exactly the limit.
+    field.resize(limits.max_head_bytes - 1, b'a');
+    assert_tells(&field, field.len() - 1, false);
+    field.push(b'a');
+    assert_tells(&field, field.len() - 1, true);
+    assert_eq!(parse_err(&field), ParseError::HeadTooLarge);
 }
 
 // ---- pipelining ---------------------------------------------------------------------------

@@ -277,6 +277,50 @@ mod tests {
         assert!(written.is_empty(), "the excess write is refused whole");
     }
 
+    /// A writer whose client is gone, or not.
+    struct Client {
+        gone: bool,
+    }
+
+    impl BodyWrite for Client {
+        fn write_all(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn closed(&self) -> bool {
+            self.gone
+        }
+    }
+
+    #[test]
+    fn a_sized_stream_is_told_when_its_client_is_gone() {
+        // The length check wraps the writer; a producer that polls `closed` to stop early
+        // must get the writer's answer through it, either way.
+        for gone in [false, true] {
+            let response = Response::stream_sized("text/plain", 2, |out| {
+                if out.closed() {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
+                out.write_all(b"ok")
+            });
+            let encoded = encode_reply(
+                &mut Vec::new(),
+                response,
+                shape(Version::Http11, true),
+                false,
+            )
+            .expect("encodes");
+            let (stream, _) = encoded.stream.expect("a stream");
+            let got = stream(&mut Client { gone }).map_err(|e| e.kind());
+            let want = if gone {
+                Err(std::io::ErrorKind::BrokenPipe)
+            } else {
+                Ok(())
+            };
+            assert_eq!(got, want, "gone: {gone}");
+        }
+    }
+
     #[test]
     fn head_on_a_sized_stream_says_the_length_and_does_not_run_it() {
         let mut out = Vec::new();
