@@ -33,9 +33,14 @@
 #          REPEATS=1 DURATION=5s WARMUP=1s benches/placement.sh             # quick check
 #          POLICIES="cost round_robin" CONFIG=cap.toml benches/placement.sh  # e.g. a cap set
 #          POLICIES=none benches/placement.sh    # a Corral without --placement: its default
+#          POLICIES="cost@home cost@wake round_robin@home round_robin@wake" RATE=3000 \
+#              CONFIG=benches/configs/hibernate-5ms.toml benches/placement.sh
+#                                  # placement at wake off and on (docs/bench/placement-wake.md)
 #
 # Environment (default in brackets):
-#   POLICIES           in first-round order; "none" passes no --placement flag
+#   POLICIES           in first-round order; "none" passes no --placement flag; a suffix
+#                      @wake / @home sets placement.at_wake true / false (through
+#                      CORRAL_PLACEMENT_AT_WAKE), none keeps the configured value
 #                      ["cost round_robin fd_hash least_connections"]
 #   REPEATS            rounds [3]
 #   DURATION, WARMUP   measured time and warm-up of each run: N, Ns or Nm [10s, 2s]
@@ -115,10 +120,13 @@ warmup_s=$(seconds WARMUP "$WARMUP" zero)
 
 policies=()
 for p in $POLICIES; do
-    case $p in
-        cost | round_robin | fd_hash | least_connections | none) policies+=("$p") ;;
+    case ${p%@*} in
+        cost | round_robin | fd_hash | least_connections | none) ;;
         *) die "unknown policy '$p' in POLICIES (know: cost round_robin fd_hash least_connections none)" ;;
     esac
+    [[ $p != *@* || $p == *@wake || $p == *@home ]] ||
+        die "unknown suffix in '$p' in POLICIES (know: @wake, @home)"
+    policies+=("$p")
 done
 ((${#policies[@]} > 0)) || die "POLICIES is empty"
 wants() { [[ " ${policies[*]} " == *" $1 "* ]]; }
@@ -133,12 +141,18 @@ mkdir -p "$OUT"
 
 init_server_handling
 
-start_server() { # policy port log
+start_server() { # policy[@wake|@home] port log
+    local policy=${1%@*} env_cmd=(env -u CORRAL_PLACEMENT_AT_WAKE)
+    case $1 in
+        *@wake) env_cmd=(env CORRAL_PLACEMENT_AT_WAKE=true) ;;
+        *@home) env_cmd=(env CORRAL_PLACEMENT_AT_WAKE=false) ;;
+    esac
     local cmd=("$corral_bin" --listen "$HOST:$2" --workers "$WORKERS")
-    [[ $1 == none ]] || cmd+=(--placement "$1")
+    [[ $policy == none ]] || cmd+=(--placement "$policy")
     [[ -z $CONFIG ]] || cmd+=(--config "$CONFIG")
-    echo "${cmd[*]}" >"$3"
-    taskset -c "$SERVER_CPUS" "${cmd[@]}" >>"$3" 2>&1 9>&- &
+    echo "${env_cmd[*]} ${cmd[*]}" >"$3"
+    # taskset and env each exec the next, so $! is the server's own PID.
+    taskset -c "$SERVER_CPUS" "${env_cmd[@]}" "${cmd[@]}" >>"$3" 2>&1 9>&- &
     server_pid=$!
 }
 
@@ -149,8 +163,10 @@ build_bench_client churn "$OUT"
 churn_bin=$OUT/churn
 
 for p in "${policies[@]}"; do
-    [[ $p == none ]] || grep -q -- '--placement' <<<"$("$corral_bin" --help)" ||
+    [[ $p == none* ]] || grep -q -- '--placement' <<<"$("$corral_bin" --help)" ||
         die "this Corral has no --placement flag yet; POLICIES=none runs it with its default policy"
+    [[ $p != *@* ]] || grep -q -- 'CORRAL_PLACEMENT_AT_WAKE' <<<"$("$corral_bin" --help)" ||
+        die "this Corral has no placement.at_wake yet; drop the @wake / @home suffixes"
 done
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -261,7 +277,7 @@ for ((round = 1; round <= REPEATS; round++)); do
         row="$policy $round"
         for key in $FIELDS; do row+=" $(field "$key" "$result")"; done
         echo "$row $other_cpu" >>"$results"
-        printf 'round %-3s %-18s rps %9s   cheap p99 %8s µs   all p99 %8s µs   send lag p99 %7s µs' \
+        printf 'round %-3s %-24s rps %9s   cheap p99 %8s µs   all p99 %8s µs   send lag p99 %7s µs' \
             "$round" "$policy" "$(field rps "$result")" "$(field cheap_p99_us "$result")" \
             "$(field all_p99_us "$result")" "$(field lag_p99_us "$result")"
         printf '   errors %s   other CPU %s s\n' "$(field errors "$result")" "$other_cpu"
@@ -284,7 +300,7 @@ done
 
 echo
 echo "== medians over $REPEATS round(s); latencies in µs"
-readonly TABLE='%-18s %9s %9s %9s %11s %9s %9s %9s %9s %6s %8s %9s %9s %9s\n'
+readonly TABLE='%-24s %9s %9s %9s %11s %9s %9s %9s %9s %6s %8s %9s %9s %9s\n'
 # shellcheck disable=SC2059 # the format is the constant above
 printf "$TABLE" policy rps cheap_p50 cheap_p99 cheap_p99.9 all_p50 all_p99 all_p99.9 cpu_p99 \
     errors lag_p99 1st_p99 later_p99 other_cpu
@@ -297,9 +313,9 @@ done
 
 ratio_line() { # label numerator denominator [goal-op goal]
     awk -v what="$1" -v a="$2" -v b="$3" -v op="${4:-}" -v goal="${5:-}" 'BEGIN {
-        if (b + 0 == 0) { printf "%-38s    n/a (denominator 0)\n", what; exit }
+        if (b + 0 == 0) { printf "%-50s    n/a (denominator 0)\n", what; exit }
         r = a / b
-        printf "%-38s %7.3f", what, r
+        printf "%-50s %7.3f", what, r
         # Judged as printed: in an open loop both runs carry the same offered load, and a
         # ratio of 0.99995 (a request or two finishing after the deadline) reads "1.000".
         r = sprintf("%.3f", r) + 0
@@ -311,21 +327,27 @@ ratio_line() { # label numerator denominator [goal-op goal]
     }'
 }
 
-if wants cost; then
+# cost against each other policy run with the same placement at wake (the same suffix), and
+# cost@wake also against the others @home (the policies as they were before it).
+for suffix in "" @home @wake; do
+    wants "cost$suffix" || continue
     echo
-    echo "== cost against the other policies (ratios of the medians)"
-    for other in round_robin fd_hash least_connections none; do
+    echo "== cost$suffix against the other policies (ratios of the medians)"
+    others=()
+    for other in round_robin fd_hash least_connections none; do others+=("$other$suffix"); done
+    [[ $suffix != @wake ]] || others+=(round_robin@home fd_hash@home)
+    for other in "${others[@]}"; do
         wants "$other" || continue
         goal_p99=() goal_rps=()
-        if [[ $other == round_robin || $other == fd_hash ]]; then
+        if [[ ${other%@*} == round_robin || ${other%@*} == fd_hash ]]; then
             goal_p99=('<=' 0.70) goal_rps=('>=' 1.00)
         fi
-        ratio_line "cheap p99: cost / $other" "${med["cost cheap_p99_us"]}" \
+        ratio_line "cheap p99: cost$suffix / $other" "${med["cost$suffix cheap_p99_us"]}" \
             "${med["$other cheap_p99_us"]}" "${goal_p99[@]}"
-        ratio_line "throughput: cost / $other" "${med["cost rps"]}" "${med["$other rps"]}" \
-            "${goal_rps[@]}"
+        ratio_line "throughput: cost$suffix / $other" "${med["cost$suffix rps"]}" \
+            "${med["$other rps"]}" "${goal_rps[@]}"
     done
-fi
+done
 echo
 echo "lag_p99: churn's send lag (open loop: actual - scheduled start); 1st_p99 / later_p99: cheap" \
     "p99 of a connection's first request / of its later ones; other_cpu: CPU-seconds other" \

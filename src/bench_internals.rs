@@ -267,6 +267,7 @@ impl Placer {
             max_active_requests: 0,
             default_cost: Duration::from_micros(50),
             max_connections: usize::MAX,
+            at_wake: false,
         };
         Placer {
             placement: Placement::new(settings, routes, stats.clone()),

@@ -104,6 +104,7 @@ const LIVE_KEYS: &[&str] = &[
     "limits.",
     "timeouts.",
     "placement.policy",
+    "placement.at_wake",
     "log.level",
     "server.drain_timeout_ms",
     "server.drain_delay_ms",
@@ -185,6 +186,11 @@ pub struct PlacementConfig {
     pub default_cost_us: u64,
     /// How often the placement supervisor merges the per-scheduler cost shards, ms (default 100).
     pub merge_interval_ms: u64,
+    /// Place a hibernated keep-alive connection again when its next request wakes it, by
+    /// `policy`, instead of starting it on its old scheduler (default false). Only a
+    /// connection that slept moves: one with pipelined input, a half-written answer or a
+    /// stream, and WebSockets stay where they are. Env `CORRAL_PLACEMENT_AT_WAKE`.
+    pub at_wake: bool,
 }
 
 /// The `[limits]` table: request sizes, each refused with its status when crossed.
@@ -359,15 +365,18 @@ pub struct EnvOverrides {
     pub workers: Option<String>,
     /// `CORRAL_PLACEMENT`, for `placement.policy`: one of [`Policy::NAMES`].
     pub placement: Option<String>,
+    /// `CORRAL_PLACEMENT_AT_WAKE`, for `placement.at_wake`: `true` or `false`.
+    pub placement_at_wake: Option<String>,
 }
 
 impl EnvOverrides {
-    /// Reads the three variables from this process's environment (unset or not UTF-8: `None`).
+    /// Reads the variables from this process's environment (unset or not UTF-8: `None`).
     pub fn from_process() -> Self {
         Self {
             listen: std::env::var("CORRAL_LISTEN").ok(),
             workers: std::env::var("CORRAL_WORKERS").ok(),
             placement: std::env::var("CORRAL_PLACEMENT").ok(),
+            placement_at_wake: std::env::var("CORRAL_PLACEMENT_AT_WAKE").ok(),
         }
     }
 }
@@ -408,6 +417,11 @@ impl Config {
                 "placement.policy",
                 "CORRAL_PLACEMENT",
                 env.placement.as_deref(),
+            ),
+            (
+                "placement.at_wake",
+                "CORRAL_PLACEMENT_AT_WAKE",
+                env.placement_at_wake.as_deref(),
             ),
             ("server.listen", "--listen", cli.listen.as_deref()),
             ("server.workers", "--workers", cli.workers.as_deref()),
@@ -469,6 +483,7 @@ impl Config {
         self.limits = newer.limits;
         self.timeouts = newer.timeouts;
         self.placement.policy = newer.placement.policy;
+        self.placement.at_wake = newer.placement.at_wake;
         self.log = newer.log;
         self.server.drain_timeout_ms = newer.server.drain_timeout_ms;
         self.server.drain_delay_ms = newer.server.drain_delay_ms;
@@ -868,6 +883,11 @@ fn set_from_text(
             Ok(n) if raw.bytes().all(|b| b.is_ascii_digit()) => toml::Value::Integer(n.into()),
             _ => return Err(invalid(format!("{raw:?} is not a whole number"))),
         },
+        toml::Value::Boolean(_) => match raw {
+            "true" => toml::Value::Boolean(true),
+            "false" => toml::Value::Boolean(false),
+            _ => return Err(invalid(format!("{raw:?} is not true or false"))),
+        },
         _ => toml::Value::String(raw.to_string()),
     };
     match enum_problem(key, slot) {
@@ -1029,6 +1049,40 @@ mod tests {
             .expect_err("bad listen")
             .to_string();
         assert!(msg.starts_with("--listen: `server.listen`"), "{msg}");
+    }
+
+    #[test]
+    fn placement_at_wake_is_a_boolean_from_the_file_or_the_environment() {
+        assert!(!Config::embedded().placement.at_wake, "off by default");
+        let (path, res) = load_file("[placement]\nat_wake = true\n");
+        assert!(res.expect("a boolean").placement.at_wake);
+        let (path_bad, res) = load_file("[placement]\nat_wake = \"yes\"\n");
+        let msg = res.expect_err("not a boolean").to_string();
+        assert!(msg.starts_with(&path_bad.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("`placement.at_wake`: expected boolean, found string"),
+            "{msg}"
+        );
+        let env = |value: &str| EnvOverrides {
+            placement_at_wake: Some(value.into()),
+            ..Default::default()
+        };
+        let cli = CliOverrides {
+            config: Some(path),
+            ..Default::default()
+        };
+        let from_env = Config::load(&cli, &env("false")).expect("false");
+        assert!(
+            !from_env.placement.at_wake,
+            "the environment beats the file"
+        );
+        let msg = Config::load(&CliOverrides::default(), &env("on"))
+            .expect_err("not true or false")
+            .to_string();
+        assert_eq!(
+            msg,
+            "CORRAL_PLACEMENT_AT_WAKE: `placement.at_wake`: \"on\" is not true or false"
+        );
     }
 
     #[test]

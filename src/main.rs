@@ -35,6 +35,9 @@ Environment:
   CORRAL_LISTEN      address to listen on (like --listen)
   CORRAL_WORKERS     scheduler threads (like --workers)
   CORRAL_PLACEMENT   placement policy (like --placement)
+  CORRAL_PLACEMENT_AT_WAKE
+                     true or false: place a hibernated connection again when it
+                     wakes (placement.at_wake)
   RUST_LOG           log filter per module, e.g. corral::access=info (access log);
                      log.level in the config caps it (default info)
 Precedence: flags > environment > --config file > the embedded default (config/default.toml).

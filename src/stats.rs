@@ -48,6 +48,10 @@ pub struct Stats {
     /// Connections placed (by the acceptor), and those whose first request line it saw.
     placed: AtomicU64,
     placed_seen: AtomicU64,
+    /// Hibernated connections placed again as they woke (`placement.at_wake`), and of
+    /// them those that changed scheduler. Written by the ward threads.
+    wakes_placed: AtomicU64,
+    wakes_moved: AtomicU64,
     /// New connections refused at `limits.max_connections` (rare: one shared counter).
     connections_shed: AtomicU64,
     /// Times the acceptor paused because accept ran out of descriptors (or memory).
@@ -131,6 +135,8 @@ impl Stats {
             epoch: Instant::now(),
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
+            wakes_placed: AtomicU64::new(0),
+            wakes_moved: AtomicU64::new(0),
             connections_shed: AtomicU64::new(0),
             accept_pauses: AtomicU64::new(0),
             draining: AtomicBool::new(false),
@@ -165,8 +171,40 @@ impl Stats {
     /// Counted at placement, before the coroutine runs, so a burst of accepts sees it;
     /// `first_ns` is what its first request is expected to cost.
     pub fn connection_placed(&self, scheduler: usize, first_ns: u64) {
+        self.schedulers[scheduler]
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+        self.enter_fresh(scheduler, first_ns);
+    }
+
+    /// A hibernated connection woke with a request and was placed again
+    /// (`placement.at_wake`): it is new work, so until that request is parsed it counts on
+    /// `to` as a fresh connection whose first request costs `first_ns`, as an accepted one
+    /// does; if it moved, its open-connection count moves from `from` to `to` with it.
+    pub fn connection_woken(&self, from: usize, to: usize, first_ns: u64) {
+        self.wakes_placed.fetch_add(1, Ordering::Relaxed);
+        if from != to {
+            self.wakes_moved.fetch_add(1, Ordering::Relaxed);
+            self.schedulers[from]
+                .connections
+                .fetch_sub(1, Ordering::Relaxed);
+            self.schedulers[to]
+                .connections
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.enter_fresh(to, first_ns);
+    }
+
+    /// (wakes placed again, of which moved to another scheduler), so far.
+    pub fn wake_placements(&self) -> (u64, u64) {
+        (
+            self.wakes_placed.load(Ordering::Relaxed),
+            self.wakes_moved.load(Ordering::Relaxed),
+        )
+    }
+
+    fn enter_fresh(&self, scheduler: usize, first_ns: u64) {
         let s = &self.schedulers[scheduler];
-        s.connections.fetch_add(1, Ordering::Relaxed);
         s.fresh.fetch_add(1, Ordering::Relaxed);
         s.fresh_ns.fetch_add(first_ns, Ordering::Relaxed);
         self.fresh_costs[scheduler].push(first_ns);
@@ -402,6 +440,34 @@ mod tests {
         stats.connection_failed(0);
         assert_eq!((stats.fresh_on(0), stats.fresh_ns(0)), (0, 0));
         assert_eq!(stats.connections(0), 1);
+    }
+
+    #[test]
+    fn a_woken_connection_is_fresh_where_placed_and_its_count_moves_with_it() {
+        let stats = Stats::new(2);
+        stats.connection_placed(0, 10);
+        stats.connection_started(0);
+        // Woken at home: counted fresh there, still one connection there.
+        stats.connection_woken(0, 0, 20);
+        assert_eq!(
+            (stats.connections(0), stats.fresh_on(0), stats.fresh_ns(0)),
+            (1, 1, 20)
+        );
+        stats.connection_started(0);
+        // Woken and moved: the count goes along, and the request's cost counts on 1.
+        stats.connection_woken(0, 1, 30);
+        assert_eq!((stats.connections(0), stats.connections(1)), (0, 1));
+        assert_eq!(
+            (stats.fresh_on(0), stats.fresh_on(1), stats.fresh_ns(1)),
+            (0, 1, 30)
+        );
+        assert_eq!(stats.wake_placements(), (2, 1));
+        // Its spawn failed: nothing is left counted anywhere.
+        stats.connection_failed(1);
+        assert_eq!(
+            (stats.connections(1), stats.fresh_on(1), stats.fresh_ns(1)),
+            (0, 0, 0)
+        );
     }
 
     #[test]

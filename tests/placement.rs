@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, eventually, parse_prometheus, sample, sum_of};
 use corral::Policy;
-use corral::{Config, Request};
+use corral::{Config, Request, Response, Router, Waker};
 
 /// These tests measure where work lands and how long it waits, and all servers in this
 /// process share the same two may workers: run them one at a time.
@@ -363,4 +363,151 @@ fn metrics_parse_and_match_what_was_sent() {
     let latency = r#"corral_request_duration_seconds_sum{method="GET",route="/plaintext"}"#;
     assert!(sample(&m, latency) > 0.0);
     assert!(sample(&m, "corral_capacity_index") > 0.0);
+}
+
+/// A `/held` request's waker, kept for the test: its wait ends when the test says.
+type Held = Arc<std::sync::Mutex<Option<Waker<()>>>>;
+
+/// `/scheduler`, `/spin` and `/held` on 2 schedulers, accepts placed in turn (0, 1, 0, …) so
+/// that the test knows where each connection starts, idle connections hibernating after
+/// 20 ms, and `placement.at_wake` as given.
+fn wake_server(at_wake: bool) -> (TestServer, Release, Held) {
+    let mut config = common::test_config();
+    config.placement.policy = Policy::RoundRobin;
+    config.placement.at_wake = at_wake;
+    config.timeouts.hibernate_after_ms = 20;
+    let release = Release::default();
+    let released = release.0.clone();
+    let held = Held::default();
+    let slot = held.clone();
+    let router = Router::new()
+        .get("/scheduler", scheduler)
+        .get("/spin", move |_: &Request| spin_until(&released))
+        .get("/held", move |_: &Request| {
+            let slot = slot.clone();
+            Response::hibernate(
+                Duration::from_secs(10),
+                move |waker: Waker<()>| {
+                    *slot.lock().unwrap() = Some(waker);
+                    Ok(|| {})
+                },
+                |_| Response::text("woken"),
+            )
+        });
+    (TestServer::start(config, router), release, held)
+}
+
+/// From the next wake on, placement goes by cost: the busy scheduler is the expensive one.
+fn place_by_cost_from_now(srv: &TestServer) {
+    let mut config = srv.server().config();
+    config.placement.policy = Policy::Cost;
+    srv.server().reconfigure(config).unwrap();
+}
+
+/// The connection (accepted first, so on scheduler 0) hibernated idle after one
+/// `/scheduler`; a second one (on scheduler 1) stays open. Then a `/spin` is placed on 0 and
+/// keeps it busy, and placement switches to cost. Returns the sleeper with its answer, the
+/// second connection's answer (scheduler 1's thread) and the spin.
+fn asleep_on_a_busy_scheduler(
+    srv: &TestServer,
+) -> (Client, String, Client, String, std::thread::JoinHandle<u16>) {
+    let stats = srv.server().stats();
+    let mut sleeper = srv.client();
+    let home = sleeper.get("/scheduler").text().to_string();
+    assert_eq!(scheduler_of(&home), 0, "round-robin starts at 0");
+    let mut other = srv.client();
+    let away = other.get("/scheduler").text().to_string();
+    assert_eq!(scheduler_of(&away), 1);
+    eventually(
+        Duration::from_secs(5),
+        "the first connection sleeps",
+        || stats.hibernating_idle(0) == 1,
+    );
+    let (hog, busy) = start_hog(srv, "/spin");
+    assert_eq!(busy, 0, "the third connection goes to 0 again");
+    place_by_cost_from_now(srv);
+    (sleeper, home, other, away, hog)
+}
+
+/// With `placement.at_wake`, a connection that slept is new work: its next request wakes it
+/// and placement picks its scheduler now. Its old scheduler runs a handler that never yields,
+/// so it is answered on the other scheduler's thread while that handler still runs, and the
+/// open-connection counts move with it. (Without the key the answer waits for the spin to
+/// end and names scheduler 0: see the next test.)
+#[test]
+fn a_woken_connection_starts_where_placement_picks_now_not_on_its_busy_old_scheduler() {
+    let _serial = serial();
+    let (srv, release, _) = wake_server(true);
+    let (mut sleeper, home, _other, away, hog) = asleep_on_a_busy_scheduler(&srv);
+    let stats = srv.server().stats();
+    let woken = sleeper.get("/scheduler").text().to_string();
+    assert!(!hog.is_finished(), "answered while its old scheduler spins");
+    assert_eq!(
+        woken, away,
+        "ran on the other scheduler's thread (home was {home})"
+    );
+    assert_eq!(stats.wake_placements(), (1, 1));
+    // Scheduler 0 holds the spin's connection only; 1 the sleeper and the other one.
+    assert_eq!((stats.connections(0), stats.connections(1)), (1, 2));
+    release.now();
+    assert_eq!(hog.join().expect("hog"), 200);
+    // Awake, it stays where it was placed.
+    for _ in 0..5 {
+        assert_eq!(sleeper.get("/scheduler").text(), away);
+    }
+}
+
+#[test]
+fn without_placement_at_wake_a_woken_connection_runs_on_its_old_scheduler() {
+    let _serial = serial();
+    let (srv, release, _) = wake_server(false);
+    let (mut sleeper, home, _other, _away, hog) = asleep_on_a_busy_scheduler(&srv);
+    let stats = srv.server().stats();
+    sleeper.send(b"GET /scheduler HTTP/1.1\r\nHost: test\r\n\r\n");
+    eventually(Duration::from_secs(5), "the ward hands it back", || {
+        stats.hibernating_idle(0) == 0
+    });
+    // Behind the spin: it is answered once the spin is over.
+    release.now();
+    assert_eq!(hog.join().expect("hog"), 200);
+    assert_eq!(sleeper.reply().text(), home);
+    assert_eq!(stats.wake_placements(), (0, 0));
+}
+
+/// A wait answered by the ward, with a request pipelined behind it, is handed back to its
+/// scheduler for that request: not new work, so it stays home, even with `placement.at_wake`
+/// and its home busy.
+#[test]
+fn a_connection_handed_back_with_pipelined_input_stays_on_its_old_scheduler() {
+    let _serial = serial();
+    let (srv, release, held) = wake_server(true);
+    let stats = srv.server().stats();
+    let mut sleeper = srv.client();
+    // One write, so the second request is there when the first one's wait ends.
+    sleeper.send(
+        b"GET /held HTTP/1.1\r\nHost: test\r\n\r\nGET /scheduler HTTP/1.1\r\nHost: test\r\n\r\n",
+    );
+    eventually(Duration::from_secs(5), "the /held request waits", || {
+        stats.hibernating_waiting(0) == 1 && held.lock().unwrap().is_some()
+    });
+    let mut other = srv.client();
+    assert_eq!(scheduler_of(other.get("/scheduler").text()), 1);
+    let (hog, busy) = start_hog(&srv, "/spin");
+    assert_eq!(busy, 0);
+    place_by_cost_from_now(&srv);
+    let waker = held.lock().unwrap().take().expect("the waker");
+    waker.wake(());
+    // The ward answers the wait itself, then hands the connection back for what follows.
+    assert_eq!(sleeper.reply().text(), "woken");
+    eventually(Duration::from_secs(5), "the ward hands it back", || {
+        stats.hibernating_waiting(0) == 0 && stats.hibernating_idle(0) == 0
+    });
+    assert!(!hog.is_finished());
+    // Scheduler 0 holds the spin's connection and the sleeper; 1 the other one.
+    assert_eq!((stats.connections(0), stats.connections(1)), (2, 1));
+    release.now();
+    assert_eq!(hog.join().expect("hog"), 200);
+    let answer = sleeper.reply().text().to_string();
+    assert_eq!(scheduler_of(&answer), 0, "moved: {answer}");
+    assert_eq!(stats.wake_placements(), (0, 0));
 }

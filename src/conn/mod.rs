@@ -88,6 +88,7 @@ impl Shared {
             max_active_requests: config.placement.max_active_requests,
             default_cost: Duration::from_micros(config.placement.default_cost_us),
             max_connections,
+            at_wake: config.placement.at_wake,
         };
         let routes = router.routes().len();
         Ok(Shared {

@@ -24,6 +24,9 @@ pub(crate) struct Resume {
     pub(super) websocket: Option<Box<dyn Session>>,
     /// The connection's process, if a handler made one: it lives as long as the connection.
     pub(super) process: Option<Box<dyn Held>>,
+    /// Placed again as it woke (`placement.at_wake`): counted as a fresh connection on its
+    /// scheduler until its request is parsed, as an accepted one is (`Stats::connection_woken`).
+    pub(super) placed: bool,
 }
 
 impl Resume {
@@ -67,6 +70,19 @@ impl Resume {
     /// With the connection's process, if it has one.
     pub(crate) fn with_process(self, process: Option<Box<dyn Held>>) -> Resume {
         Resume { process, ..self }
+    }
+
+    /// Counted as fresh work where placement put it at its wake (`placement/wake.rs`).
+    pub(crate) fn placed(self) -> Resume {
+        Resume {
+            placed: true,
+            ..self
+        }
+    }
+
+    /// Whether placement counted it as fresh work at its wake.
+    pub(crate) fn is_placed(&self) -> bool {
+        self.placed
     }
 }
 

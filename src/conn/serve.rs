@@ -210,8 +210,9 @@ impl<'s, S: Transport> Conn<'s, S> {
             read_timeout: None,
             served: resume.served,
             ordinal: 0,
-            // A resumed connection was counted as started long ago.
-            fresh: resume.served == 0,
+            // A resumed connection was counted as started long ago, unless placement counted
+            // it afresh as it woke.
+            fresh: resume.served == 0 || resume.placed,
             free_since: resume.free_since,
             first: resume.first,
             clock: None,

@@ -1,6 +1,7 @@
 //! A coroutine per connection, on scheduler k: for placement (a new connection) and for the
-//! wards (a hibernated one taking its coroutine back). The descriptor is already ≡ k (mod
-//! workers), so may registers it with worker k's epoll and wakes it there.
+//! wards (a hibernated one taking its coroutine back, on its old scheduler or where
+//! placement at wake moved it). The descriptor is already ≡ k (mod workers), so may registers
+//! it with worker k's epoll and wakes it there.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -24,8 +25,9 @@ impl Start for Arc<Shared> {
     }
 }
 
-/// Gives a hibernated connection (already on a descriptor ≡ k, still counted as open) a
-/// coroutine again. On failure the socket is closed and uncounted.
+/// Gives a hibernated connection (already on a descriptor ≡ k, still counted as open on k)
+/// a coroutine again. On failure the socket is closed and uncounted (and, if placement at
+/// wake counted it as fresh on k, taken off that too).
 pub(crate) fn resume_connection(
     shared: &Arc<Shared>,
     fd: OwnedFd,
@@ -33,7 +35,14 @@ pub(crate) fn resume_connection(
     resume: Resume,
 ) -> io::Result<()> {
     debug_assert_eq!(fd.as_raw_fd() as usize % shared.workers, k);
-    spawn(shared, fd, k, resume).inspect_err(|_| shared.stats.connection_closed(k))
+    let placed = resume.is_placed();
+    spawn(shared, fd, k, resume).inspect_err(|_| {
+        if placed {
+            shared.stats.connection_failed(k);
+        } else {
+            shared.stats.connection_closed(k);
+        }
+    })
 }
 
 fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) -> io::Result<()> {

@@ -198,7 +198,9 @@ impl<'a> Request<'a> {
         self.route
     }
 
-    /// Index of the scheduler (may worker) this connection was placed on.
+    /// Index of the scheduler (may worker) this connection was placed on. It stays the same
+    /// while the connection is awake; with `placement.at_wake`, a connection that hibernated
+    /// may be placed on another one when its next request wakes it.
     pub fn scheduler(&self) -> usize {
         self.scheduler
     }

@@ -71,6 +71,23 @@ fn render(shared: &Shared) -> String {
         "corral_placements_total{{route_seen=\"false\"}} {}",
         placed - seen
     );
+    let (woken, moved) = shared.stats.wake_placements();
+    family(
+        &mut out,
+        "corral_wake_placements_total",
+        "counter",
+        "Hibernated connections placed again as a request woke them (`placement.at_wake`); \
+         moved: whether placement picked another scheduler than their old one.",
+    );
+    let _ = writeln!(
+        out,
+        "corral_wake_placements_total{{moved=\"true\"}} {moved}"
+    );
+    let _ = writeln!(
+        out,
+        "corral_wake_placements_total{{moved=\"false\"}} {}",
+        woken - moved
+    );
     family(
         &mut out,
         "corral_rejections_total",

@@ -16,7 +16,7 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +110,7 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
         let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
         // Only `cost` uses the first route, and only to count its cost from now on.
         let first_ns = (policy == Policy::Cost)
-            .then(|| first_route(&socket, &with.router))
+            .then(|| first_route(socket.as_fd(), &with.router))
             .flatten()
             .map(|route| costs.expected_ns(costs.slot(route)));
         stats.record_placement(first_ns.is_some());

@@ -24,6 +24,9 @@
 //!    k's load until the handler returns (`Stats::expect_load`).
 //! 7. **Cost update** (`cost.rs`): the handler's occupancy is recorded in k's cost shard; the
 //!    supervisor (`supervisor.rs`) merges the shards into the table step 6 reads.
+//! 8. **Wake** (`wake.rs`, with `placement.at_wake`): once the connection has hibernated, it
+//!    owns no coroutine; when its client's next request wakes it, its ward places it again
+//!    (steps 2, 4 and 6's fresh count), and it may start on another scheduler.
 
 pub(crate) mod accept;
 pub(crate) mod cost;
@@ -32,12 +35,13 @@ pub(crate) mod peek;
 pub(crate) mod policy;
 mod queue;
 pub(crate) mod supervisor;
+pub(crate) mod wake;
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cost::CostTable;
@@ -70,6 +74,8 @@ pub(crate) struct Settings {
     pub default_cost: Duration,
     /// Open connections past which new ones are refused (`usize::MAX`: no limit).
     pub max_connections: usize,
+    /// Place hibernated connections again when they wake (`placement.at_wake`).
+    pub at_wake: bool,
 }
 
 /// The placement of one server: its cost table, admission queues and the load figure.
@@ -77,6 +83,8 @@ pub(crate) struct Placement {
     pub costs: CostTable,
     /// The policy's index (`Policy::index`): a reload may change it while the acceptor runs.
     policy: AtomicU8,
+    /// `placement.at_wake`: a reload may change it while the wards run (`wake.rs`).
+    at_wake: AtomicBool,
     stats: Arc<Stats>,
     queues: Queues,
     workers: usize,
@@ -91,6 +99,7 @@ impl Placement {
         Placement {
             costs: CostTable::new(settings.workers, routes, settings.default_cost),
             policy: AtomicU8::new(settings.policy.index()),
+            at_wake: AtomicBool::new(settings.at_wake),
             stats,
             queues: Queues::new(settings.workers, settings.max_active_requests),
             workers: settings.workers,

@@ -7,10 +7,10 @@
 //! `MSG_PEEK` (the bytes stay for the connection to read) tells the route, so a costly
 //! first request counts its own cost on its scheduler from the moment it is placed, and the
 //! next accepts steer around it. No bytes yet, or a line longer than the peek: unknown, as
-//! before. The acceptor never waits for bytes.
+//! before. The acceptor never waits for bytes. A ward placing a connection that woke with a
+//! request (`wake.rs`) peeks at it the same way: the input that woke it is there.
 
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::router::{Found, Params, RouteId, Router};
 
@@ -19,7 +19,7 @@ const PEEK_BYTES: usize = 256;
 
 /// The route (`Some(None)`: none matched) of the request line already waiting on `socket`,
 /// or `None` if it is not all there yet.
-pub fn first_route(socket: &TcpStream, router: &Router) -> Option<Option<RouteId>> {
+pub fn first_route(socket: BorrowedFd<'_>, router: &Router) -> Option<Option<RouteId>> {
     let mut buf = [0u8; PEEK_BYTES];
     // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which outlives the call.
     #[allow(unsafe_code)]
@@ -66,7 +66,7 @@ mod tests {
 
     /// A loopback pair: what the client writes is queued on the server side when the write
     /// returns, as when the acceptor runs after the client's first send.
-    fn pair() -> (std::net::TcpStream, TcpStream) {
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let client =
             std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
@@ -77,14 +77,19 @@ mod tests {
     #[test]
     fn the_waiting_request_line_gives_the_route_and_stays_readable() {
         use std::io::{Read, Write};
+        use std::os::fd::AsFd;
         let router = Router::new()
             .get("/plaintext", |_: &crate::Request| "hi")
             .get("/cpu", |_: &crate::Request| "ok");
         let (mut client, mut server) = pair();
-        assert_eq!(first_route(&server, &router), None, "nothing sent yet");
+        assert_eq!(
+            first_route(server.as_fd(), &router),
+            None,
+            "nothing sent yet"
+        );
         let line = b"GET /cpu?us=2000 HTTP/1.1\r\nHost: x\r\n\r\n";
         client.write_all(line).expect("send");
-        let seen = first_route(&server, &router).expect("the line is all there");
+        let seen = first_route(server.as_fd(), &router).expect("the line is all there");
         let id = seen.expect("a route matched");
         assert_eq!(router.routes().pattern(id), "/cpu");
         let mut read = vec![0u8; line.len()];
@@ -96,7 +101,7 @@ mod tests {
             .write_all(b"GET /nope HTTP/1.1\r\n\r\n")
             .expect("send");
         assert_eq!(
-            first_route(&server, &router),
+            first_route(server.as_fd(), &router),
             Some(None),
             "no route matched"
         );

@@ -82,6 +82,47 @@ pub fn choose(loads: &[LoadSnapshot], policy: Policy, rotor: &mut usize, fd: usi
     }
 }
 
+/// Chooses a scheduler for a hibernated connection that woke on `home` with a request
+/// (`placement.at_wake`, docs/architecture.md §7): `choose`, with two differences. The
+/// connection is counted on `home` already, so its own count is taken off there before the
+/// comparison (else it would leave a scheduler only to make that one the lighter). And a tie
+/// stays home: moving costs a descriptor move and a cold cache, and gains nothing then.
+/// `round_robin` takes its turn as for a new connection (it looks at no load); `fd_hash`
+/// keeps the number it has, so it always stays home.
+pub fn choose_at_wake(
+    loads: &[LoadSnapshot],
+    policy: Policy,
+    rotor: &mut usize,
+    fd: usize,
+    home: usize,
+) -> usize {
+    let n = loads.len().max(1);
+    let key = |k: usize| {
+        let l = &loads[k];
+        let connections = l.connections.saturating_sub(usize::from(k == home)) as u64;
+        match policy {
+            Policy::LeastConnections => (connections, 0),
+            _ => (l.expected_load_ns, connections),
+        }
+    };
+    match policy {
+        Policy::RoundRobin | Policy::FdHash => choose(loads, policy, rotor, fd),
+        Policy::Cost | Policy::LeastConnections => {
+            let start = *rotor % n;
+            *rotor = start + 1;
+            let best = (0..n)
+                .map(|i| (start + i) % n)
+                .min_by_key(|&k| key(k))
+                .unwrap_or(home);
+            if home < n && key(home) <= key(best) {
+                home
+            } else {
+                best
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +193,50 @@ mod tests {
         assert_eq!(choose(&l, Policy::LeastConnections, &mut rotor, 0), 1);
         assert_eq!(choose(&l, Policy::FdHash, &mut rotor, 7), 1);
         assert_eq!(choose(&l, Policy::FdHash, &mut rotor, 9), 0);
+    }
+
+    #[test]
+    fn a_wake_moves_only_to_a_lighter_scheduler_and_a_tie_stays_home() {
+        let mut rotor = 0;
+        // Home 0 runs a 2 ms handler; 1 is idle: away.
+        let busy_home = loads(&[(2_000_000, 3), (0, 3)]);
+        for _ in 0..3 {
+            assert_eq!(
+                choose_at_wake(&busy_home, Policy::Cost, &mut rotor, 0, 0),
+                1
+            );
+        }
+        // Both idle, the same connections but for this one, which counts on home: a tie.
+        let idle = loads(&[(0, 2), (0, 1)]);
+        for _ in 0..3 {
+            assert_eq!(choose_at_wake(&idle, Policy::Cost, &mut rotor, 0, 0), 0);
+            assert_eq!(
+                choose_at_wake(&idle, Policy::LeastConnections, &mut rotor, 0, 0),
+                0
+            );
+        }
+        // Fewer elsewhere even without it: least_connections moves.
+        let crowded = loads(&[(0, 5), (0, 1)]);
+        assert_eq!(
+            choose_at_wake(&crowded, Policy::LeastConnections, &mut rotor, 0, 0),
+            1
+        );
+        // A lighter home keeps it.
+        let light_home = loads(&[(0, 1), (500, 0)]);
+        assert_eq!(
+            choose_at_wake(&light_home, Policy::Cost, &mut rotor, 0, 0),
+            0
+        );
+    }
+
+    #[test]
+    fn at_wake_round_robin_rotates_and_fd_hash_keeps_the_number() {
+        let l = loads(&[(0, 0), (0, 0)]);
+        let mut rotor = 0;
+        let picks: Vec<_> = (0..4)
+            .map(|_| choose_at_wake(&l, Policy::RoundRobin, &mut rotor, 7, 1))
+            .collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
+        assert_eq!(choose_at_wake(&l, Policy::FdHash, &mut rotor, 7, 1), 1);
     }
 }

@@ -140,6 +140,12 @@ impl ServerStats<'_> {
             .map(|running| Duration::from_nanos(running.elapsed_ns))
     }
 
+    /// Hibernated connections placed again as a request woke them (`placement.at_wake`),
+    /// and of them those that moved to another scheduler: (placed, moved).
+    pub fn wake_placements(&self) -> (u64, u64) {
+        self.stats.wake_placements()
+    }
+
     /// Idle keep-alive connections hibernating in scheduler `k`'s ward (no coroutine).
     pub fn hibernating_idle(&self, k: usize) -> usize {
         self.wards.hibernating(k).0

@@ -23,7 +23,7 @@ impl Server {
     /// Applies `config` to the running server. Takes effect at once: `limits.*` and
     /// `timeouts.*` (from each connection's next request on: a hibernated connection keeps
     /// the deadline it went to sleep with), `placement.policy` (from the next accepted
-    /// connection), `log.level` (`log::set_max_level`), `server.drain_timeout_ms` (for
+    /// connection), `placement.at_wake` (from the next wake), `log.level` (`log::set_max_level`), `server.drain_timeout_ms` (for
     /// [`Server::run`]'s drain) and `server.drain_delay_ms` (for every drain). Any other key that differs is listed in
     /// [`Reconfigured::needs_restart`] and keeps its running value. No connection is closed.
     ///
@@ -46,6 +46,7 @@ impl Server {
             timeouts: running.timeouts,
         });
         self.shared.placement.set_policy(running.placement.policy);
+        self.shared.placement.set_at_wake(running.placement.at_wake);
         Ok(Reconfigured {
             applied,
             needs_restart,

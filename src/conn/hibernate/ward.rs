@@ -7,7 +7,8 @@
 //! test run in 20, on Linux 6.18: a bell rung while the ward drained its set never reached
 //! it). A plain `epoll_wait` has no such hole, and the ward mostly sleeps. Connections it
 //! hands back get a coroutine on their own scheduler (`resume_connection`, by descriptor
-//! number as always).
+//! number as always) — except, with `placement.at_wake`, an idle one woken by its client's
+//! next request: that is new work, and placement picks its scheduler now (`wake_idle`).
 //!
 //! Sockets are registered once, edge-triggered for input and hang-up, and keep their
 //! registration from waiting to idle: answering a wait costs one `send`, no `epoll_ctl`.
@@ -45,6 +46,7 @@ use crate::conn::process::Held;
 use crate::conn::resume::Resume;
 use crate::conn::spawn::resume_connection;
 use crate::conn::wait::{Doorbell, Outcome};
+use crate::placement::wake::WakePlacer;
 
 /// Epoll tokens of the ward's own descriptors; sockets get ids from `FIRST_ID` up.
 pub(super) const BELL: u64 = 0;
@@ -100,6 +102,8 @@ pub(super) struct Ward {
     pub(super) scratch: Vec<u8>,
     /// The limits and timeouts now in force (a reload may change them).
     cfg: Snapshot,
+    /// Placement at wake's state for this ward (`placement/wake.rs`).
+    placer: WakePlacer,
 }
 
 enum Flow {
@@ -109,6 +113,7 @@ enum Flow {
 
 impl Ward {
     pub(super) fn new(k: usize, shared: Arc<Shared>, door: Arc<Door>, parts: WardParts) -> Ward {
+        let shared_workers = shared.workers;
         Ward {
             k,
             cfg: shared.live.snapshot(),
@@ -126,6 +131,7 @@ impl Ward {
             since_trim: 0,
             trim_at: None,
             scratch: Vec::new(),
+            placer: WakePlacer::new(k, shared_workers),
         }
     }
 
@@ -391,7 +397,7 @@ impl Ward {
             // Input: a coroutine takes the connection back.
             Parked::Idle => {
                 let resume = Resume::idle(entry.served).with_process(entry.process);
-                self.spawn(entry.fd, resume);
+                self.wake_idle(entry.fd, resume);
             }
             Parked::Waiting { .. } => self.abandon(entry),
             // A hang-up or input: the codec reads either (a close frame, or its absence).
@@ -455,12 +461,40 @@ impl Ward {
         }
     }
 
-    /// Gives a socket a coroutine again; it is no longer the ward's to count.
+    /// An idle keep-alive connection whose client sent its next request: new work. With
+    /// `placement.at_wake` it starts wherever placement picks now (docs/architecture.md §7,
+    /// "At every wake"), else on this ward's scheduler. This is the only wake that may move:
+    /// pipelined input behind an answered wait, an answer or stream the ward could not finish
+    /// (`answer.rs`), and a WebSocket (`wake`) all go back home through `spawn`.
+    fn wake_idle(&mut self, fd: OwnedFd, resume: Resume) {
+        let placement = &self.shared.placement;
+        if !placement.at_wake() {
+            return self.spawn(fd, resume);
+        }
+        // The caller took the socket out of this ward's epoll set: a registration belongs
+        // to the open file description, so one left behind would outlive the move (the dup
+        // shares the description) and fire here for a number that is gone.
+        debug_assert!(
+            epoll::delete(&self.epoll, &fd).is_err(),
+            "ward {}: a socket to place is still in the epoll set",
+            self.k
+        );
+        let (fd, k) = placement.place_wake(fd, self.k, &mut self.placer, &self.shared.router);
+        self.spawn_on(fd, k, resume.placed());
+    }
+
+    /// Gives a socket a coroutine again on this ward's scheduler; it is no longer the
+    /// ward's to count.
     pub(super) fn spawn(&mut self, fd: OwnedFd, resume: Resume) {
+        self.spawn_on(fd, self.k, resume);
+    }
+
+    /// Gives a socket a coroutine on scheduler `k` (its descriptor ≡ k, and counted there).
+    fn spawn_on(&mut self, fd: OwnedFd, k: usize, resume: Resume) {
         // Counted out before its coroutine runs: a handler of the woken connection (or a
         // `/metrics` it serves) must not see it still hibernating.
         self.publish_counts();
-        let resumed = resume_connection(&self.shared, fd, self.k, resume);
+        let resumed = resume_connection(&self.shared, fd, k, resume);
         // Either a coroutine counts it now, or `resume_connection` closed and uncounted it.
         self.let_go();
         if let Err(err) = resumed {
