@@ -10,8 +10,10 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use common::TestServer;
+use corral::{Router, StaticFiles};
 
 struct Counting;
 
@@ -102,9 +104,15 @@ fn a_static_file_from_the_cache_allocates_only_its_validator_headers() {
     const HITS_PER_BATCH: usize = 10;
     const HEAD_END: &[u8] = b"\r\n\r\n";
     let _alone = counting_alone();
-    let srv = TestServer::demo(|c| {
-        c.demo.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/static").into();
-    });
+    // Revalidation once an hour, not the default once a second: each costs a trip to the
+    // offload pool and its allocations, and on a loaded machine the batches below take
+    // seconds, so the count depended on the load (3205 against a bound of 3150, seen).
+    let files = StaticFiles::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/static"))
+        .revalidate_after(Duration::from_secs(3600));
+    let srv = TestServer::start(
+        common::test_config(),
+        Router::new().get("/static/*path", files),
+    );
     let mut client = srv.client();
     let batch = b"GET /static/4k.txt HTTP/1.1\r\nHost: t\r\n\r\n".repeat(HITS_PER_BATCH);
     let mut buf = vec![0u8; 128 * 1024];
@@ -139,10 +147,11 @@ fn a_static_file_from_the_cache_allocates_only_its_validator_headers() {
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
     let requests = BATCHES * HITS_PER_BATCH;
     eprintln!("{allocations} allocations in {requests} cached static-file requests");
-    // 3 per hit, plus may's timer node per wait (about one per batch), plus slack for a
-    // revalidation (once a second: one trip to the offload pool).
+    // 3 per hit, plus may's timer node per wait: about one per batch, and up to two when a
+    // busy machine splits a batch's reads or writes (3128 in all at load 3). One more per
+    // hit would be 1000 more: far past the slack.
     assert!(
-        allocations as usize <= 3 * requests + BATCHES + BATCHES / 2,
+        allocations as usize <= 3 * requests + 2 * BATCHES,
         "{allocations} allocations in {requests} cached static-file requests"
     );
 }

@@ -257,16 +257,9 @@ mod tests {
             assert_eq!(sink.0, b"hello");
         }
         let run = |len: u64, body: &'static [u8]| {
-            let response =
-                Response::stream_sized("text/plain", len, move |out| out.write_all(body));
-            let encoded = encode_reply(
-                &mut Vec::new(),
-                response,
-                shape(Version::Http11, true),
-                false,
-            )
-            .expect("encodes");
-            let (stream, _) = encoded.stream.expect("a stream");
+            let stream = stream_of(Response::stream_sized("text/plain", len, move |out| {
+                out.write_all(body)
+            }));
             let mut sink = Sink(Vec::new());
             (stream(&mut sink).map_err(|e| e.kind()), sink.0)
         };
@@ -275,6 +268,18 @@ mod tests {
         let (long, written) = run(4, b"hello");
         assert_eq!(long, Err(std::io::ErrorKind::InvalidInput));
         assert!(written.is_empty(), "the excess write is refused whole");
+    }
+
+    /// The stream of a streamed response, as `encode_reply` hands it to the connection.
+    fn stream_of(response: Response) -> StreamFn {
+        let encoded = encode_reply(
+            &mut Vec::new(),
+            response,
+            shape(Version::Http11, true),
+            false,
+        )
+        .expect("encodes");
+        encoded.stream.expect("a stream").0
     }
 
     /// A writer whose client is gone, or not.
@@ -297,20 +302,12 @@ mod tests {
         // The length check wraps the writer; a producer that polls `closed` to stop early
         // must get the writer's answer through it, either way.
         for gone in [false, true] {
-            let response = Response::stream_sized("text/plain", 2, |out| {
+            let stream = stream_of(Response::stream_sized("text/plain", 2, |out| {
                 if out.closed() {
                     return Err(std::io::ErrorKind::BrokenPipe.into());
                 }
                 out.write_all(b"ok")
-            });
-            let encoded = encode_reply(
-                &mut Vec::new(),
-                response,
-                shape(Version::Http11, true),
-                false,
-            )
-            .expect("encodes");
-            let (stream, _) = encoded.stream.expect("a stream");
+            }));
             let got = stream(&mut Client { gone }).map_err(|e| e.kind());
             let want = if gone {
                 Err(std::io::ErrorKind::BrokenPipe)
