@@ -114,17 +114,8 @@ pub struct Broker {
 
 /// Messages of the link process.
 pub enum LinkMsg {
-    Publish {
-        topic: String,
-        data: Arc<[u8]>,
-        reply: ReplyTo<Result<Published, BrokerError>>,
-    },
-    /// The topic's backlog after event `after`, oldest first.
-    Backlog {
-        topic: String,
-        after: u64,
-        reply: ReplyTo<Result<Backlog, BrokerError>>,
-    },
+    /// Work for Redis, passed on to the command thread.
+    Command(Command),
     /// Whether Redis answers now, from one of the threads (`None`: up).
     State {
         thread: &'static str,
@@ -181,7 +172,7 @@ impl Broker {
         let topic = topic.to_string();
         self.link()?
             .call(
-                |reply| LinkMsg::Publish { topic, data, reply },
+                |reply| LinkMsg::Command(Command::Publish { topic, data, reply }),
                 CALL_TIMEOUT,
             )
             .map_err(|err| self.call_failed(err))?
@@ -192,10 +183,12 @@ impl Broker {
         let topic = topic.to_string();
         self.link()?
             .call(
-                |reply| LinkMsg::Backlog {
-                    topic,
-                    after,
-                    reply,
+                |reply| {
+                    LinkMsg::Command(Command::Backlog {
+                        topic,
+                        after,
+                        reply,
+                    })
                 },
                 CALL_TIMEOUT,
             )
@@ -218,12 +211,13 @@ impl Broker {
 }
 
 /// What the command thread is asked to do.
-enum Command {
+pub enum Command {
     Publish {
         topic: String,
         data: Arc<[u8]>,
         reply: ReplyTo<Result<Published, BrokerError>>,
     },
+    /// The topic's backlog after event `after`, oldest first.
     Backlog {
         topic: String,
         after: u64,
@@ -291,22 +285,7 @@ fn run_link(mut ctx: Ctx<LinkMsg>, url: &str, backlog_len: usize, deliver: Deliv
     let mut waiting: Vec<ReplyTo<()>> = Vec::new();
     loop {
         match ctx.receive() {
-            LinkMsg::Publish { topic, data, reply } => {
-                let command = Command::Publish { topic, data, reply };
-                forward(&client, url, &commands, command);
-            }
-            LinkMsg::Backlog {
-                topic,
-                after,
-                reply,
-            } => {
-                let command = Command::Backlog {
-                    topic,
-                    after,
-                    reply,
-                };
-                forward(&client, url, &commands, command);
-            }
+            LinkMsg::Command(command) => forward(&client, url, &commands, command),
             LinkMsg::State { thread, down: now } => {
                 let slot = &mut down[usize::from(thread != "commands")];
                 match (&slot, &now) {
