@@ -65,6 +65,4 @@ pub use websocket::{Incoming, WebSocket, WsClosed, WsHandler, WsMessage, WsSende
 /// another line with may's default features would turn on its `work_steal` for the whole
 /// build (see the README's Caveats).
 pub use may;
-/// Parks the calling connection's coroutine for `duration` (its scheduler serves others
-/// meanwhile). `std::thread::sleep` in a handler would stop the whole scheduler.
-pub use may::coroutine::sleep;
+pub use runtime::sleep::sleep;

@@ -118,7 +118,7 @@ fn micros(req: &Request) -> Result<Duration, HttpError> {
 
 /// A handler blocked on a "database": plain sequential code, the scheduler serves others.
 fn work(req: &Request) -> Result<&'static str, HttpError> {
-    may::coroutine::sleep(micros(req)?);
+    corral::sleep(micros(req)?);
     Ok("ok")
 }
 
@@ -147,7 +147,7 @@ fn stream(req: &Request) -> Result<Response, HttpError> {
     Ok(Response::stream("text/plain; charset=utf-8", move |out| {
         for i in 0..n {
             if i > 0 {
-                may::coroutine::sleep(Duration::from_millis(ms));
+                corral::sleep(Duration::from_millis(ms));
             }
             out.write_all(format!("chunk {i}\n").as_bytes())?;
         }

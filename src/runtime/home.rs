@@ -21,6 +21,9 @@
 //!
 //! The doorkeeper also answers the watchdog: each time it wakes it counts a beat, so a ring
 //! (`ping`) that brings no beat means scheduler k is not getting round to its coroutines.
+//!
+//! And it keeps k's sleepers (`sleep.rs`): it waits for its ring with a read timeout until
+//! the earliest sleeper's deadline, and wakes the sleepers that are due each time it wakes.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -37,6 +40,7 @@ use may::io::CoIo;
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::fd::onto_residue;
+use super::sleep::Sleepers;
 use super::vigil::{self, StartFn, Vigil};
 
 /// Rings before giving up on a hop (normally one; another when an unpark landed before our
@@ -63,6 +67,8 @@ struct Home {
     vigil: Arc<Vigil>,
     /// Times the doorkeeper woke (for the watchdog).
     beats: AtomicU64,
+    /// Coroutines sleeping on k (`corral::sleep`), kept across doorkeepers.
+    sleepers: Sleepers,
     /// Test hook: the doorkeeper panics this many times, once per ring.
     #[cfg(test)]
     faults: std::sync::atomic::AtomicU32,
@@ -107,6 +113,7 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
             })),
             vigil: Arc::default(),
             beats: AtomicU64::new(0),
+            sleepers: Sleepers::new(),
             #[cfg(test)]
             faults: std::sync::atomic::AtomicU32::new(0),
         });
@@ -182,14 +189,21 @@ fn doorkeeper(k: usize, ready: Option<mpsc::Sender<()>>) {
     home.vigil.died(&why);
 }
 
-/// Lets coroutines in, once per ring; returns only if the eventfd cannot be read.
+/// Lets coroutines in once per ring, and wakes the sleepers that are due each time it
+/// wakes; returns only if the eventfd cannot be read.
 fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
     let mut count = [0u8; 8];
     loop {
         // First without waiting for a ring: a predecessor may have died before answering one.
         let_in(k, home, &mut desk.waiting);
-        if let Err(err) = desk.door.read_exact(&mut count) {
+        let next_sleeper = home.sleepers.wake_due(std::time::Instant::now());
+        if let Err(err) = desk.door.set_read_timeout(next_sleeper) {
             return err;
+        }
+        match desk.door.read(&mut count) {
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::TimedOut => {}
+            Err(err) => return err,
         }
         home.beats.fetch_add(1, Ordering::Release);
     }
@@ -250,6 +264,15 @@ pub(crate) fn doorkeeper_running(k: usize) -> bool {
         .is_some_and(|home| home.vigil.is_alive())
 }
 
+/// How many coroutines sleep on scheduler k (`corral::sleep`).
+#[cfg(test)]
+pub(crate) fn sleeping(k: usize) -> usize {
+    HOMES
+        .get()
+        .and_then(|homes| homes.get(k))
+        .map_or(0, |home| home.sleepers.len())
+}
+
 /// How many times scheduler k's doorkeeper has woken (`None`: there is none).
 pub fn beats(k: usize) -> Option<u64> {
     let homes = HOMES.get()?;
@@ -263,6 +286,21 @@ pub fn ping(k: usize) -> bool {
         return false;
     };
     (&home.bell).write_all(&1u64.to_ne_bytes()).is_ok()
+}
+
+/// The sleepers of the scheduler the calling coroutine runs on, and how to ring its
+/// doorkeeper; `None` off the schedulers (or before `runtime::start`).
+pub(crate) fn sleepers_here() -> Option<(&'static Sleepers, impl Fn())> {
+    if !may::coroutine::is_coroutine() {
+        return None;
+    }
+    let home = HOMES.get()?.get(current_scheduler()?)?;
+    let ring = move || {
+        if let Err(err) = (&home.bell).write_all(&1u64.to_ne_bytes()) {
+            log::error!("cannot ring a doorkeeper for a sleeper: {err}");
+        }
+    };
+    Some((&home.sleepers, ring))
 }
 
 /// Makes sure the calling coroutine runs on scheduler `k` from here on.

@@ -53,6 +53,15 @@ fn router() -> Router {
         .get("/where", |_: &Request| {
             format!("{:?}", home::current_scheduler())
         })
+        // `corral::sleep`: "<scheduler before> <scheduler after> <whether it lasted ms>".
+        .get("/doze", |req: &Request| {
+            let ms: u64 = req.query_as("ms").unwrap_or(5);
+            let before = req.scheduler();
+            let began = Instant::now();
+            crate::sleep(Duration::from_millis(ms));
+            let lasted = began.elapsed() >= Duration::from_millis(ms);
+            format!("{before} {:?} {lasted}", home::current_scheduler())
+        })
 }
 
 fn config() -> Config {
@@ -214,6 +223,44 @@ fn a_doorkeeper_that_panics_is_restarted_and_the_coroutine_it_held_gets_home() {
     let (_, now_on) = get(&mut client, "/where");
     assert_eq!(now_on, format!("Some({slept_on})"));
     assert!(server.failure().is_none());
+}
+
+#[test]
+fn a_sleeping_handler_resumes_on_its_own_scheduler_after_at_least_its_duration() {
+    let server = Server::start(config(), router()).expect("starts");
+    let mut clients: Vec<TcpStream> = (0..8).map(|_| connect(&server)).collect();
+    for client in &mut clients {
+        client
+            .write_all(b"GET /doze?ms=20 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    for client in &mut clients {
+        let (status, body) = read_response(client).expect("an answer");
+        assert_eq!(status, 200);
+        let words: Vec<&str> = body.split(' ').collect();
+        assert_eq!(words[1], format!("Some({})", words[0]), "{body}");
+        assert_eq!(words[2], "true", "slept at least 20 ms: {body}");
+    }
+}
+
+#[test]
+fn the_sleepers_of_a_doorkeeper_that_panics_are_woken_by_its_successor() {
+    let server = Server::start(config(), router()).expect("starts");
+    let mut client = connect(&server);
+    let (_, on) = get(&mut client, "/doze?ms=0");
+    let k: usize = on.split(' ').next().unwrap().parse().unwrap();
+    let before = restarts(&server);
+    client
+        .write_all(b"GET /doze?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    eventually("it sleeps", || home::sleeping(k) == 1);
+    home::arm_faults(k, 1);
+    assert!(home::ping(k), "the doorkeeper wakes, and panics");
+    eventually("the doorkeeper is restarted", || {
+        restarts(&server) > before && home::doorkeeper_running(k)
+    });
+    let (status, body) = read_response(&mut client).expect("the sleeper's answer");
+    assert_eq!((status, body.ends_with(" true")), (200, true), "{body}");
 }
 
 #[test]

@@ -1,0 +1,61 @@
+//! `corral::sleep` over real sockets, alone in its process: the doorkeepers that keep each
+//! scheduler's sleepers are process-wide, and another test's server would ring them (a
+//! hibernated connection on its way home, the watchdog), hiding a ring that is missing here.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer};
+use corral::{Request, Router};
+
+#[test]
+fn a_short_sleep_is_not_kept_waiting_behind_a_longer_one_on_its_scheduler() {
+    let (asleep_tx, asleep) = mpsc::channel::<()>();
+    let asleep_tx = Mutex::new(asleep_tx);
+    let router = Router::new()
+        .get("/where", |req: &Request| req.scheduler().to_string())
+        // Says it goes to sleep, then sleeps `ms`; answers whether it lasted that long.
+        .get("/doze", move |req: &Request| {
+            let ms: u64 = req.query_as("ms").unwrap_or(5);
+            let began = Instant::now();
+            // No yield between this send and the sleep's park: once the test hears it, the
+            // sleeper is in its scheduler's heap.
+            let _ = asleep_tx.lock().unwrap().send(());
+            corral::sleep(Duration::from_millis(ms));
+            (began.elapsed() >= Duration::from_millis(ms)).to_string()
+        });
+    let mut config = common::test_config();
+    // The watchdog rings every doorkeeper, and a hibernated connection coming home rings
+    // its own; either would make the doorkeeper re-read its sleepers and hide a missing ring.
+    config.runtime.stall_warn_ms = 0;
+    config.timeouts.hibernate_after_ms = 0;
+    let server = TestServer::start(config, router);
+
+    // Two connections on one scheduler (of 2, the third connection at the latest).
+    let mut seen: Vec<(String, Client)> = Vec::new();
+    let (mut long, mut short) = loop {
+        let mut client = server.client();
+        let k = client.get("/where").text().to_string();
+        if let Some(i) = seen.iter().position(|(j, _)| *j == k) {
+            break (seen.swap_remove(i).1, client);
+        }
+        seen.push((k, client));
+    };
+
+    long.send(b"GET /doze?ms=1500 HTTP/1.1\r\nHost: test\r\n\r\n");
+    asleep.recv_timeout(common::CLIENT_TIMEOUT).unwrap();
+    // Its doorkeeper now waits 1.5 s; a 5 ms sleeper must ring it to wait less.
+    let began = Instant::now();
+    let reply = short.get("/doze?ms=5");
+    assert_eq!(reply.text(), "true");
+    assert!(
+        long.quiet_for(Duration::from_millis(1)),
+        "the 5 ms sleep was answered only with the 1.5 s one, after {:?}",
+        began.elapsed()
+    );
+    assert_eq!(long.reply().text(), "true");
+}
