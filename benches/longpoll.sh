@@ -15,8 +15,9 @@
 # the end: every run's figures, the medians per (server, mode, N), and the ratios corral/go
 # of fan-out max and of RSS per connection.
 #
-# Corral runs with --workers 2 and a config setting demo.poll_timeout_ms = 120000; the Go
-# peer with GOMAXPROCS=2 and -timeout 120s, so no long-poll times out within a run.
+# Corral runs with --workers 2 and a config setting demo.poll_timeout_ms = 120000 (and
+# limits.max_connections to N + 50, see below); the Go peer with GOMAXPROCS=2 and -timeout
+# 120s, so no long-poll times out within a run.
 #
 # Machine limits (docs/architecture.md §4): a process may hold 20,000 files (hard limit). Corral
 # raises its own soft limit to the hard one; the Go peer gets `ulimit -n <hard>` here (Go
@@ -131,7 +132,14 @@ for n in "${ns[@]}"; do
 done
 
 mkdir -p "$OUT"
-printf '[demo]\npoll_timeout_ms = %d\n' "$POLL_TIMEOUT_MS" >"$OUT/corral.toml"
+# Corral's automatic limits.max_connections keeps a 16th of the descriptor limit for its own
+# (18,750 of 20,000 here), so at N = 19,000 the last 250 would get a 503 and the client's
+# /metrics asks with them: the connection limit is set to what the run needs (N, the client's
+# ask, a margin), which the hard limit checked above allows.
+max_n=0
+for n in "${ns[@]}"; do ((n > max_n)) && max_n=$n; done
+printf '[demo]\npoll_timeout_ms = %d\n\n[limits]\nmax_connections = %d\n' \
+    "$POLL_TIMEOUT_MS" "$((max_n + 50))" >"$OUT/corral.toml"
 
 # ---- the benchmark lock ------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@
 //!
 //! may resumes a coroutine whose sleep expired on its timer thread, and one woken through a
 //! channel on the waker's worker; `home` brings a connection back to its own scheduler after
-//! every handler, and `sleep` (`corral::sleep`) keeps a sleeper on its scheduler throughout. Thread-locals belong to whichever thread runs the coroutine.
+//! every handler, and `sleep` (`corral::sleep`) keeps a sleeper on its scheduler throughout.
+//! Thread-locals belong to whichever thread runs the coroutine.
 //!
 //! may's configuration is process-global and its setters are silently ignored once its
 //! scheduler has started, so `start` records the settings it applied and refuses different
