@@ -12,8 +12,17 @@ use std::time::{Duration, Instant};
 use common::{Client, TestServer};
 use corral::{Request, Router};
 
-#[test]
-fn a_short_sleep_is_not_kept_waiting_behind_a_longer_one_on_its_scheduler() {
+/// The tests here run one at a time: each one's traffic would wake the other's schedulers.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `/where` (its scheduler) and `/doze?ms=N`, which says on `asleep` that it goes to sleep,
+/// then sleeps N ms and answers whether it lasted that long; on a server whose doorkeepers
+/// nothing else wakes: the watchdog's rings and a hibernated connection coming home would,
+/// and hide a ring (or a wake-up) that is missing.
+fn server() -> (TestServer, mpsc::Receiver<()>) {
     let (asleep_tx, asleep) = mpsc::channel::<()>();
     let asleep_tx = Mutex::new(asleep_tx);
     let router = Router::new()
@@ -29,11 +38,34 @@ fn a_short_sleep_is_not_kept_waiting_behind_a_longer_one_on_its_scheduler() {
             (began.elapsed() >= Duration::from_millis(ms)).to_string()
         });
     let mut config = common::test_config();
-    // The watchdog rings every doorkeeper, and a hibernated connection coming home rings
-    // its own; either would make the doorkeeper re-read its sleepers and hide a missing ring.
     config.runtime.stall_warn_ms = 0;
     config.timeouts.hibernate_after_ms = 0;
-    let server = TestServer::start(config, router);
+    (TestServer::start(config, router), asleep)
+}
+
+/// The doorkeeper wakes a sleeper from inside may's timer pass, after that round's run
+/// queue: unless it ends the next epoll_wait, the sleeper waits for some other event.
+#[test]
+fn a_sleeper_on_an_idle_server_wakes_on_time() {
+    let _serial = serial();
+    let (server, asleep) = server();
+    let mut client = server.client();
+    let began = Instant::now();
+    let reply = client.get("/doze?ms=20");
+    asleep.recv().unwrap();
+    assert_eq!(reply.text(), "true");
+    // Generous for a loaded machine, far below may's idle epoll timeout.
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
+#[test]
+fn a_short_sleep_is_not_kept_waiting_behind_a_longer_one_on_its_scheduler() {
+    let _serial = serial();
+    let (server, asleep) = server();
 
     // Two connections on one scheduler (of 2, the third connection at the latest).
     let mut seen: Vec<(String, Client)> = Vec::new();

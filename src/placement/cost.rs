@@ -4,9 +4,9 @@
 //! time: a long-poll that waits 30 s costs its worker almost nothing, `/cpu?us=2000` costs
 //! 2 ms. A handler's occupancy is its wall time while it runs without yielding. So each
 //! handler call is timed with a `Stopwatch` that also notes whether the coroutine yielded
-//! meanwhile — it resumed on another thread (may's timer thread after a sleep, or the
-//! waker's worker after a channel wait), or another connection ran on this thread (a
-//! thread-local epoch moved). An unbroken run counts its wall time; a broken one counts 0,
+//! meanwhile — it resumed on another thread (may's timer thread after a timed wait, or the
+//! waker's worker after a channel wait), or another coroutine ran on this thread or it
+//! slept on it (`corral::sleep`): the thread's epoch moved (`runtime/epoch.rs`). An unbroken run counts its wall time; a broken one counts 0,
 //! since the scheduler served others while it waited. Limitation: a handler that burns CPU
 //! *and* blocks is under-counted, and one that waits on an otherwise idle scheduler is
 //! over-counted (nothing else ran, so nothing broke the run) — neither skews placement much,
@@ -20,11 +20,11 @@
 //! should a record ever come from another thread, at worst one sample is lost, never torn.
 //! The status-class and shed counters stay atomic adds: the ward answers from its own thread.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::router::RouteId;
+use crate::runtime::epoch;
 
 /// Weight of the newest sample in a route's cost EWMA (~5 samples to follow a change).
 pub const COST_ALPHA: f64 = 0.2;
@@ -34,20 +34,9 @@ pub const LATENCY_BUCKETS: usize = 32;
 /// Status classes counted per route: 1xx to 5xx.
 pub const STATUS_CLASSES: usize = 5;
 
-thread_local! {
-    /// Moves whenever a Corral coroutine starts work on this thread (a handler starts, a
-    /// connection resumes after a read): a changed value means the thread ran something else.
-    static EPOCH: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Notes that a connection resumed on this thread (after a socket read).
-///
-/// The thread-local accessors here are never inlined: a coroutine can change threads at any
-/// yield, and the compiler may compute a thread-local's address once per function.
-#[inline(never)]
-pub fn note_resume() {
-    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
-}
+/// Notes that a connection resumed on this thread (after a socket read): the thread's epoch
+/// (`runtime/epoch.rs`) moves, and a handler timed across it did not run unbroken.
+pub use crate::runtime::epoch::note_resume;
 
 /// Times one handler call and tells whether it ran unbroken on one thread.
 pub struct Stopwatch {
@@ -64,7 +53,7 @@ impl Stopwatch {
     #[inline(never)]
     pub fn start_at(now: Instant) -> Stopwatch {
         note_resume();
-        let (thread, epoch) = EPOCH.with(|e| (e as *const Cell<u64> as usize, e.get()));
+        let (thread, epoch) = epoch::here();
         Stopwatch {
             started: now,
             thread,
@@ -81,8 +70,7 @@ impl Stopwatch {
     /// the handler waited (the scheduler served others meanwhile), which costs it nothing.
     #[inline(never)]
     pub fn stop_at(&self, now: Instant) -> Option<Duration> {
-        let unbroken =
-            EPOCH.with(|e| e as *const Cell<u64> as usize == self.thread && e.get() == self.epoch);
+        let unbroken = epoch::here() == (self.thread, self.epoch);
         unbroken.then(|| now.saturating_duration_since(self.started))
     }
 }

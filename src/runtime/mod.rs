@@ -19,6 +19,7 @@
 //! `work_steal` (Cargo unifies features, so one crate asking for may's defaults is enough) or
 //! was already running with another worker count before Corral configured it.
 
+pub(crate) mod epoch;
 pub(crate) mod fd;
 pub mod home;
 pub mod offload;

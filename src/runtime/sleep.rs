@@ -104,19 +104,24 @@ impl Sleepers {
     }
 
     /// Unparks every sleeper due by `now` (the doorkeeper calls it on its scheduler, so each
-    /// is queued there) and returns the read timeout to wait with for the next one (`None`:
-    /// none left), whose deadline `add` compares against from now on.
-    pub(crate) fn wake_due(&self, now: Instant) -> Option<Duration> {
+    /// is queued there); returns how many, and the read timeout to wait with for the next one
+    /// (`None`: none left), whose deadline `add` compares against from now on.
+    pub(crate) fn wake_due(&self, now: Instant) -> (usize, Option<Duration>) {
         let now = nanos(now);
         let mut heap = self.heap();
+        let mut woken = 0;
         while heap.peek().is_some_and(|s| s.due <= now) {
             if let Some(sleeper) = heap.pop() {
                 sleeper.co.unpark();
+                woken += 1;
             }
         }
         let next = heap.peek().map_or(UNARMED, |s| s.due);
         self.armed.store(next, MemOrder::Relaxed);
-        (next != UNARMED).then(|| read_timeout_for(next - now))
+        (
+            woken,
+            (next != UNARMED).then(|| read_timeout_for(next - now)),
+        )
     }
 
     /// How many coroutines sleep here.
@@ -149,9 +154,12 @@ pub fn sleep(duration: Duration) {
     loop {
         may::coroutine::park();
         if Instant::now() >= deadline {
-            return;
+            break;
         }
     }
+    // The scheduler was free while we slept: a handler timed across the sleep did not hold
+    // it (as when may's sleep resumed it on another thread).
+    super::epoch::note_resume();
 }
 
 #[cfg(test)]
@@ -191,18 +199,26 @@ mod tests {
         let now = Instant::now();
         let ms = Duration::from_millis;
         assert!(sleepers.add(now + ms(10), co.clone()), "nothing armed yet");
-        assert_eq!(sleepers.wake_due(now), Some(ms(10)), "one sleeper waits");
+        assert_eq!(
+            sleepers.wake_due(now),
+            (0, Some(ms(10))),
+            "one sleeper waits"
+        );
         assert!(!sleepers.add(now + ms(20), co.clone()), "later than armed");
         assert!(
             !sleepers.add(now + ms(10), co.clone()),
             "the armed deadline"
         );
         assert!(sleepers.add(now + ms(3), co.clone()), "earlier than armed");
-        assert_eq!(sleepers.wake_due(now), Some(ms(3)), "four wait");
+        assert_eq!(sleepers.wake_due(now), (0, Some(ms(3))), "four wait");
         assert_eq!(sleepers.len(), 4);
-        assert_eq!(sleepers.wake_due(now + ms(11)), Some(ms(9)), "one is left");
+        assert_eq!(
+            sleepers.wake_due(now + ms(11)),
+            (3, Some(ms(9))),
+            "one is left"
+        );
         assert_eq!(sleepers.len(), 1);
-        assert_eq!(sleepers.wake_due(now + ms(21)), None);
+        assert_eq!(sleepers.wake_due(now + ms(21)), (1, None));
         assert_eq!(sleepers.len(), 0);
         assert!(sleepers.add(now + ms(30), co), "unarmed again once empty");
     }
