@@ -1053,9 +1053,9 @@ mod tests {
 
     #[test]
     fn placement_at_wake_is_a_boolean_from_the_file_or_the_environment() {
-        assert!(!Config::embedded().placement.at_wake, "off by default");
-        let (path, res) = load_file("[placement]\nat_wake = true\n");
-        assert!(res.expect("a boolean").placement.at_wake);
+        assert!(Config::embedded().placement.at_wake, "on by default");
+        let (path, res) = load_file("[placement]\nat_wake = false\n");
+        assert!(!res.expect("a boolean").placement.at_wake);
         let (path_bad, res) = load_file("[placement]\nat_wake = \"yes\"\n");
         let msg = res.expect_err("not a boolean").to_string();
         assert!(msg.starts_with(&path_bad.display().to_string()), "{msg}");
