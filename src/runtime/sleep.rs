@@ -141,6 +141,11 @@ impl Sleepers {
 /// microseconds, but resumes the coroutine on may's timer thread, a thread switch away.
 /// `std::thread::sleep` in a handler would stop the whole scheduler.
 pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        // Nothing to wait for: only let the others run (may would take a timer for it).
+        may::coroutine::yield_now();
+        return;
+    }
     let deadline = Instant::now() + duration;
     let Some((sleepers, ring)) = super::home::sleepers_here() else {
         return may::coroutine::sleep(duration);
