@@ -202,10 +202,11 @@ fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
         let (woken, next_sleeper) = home.sleepers.wake_due(std::time::Instant::now());
         unparked += woken;
         // Woken by a timeout, we run inside may's timer pass, after this round's run queue,
-        // and what we unparked waits in it for the next round. Left at that, a sleeper woken
-        // on an otherwise quiet scheduler during a drain never ran (tests/process.rs,
-        // `sigterm_drains…`: 5 runs in 8; why may's next round did not come is not
-        // understood). A ring of our own bell makes the next round come at once.
+        // and what we unparked waits in it for the next round, which begins when epoll_wait
+        // returns: on a quiet scheduler, at its next timer, which may be a connection's idle
+        // timeout seconds away (a sleeper woken during a drain did not run within the 5 s of
+        // tests/process.rs `sigterm_drains…`, 5 runs in 8). A ring of our own bell makes the
+        // next round come at once.
         if timed_out && unparked > 0 {
             let _ = (&home.bell).write_all(&1u64.to_ne_bytes());
         }
