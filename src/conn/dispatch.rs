@@ -185,7 +185,7 @@ impl<S: Transport> Conn<'_, S> {
             state: router.state(),
             origin: &origin,
         };
-        let req = Request::new(buf, &self.head, params, body, context);
+        let req = Request::new(buf, &self.head, &params, body, context);
         let expected_ns = costs.expected_ns(slot);
         let stats = &self.shared.stats;
         let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
