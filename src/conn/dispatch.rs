@@ -71,6 +71,10 @@ pub(super) struct Dispatched {
     /// Cost-table slot of the matched route.
     pub slot: usize,
     pub occupancy: Duration,
+    /// The clock readings the unbroken run of the handler began and ended at (`None` when no
+    /// handler ran or it waited): the latency is the occupancy when the request's own start
+    /// and end are the same readings, with no third subtraction (docs/architecture.md §3).
+    pub span: Option<(Instant, Instant)>,
     /// The handler waited (yielded): its route is no longer known to be quick.
     pub waited: bool,
     /// Admission control answered instead of the handler: nothing to learn of its cost.
@@ -132,6 +136,7 @@ impl<S: Transport> Conn<'_, S> {
                 route: None,
                 slot: costs.slot(None),
                 occupancy: Duration::ZERO,
+                span: None,
                 waited: false,
                 shed: true,
             });
@@ -157,6 +162,7 @@ impl<S: Transport> Conn<'_, S> {
                         route: None,
                         slot: costs.slot(None),
                         occupancy: Duration::ZERO,
+                        span: None,
                         waited: false,
                         shed: false,
                     });
@@ -216,6 +222,7 @@ impl<S: Transport> Conn<'_, S> {
             route: route.map(|(id, _)| id),
             slot,
             occupancy: run.unwrap_or_default(),
+            span: run.map(|_| (watch.started(), stopped)),
             waited: run.is_none(),
             shed: false,
         })
@@ -256,6 +263,7 @@ impl<S: Transport> Conn<'_, S> {
             route,
             slot,
             occupancy: Duration::ZERO,
+            span: None,
             waited: false,
             shed: true,
         }

@@ -456,12 +456,11 @@ impl<'s, S: Transport> Conn<'s, S> {
         // connection is free again.
         let finished = self.now();
         if !done.shed {
-            costs.record(
-                self.scheduler,
-                done.slot,
-                done.occupancy,
-                finished - started,
-            );
+            let latency = match done.span {
+                Some(span) if span == (started, finished) => done.occupancy,
+                _ => finished.saturating_duration_since(started),
+            };
+            costs.record(self.scheduler, done.slot, done.occupancy, latency);
         }
         if done.waited {
             costs.note_waited(self.scheduler, done.slot);
