@@ -154,7 +154,9 @@ fn status_line(out: &mut Vec<u8>, status: Status) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One header line; its name and value were checked (`encode_head`) or are ours.
+/// One header line; its name and value were checked (`encode_head`) or are ours. Inlined:
+/// most names are constants, so their copy is a few stores rather than a `memcpy` call.
+#[inline(always)]
 fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
