@@ -427,7 +427,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
-                self.queue(refusal.with_close(), started, None)?;
+                self.queue(&mut refusal.with_close(), started, None)?;
                 return Ok(After::Close);
             }
             self.send_continue()?;
@@ -445,7 +445,7 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Ok(self.switch(upgrade, started, done.route))
             }
             // Queue before consuming: the access log and HEAD check read the head in place.
-            None => match self.queue(done.response, started, done.route) {
+            None => match self.queue(&mut done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),
                 Ok(false) => Ok(After::Close),
                 Err(err) => Err(err),

@@ -12,7 +12,7 @@ use super::resume::First;
 use super::serve::{Conn, ConnError};
 use super::transport::{Transport, at_least_a_millisecond};
 use crate::http::encode::{self, BodyFraming, ConnectionHeader};
-use crate::http::reply::{Encoded, ReplyShape, encode_reply};
+use crate::http::reply::{Encoded, ReplyShape, encode_reply, encode_reply_in};
 use crate::http::response::{BodyWrite, Response, StreamFn};
 use crate::http::status::Status;
 use crate::router::RouteId;
@@ -28,12 +28,12 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// gets a well-framed answer, the developer the reason.
 pub(super) fn encode_or_refuse(
     out: &mut Vec<u8>,
-    response: Response,
+    response: &mut Response,
     shape: ReplyShape,
     draining: bool,
     route: RouteName<'_>,
 ) -> Encoded {
-    match encode_reply(out, response, shape, draining) {
+    match encode_reply_in(out, response, shape, draining) {
         Ok(encoded) => encoded,
         Err(err) => {
             log::error!("response of {route} refused, answered 500 instead: {err}");
@@ -55,13 +55,13 @@ impl<S: Transport> Conn<'_, S> {
     /// Returns whether to keep the connection.
     pub(super) fn answer_now(
         &mut self,
-        response: Response,
+        mut response: Response,
         shape: ReplyShape,
         route: Option<RouteId>,
     ) -> io::Result<bool> {
         let draining = self.shared.is_draining();
         let name = RouteName(&self.shared.router, route);
-        let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, name);
+        let encoded = encode_or_refuse(&mut self.wbuf, &mut response, shape, draining, name);
         count_answer(self.shared, self.scheduler, route, encoded.status);
         if let Some((stream, chunked)) = encoded.stream {
             self.stream_body(stream, chunked)
@@ -96,7 +96,7 @@ impl<S: Transport> Conn<'_, S> {
     /// Encodes `response` (streaming it if it is a stream). Returns whether to keep alive.
     pub(super) fn queue(
         &mut self,
-        response: Response,
+        response: &mut Response,
         started: Instant,
         route: Option<RouteId>,
     ) -> Result<bool, ConnError> {
