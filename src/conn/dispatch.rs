@@ -31,7 +31,7 @@ use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Shared;
 use super::process::ProcessSlot;
@@ -45,6 +45,7 @@ use crate::http::status::Status;
 use crate::placement::cost::Stopwatch;
 use crate::router::{Found, Params, RouteId, Router};
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 /// A handler expected to occupy its scheduler at most this long may run while answers to
 /// the requests before it (a pipelined batch) wait in the write buffer; before any other,
@@ -74,7 +75,7 @@ pub(super) struct Dispatched {
     /// The clock readings the unbroken run of the handler began and ended at (`None` when no
     /// handler ran or it waited): the latency is the occupancy when the request's own start
     /// and end are the same readings, with no third subtraction (docs/architecture.md §3).
-    pub span: Option<(Instant, Instant)>,
+    pub span: Option<(Stamp, Stamp)>,
     /// The handler waited (yielded): its route is no longer known to be quick.
     pub waited: bool,
     /// Admission control answered instead of the handler: nothing to learn of its cost.
@@ -178,7 +179,7 @@ impl<S: Transport> Conn<'_, S> {
             self.clock = None;
             write_out(&mut self.stream, &mut self.wbuf)?;
         }
-        let watch = Stopwatch::start_at(*self.clock.get_or_insert_with(Instant::now));
+        let watch = Stopwatch::start_at(*self.clock.get_or_insert_with(Stamp::now));
         let pattern = route.map(|(_, pattern)| pattern);
         let origin = ConnOrigin {
             stream: &self.stream,
@@ -196,7 +197,7 @@ impl<S: Transport> Conn<'_, S> {
         let stats = &self.shared.stats;
         let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
-        let stopped = Instant::now();
+        let stopped = Stamp::now();
         let run = watch.stop_at(stopped);
         // An unbroken run ended now; a broken one may still hop home, which waits.
         self.clock = run.map(|_| stopped);

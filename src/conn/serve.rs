@@ -44,6 +44,7 @@ use crate::http::websocket::Session;
 use crate::placement::cost;
 use crate::router::RouteId;
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
@@ -134,12 +135,12 @@ pub(super) struct Conn<'s, S: Transport> {
     /// Since when the connection has had nothing of its own to do (its previous request
     /// done, or its ward handing it back): input waiting from before then waited for the
     /// connection, not for the scheduler. `None`: since its input arrived (admission control).
-    pub(super) free_since: Option<Instant>,
+    pub(super) free_since: Option<Stamp>,
     first: Option<First>,
     /// A clock reading still current: taken since the connection last could have waited (a
     /// read, a write, a handler). Requests of a pipelined batch share it: one ends when the
     /// next begins. So a request costs one clock read, plus one per batch (`now`).
-    pub(super) clock: Option<Instant>,
+    pub(super) clock: Option<Stamp>,
     /// The connection's process, made on a handler's first `Request::process` (`process.rs`);
     /// dropped with the connection, a normal exit.
     pub(super) process: ProcessSlot,
@@ -458,7 +459,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         if !done.shed {
             let latency = match done.span {
                 Some(span) if span == (started, finished) => done.occupancy,
-                _ => finished.saturating_duration_since(started),
+                _ => finished.since(started),
             };
             costs.record(self.scheduler, done.slot, done.occupancy, latency);
         }
@@ -497,8 +498,8 @@ impl<'s, S: Transport> Conn<'s, S> {
     }
 
     /// Now: the current reading (`clock`), or a new one.
-    pub(super) fn now(&mut self) -> Instant {
-        *self.clock.get_or_insert_with(Instant::now)
+    pub(super) fn now(&mut self) -> Stamp {
+        *self.clock.get_or_insert_with(Stamp::now)
     }
 
     /// The connection may have waited (a write, a stream): the reading is stale.

@@ -17,6 +17,7 @@ use crate::http::response::{BodyWrite, Response, StreamFn};
 use crate::http::status::Status;
 use crate::router::RouteId;
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 /// After an error response, how long and how much unread input we drain before closing.
 const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -97,7 +98,7 @@ impl<S: Transport> Conn<'_, S> {
     pub(super) fn queue(
         &mut self,
         response: &mut Response,
-        started: Instant,
+        started: Stamp,
         route: Option<RouteId>,
     ) -> Result<bool, ConnError> {
         let shape = self.reply_shape();
@@ -153,7 +154,7 @@ impl<S: Transport> Conn<'_, S> {
     /// scheduler. The request id is the client's (or a proxy's) `X-Request-Id` when it is a
     /// plain token, else `pid-scheduler-ordinal` in hex: unique across the processes of one
     /// machine, and free to make.
-    pub(super) fn log_access(&self, status: Status, sent: u64, started: Instant) {
+    pub(super) fn log_access(&self, status: Status, sent: u64, started: Stamp) {
         if !log::log_enabled!(target: "corral::access", log::Level::Info) {
             return;
         }
