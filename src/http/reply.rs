@@ -41,6 +41,7 @@ pub(crate) fn encode_reply(
 
 /// `encode_reply` of a response the caller keeps (and drops): its body is taken out. By
 /// reference, so the connection loop's answer is not copied into each call on the way.
+#[inline]
 pub(crate) fn encode_reply_in(
     out: &mut Vec<u8>,
     response: &mut Response,
