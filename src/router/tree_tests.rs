@@ -414,6 +414,33 @@ proptest! {
     }
 }
 
+#[test]
+fn many_static_patterns_of_one_length_are_all_found() {
+    // Over four of a length, the static table searches them by bytes.
+    let mut routes = Routes::new();
+    let names: Vec<String> = (0..40).map(|i| format!("/r{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        routes.add("GET", name, i).expect("valid");
+    }
+    for (i, name) in names.iter().enumerate() {
+        let found = routes.find("GET", name, &mut Params::new());
+        assert!(
+            matches!(found, Found::Route { handler: &h, .. } if h == i),
+            "{name}: {found:?}"
+        );
+        let (found, walked) = outcomes_of(&routes, "GET", name);
+        assert_eq!(found, walked);
+    }
+    assert!(matches!(
+        routes.find("GET", "/r40", &mut Params::new()),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        routes.find("GET", "/r0", &mut Params::new()),
+        Found::NotFound
+    ));
+}
+
 /// `with_any` and a literal beside its param route, where the walk backtracks.
 fn with_any_and_lit() -> Routes<&'static str> {
     let mut routes = with_any();
