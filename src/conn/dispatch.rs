@@ -171,7 +171,8 @@ impl<S: Transport> Conn<'_, S> {
             },
         };
         let slot = costs.slot(route.map(|(id, _)| id));
-        if let Some(waited) = self.over_queue_limit(slot) {
+        let expected_ns = costs.expected_ns(slot);
+        if let Some(waited) = self.over_queue_limit(expected_ns) {
             return Ok(self.shed(route.map(|(id, _)| id), slot, waited));
         }
         if !self.wbuf.is_empty() && !costs.known_quick(self.scheduler, slot, QUICK_HANDLER) {
@@ -193,7 +194,6 @@ impl<S: Transport> Conn<'_, S> {
             origin: &origin,
         };
         let req = Request::new(buf, &self.head, &params, body, context);
-        let expected_ns = costs.expected_ns(slot);
         let stats = &self.shared.stats;
         let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
@@ -230,11 +230,11 @@ impl<S: Transport> Conn<'_, S> {
     }
 
     /// How long this request waited past `limits.max_queue_delay_ms`, if it is to be shed
-    /// (module doc): its route is costly and it waited longer than that behind other work.
-    fn over_queue_limit(&self, slot: usize) -> Option<Duration> {
+    /// (module doc): its route is costly (`expected_ns`) and it waited longer than that
+    /// behind other work.
+    fn over_queue_limit(&self, expected_ns: u64) -> Option<Duration> {
         let limit_ms = self.cfg.limits.max_queue_delay_ms;
-        let costs = &self.shared.placement.costs;
-        if limit_ms == 0 || costs.expected_ns(slot) < SHED_MIN_COST.as_nanos() as u64 {
+        if limit_ms == 0 || expected_ns < SHED_MIN_COST.as_nanos() as u64 {
             return None;
         }
         let arrived = self.stream.input_age()?;

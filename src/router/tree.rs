@@ -375,12 +375,18 @@ impl Endpoint {
     /// and a method still without one gets the `any` route. HEAD prefers GET to `any` so that
     /// it answers with the head GET would have (RFC 9110 §9.3.2).
     fn route_for(&self, method: &str, lookup: bool) -> Option<usize> {
-        let exact = |m: &str| self.methods.iter().find(|(have, _)| **have == *m);
+        let exact = |m: &str| self.methods.iter().find(|(have, _)| same_method(have, m));
         exact(method)
             .or_else(|| (lookup && method == "HEAD").then(|| exact("GET")).flatten())
             .map(|&(_, index)| index)
             .or(if lookup { self.any } else { None })
     }
+}
+
+/// `a == b` for method names, which are short: compared byte by byte inline, where `==` on
+/// `str` is a `memcmp` call (every lookup compares at least one).
+fn same_method(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Sorted, deduplicated, comma+space separated; `HEAD` is listed whenever `GET` is.
