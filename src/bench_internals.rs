@@ -30,7 +30,7 @@ use crate::placement::cost::{CostTable, Stopwatch};
 use crate::placement::policy::{self, LoadSnapshot};
 use crate::placement::{Placement, Settings};
 use crate::router::{RouteId, Router};
-use crate::stats::Stats;
+use crate::stats::{Stamp, Stats};
 
 pub use crate::http::encode::EncodeError;
 
@@ -147,8 +147,8 @@ impl ChunkedBodies {
 /// with the two clock readings the loop takes per request): the occupancy it measured,
 /// `None` if the run was broken.
 pub fn stopwatch() -> Option<Duration> {
-    let watch = Stopwatch::start_at(std::time::Instant::now());
-    watch.stop_at(std::time::Instant::now())
+    let watch = Stopwatch::start_at(Stamp::now());
+    watch.stop_at(Stamp::now())
 }
 
 /// A route-cost table, and the update every finished request makes to it.

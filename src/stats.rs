@@ -2,10 +2,59 @@
 //! scheduler writes its own cache line, so the counters cost an uncontended atomic add on the
 //! hot path; readers (metrics, placement, drain) sum them. A leaf: it imports no other module.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal};
+
+/// A reading of the monotonic clock (`CLOCK_MONOTONIC`, the clock `Instant` reads), in ns:
+/// what the connection loop times its requests with, and the clock of `running_since_ns`.
+/// Its differences are integer subtractions, where each between two `Instant`s cost ~37
+/// instructions, three per request (docs/architecture.md §3, "Per-request cost").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// Now. Through glibc's vDSO call, as `Instant::now` is (and as `http/date.rs` reads its
+    /// clock: valgrind's loader breaks rustix's own vDSO parser).
+    #[allow(unsafe_code)]
+    pub fn now() -> Stamp {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec; the call writes nothing else.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        match (rc, u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
+            (0, Ok(secs), Ok(nanos)) => Stamp(secs.wrapping_mul(1_000_000_000).wrapping_add(nanos)),
+            // Not on Linux's clock ids: the std clock, from the first reading on.
+            _ => {
+                static BASE: OnceLock<Instant> = OnceLock::new();
+                Stamp(BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64)
+            }
+        }
+    }
+
+    /// The time from `earlier` to this reading; zero if `earlier` is later.
+    pub fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// The time since this reading.
+    pub fn elapsed(self) -> Duration {
+        Stamp::now().since(self)
+    }
+
+    /// This reading moved on by `d` (saturating).
+    #[cfg(test)]
+    pub fn after(self, d: Duration) -> Stamp {
+        Stamp(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
+    }
+}
 
 #[derive(Default)]
 #[repr(align(128))]
@@ -24,7 +73,7 @@ struct SchedulerStats {
     fresh_ns: AtomicU64,
     /// Queued connections this scheduler took from another's queue.
     steals: AtomicU64,
-    /// When the handler running on this scheduler started, ns since `Stats::epoch` (0: none
+    /// When the handler running on this scheduler started, a `Stamp`'s ns (0: none
     /// running). Placement reads it to tell a scheduler about to finish a costly handler
     /// from one that has just begun, and how long requests have been piling up behind it.
     running_since_ns: AtomicU64,
@@ -43,8 +92,6 @@ pub struct Stats {
     /// roughly in the order they were placed, and each adds and takes one figure, so a
     /// mismatch moves cost between fresh connections but never leaks it.
     fresh_costs: Box<[Injector<u64>]>,
-    /// The clock `running_since_ns` counts from.
-    epoch: Instant,
     /// Connections placed (by the acceptor), and those whose first request line it saw.
     placed: AtomicU64,
     placed_seen: AtomicU64,
@@ -132,7 +179,6 @@ impl Stats {
         Stats {
             schedulers: (0..schedulers).map(|_| SchedulerStats::default()).collect(),
             fresh_costs: (0..schedulers).map(|_| Injector::new()).collect(),
-            epoch: Instant::now(),
             placed: AtomicU64::new(0),
             placed_seen: AtomicU64::new(0),
             wakes_placed: AtomicU64::new(0),
@@ -154,7 +200,7 @@ impl Stats {
 
     /// Now on the `running_since_ns` clock; never 0, which means "none running".
     fn now_ns(&self) -> u64 {
-        (self.epoch.elapsed().as_nanos() as u64).max(1)
+        Stamp::now().0.max(1)
     }
 
     pub fn schedulers(&self) -> usize {
@@ -308,16 +354,16 @@ impl Stats {
         &self,
         scheduler: usize,
         cost_ns: u64,
-        started: Instant,
+        started: Stamp,
         slot: usize,
     ) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
         s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
         s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
         s.running_slot.store(slot as u64, Ordering::Relaxed);
-        let since = started.saturating_duration_since(self.epoch).as_nanos() as u64;
         // 0 means "nothing running".
-        s.running_since_ns.store(since.max(1), Ordering::Relaxed);
+        s.running_since_ns
+            .store(started.0.max(1), Ordering::Relaxed);
         LoadGuard(s, cost_ns)
     }
 
@@ -474,7 +520,7 @@ mod tests {
     fn the_running_handler_is_recorded_until_its_guard_drops() {
         let stats = Stats::new(1);
         assert_eq!(stats.running(0), None);
-        let guard = stats.expect_load(0, 2_000_000, Instant::now(), 3);
+        let guard = stats.expect_load(0, 2_000_000, Stamp::now(), 3);
         let run = stats.running(0).expect("a handler runs");
         assert_eq!(run.cost_ns, 2_000_000);
         assert!(run.elapsed_ns < 1_000_000_000);

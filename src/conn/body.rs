@@ -43,8 +43,11 @@ impl<S: Transport> Conn<'_, S> {
 
     /// Reads the whole body. Returns how many bytes of it sit in the read buffer after the
     /// head (Content-Length); a chunked body is decoded into `self.body` instead.
+    ///
+    /// The body timeout runs from the first read the body needs: a body already in the
+    /// buffer (or none) costs no clock read (docs/architecture.md §3, "Per-request cost").
     pub(super) fn read_body(&mut self) -> Result<usize, ConnError> {
-        let deadline = deadline_in(self.cfg.timeouts.body());
+        let mut deadline = None;
         match self.head.framing {
             Framing::None => Ok(0),
             Framing::Length(n) => {
@@ -52,7 +55,7 @@ impl<S: Transport> Conn<'_, S> {
                 // grows as the body arrives, up to `total` (`ReadBuf::fill`).
                 let total = self.head.len + n as usize;
                 while self.rbuf.filled().len() < total {
-                    self.fill_body(deadline, total)?;
+                    self.fill_body(&mut deadline, total)?;
                 }
                 Ok(n as usize)
             }
@@ -69,13 +72,20 @@ impl<S: Transport> Conn<'_, S> {
                         return Ok(0);
                     }
                     let room = self.head.len + limits.max_chunk_line_bytes + READ_BUF_INITIAL;
-                    self.fill_body(deadline, room)?;
+                    self.fill_body(&mut deadline, room)?;
                 }
             }
         }
     }
 
-    fn fill_body(&mut self, deadline: Instant, max_total: usize) -> Result<(), ConnError> {
+    /// One read of the body; `deadline` is set at the first.
+    fn fill_body(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        max_total: usize,
+    ) -> Result<(), ConnError> {
+        let body = self.cfg.timeouts.body();
+        let deadline = *deadline.get_or_insert_with(|| deadline_in(body));
         let left = deadline.saturating_duration_since(Instant::now());
         match self.fill(left, max_total) {
             Ok(0) => Err(ConnError::Truncated),

@@ -31,7 +31,7 @@ use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Shared;
 use super::process::ProcessSlot;
@@ -45,6 +45,7 @@ use crate::http::status::Status;
 use crate::placement::cost::Stopwatch;
 use crate::router::{Found, Params, RouteId, Router};
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 /// A handler expected to occupy its scheduler at most this long may run while answers to
 /// the requests before it (a pipelined batch) wait in the write buffer; before any other,
@@ -71,6 +72,10 @@ pub(super) struct Dispatched {
     /// Cost-table slot of the matched route.
     pub slot: usize,
     pub occupancy: Duration,
+    /// The clock readings the unbroken run of the handler began and ended at (`None` when no
+    /// handler ran or it waited): the latency is the occupancy when the request's own start
+    /// and end are the same readings, with no third subtraction (docs/architecture.md §3).
+    pub span: Option<(Stamp, Stamp)>,
     /// The handler waited (yielded): its route is no longer known to be quick.
     pub waited: bool,
     /// Admission control answered instead of the handler: nothing to learn of its cost.
@@ -132,6 +137,7 @@ impl<S: Transport> Conn<'_, S> {
                 route: None,
                 slot: costs.slot(None),
                 occupancy: Duration::ZERO,
+                span: None,
                 waited: false,
                 shed: true,
             });
@@ -157,6 +163,7 @@ impl<S: Transport> Conn<'_, S> {
                         route: None,
                         slot: costs.slot(None),
                         occupancy: Duration::ZERO,
+                        span: None,
                         waited: false,
                         shed: false,
                     });
@@ -164,7 +171,8 @@ impl<S: Transport> Conn<'_, S> {
             },
         };
         let slot = costs.slot(route.map(|(id, _)| id));
-        if let Some(waited) = self.over_queue_limit(slot) {
+        let expected_ns = costs.expected_ns(slot);
+        if let Some(waited) = self.over_queue_limit(expected_ns) {
             return Ok(self.shed(route.map(|(id, _)| id), slot, waited));
         }
         if !self.wbuf.is_empty() && !costs.known_quick(self.scheduler, slot, QUICK_HANDLER) {
@@ -172,7 +180,7 @@ impl<S: Transport> Conn<'_, S> {
             self.clock = None;
             write_out(&mut self.stream, &mut self.wbuf)?;
         }
-        let watch = Stopwatch::start_at(*self.clock.get_or_insert_with(Instant::now));
+        let watch = Stopwatch::start_at(*self.clock.get_or_insert_with(Stamp::now));
         let pattern = route.map(|(_, pattern)| pattern);
         let origin = ConnOrigin {
             stream: &self.stream,
@@ -185,12 +193,11 @@ impl<S: Transport> Conn<'_, S> {
             state: router.state(),
             origin: &origin,
         };
-        let req = Request::new(buf, &self.head, params, body, context);
-        let expected_ns = costs.expected_ns(slot);
+        let req = Request::new(buf, &self.head, &params, body, context);
         let stats = &self.shared.stats;
         let _load = stats.expect_load(self.scheduler, expected_ns, watch.started(), slot);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.call(&req)));
-        let stopped = Instant::now();
+        let stopped = Stamp::now();
         let run = watch.stop_at(stopped);
         // An unbroken run ended now; a broken one may still hop home, which waits.
         self.clock = run.map(|_| stopped);
@@ -216,17 +223,18 @@ impl<S: Transport> Conn<'_, S> {
             route: route.map(|(id, _)| id),
             slot,
             occupancy: run.unwrap_or_default(),
+            span: run.map(|_| (watch.started(), stopped)),
             waited: run.is_none(),
             shed: false,
         })
     }
 
     /// How long this request waited past `limits.max_queue_delay_ms`, if it is to be shed
-    /// (module doc): its route is costly and it waited longer than that behind other work.
-    fn over_queue_limit(&self, slot: usize) -> Option<Duration> {
+    /// (module doc): its route is costly (`expected_ns`) and it waited longer than that
+    /// behind other work.
+    fn over_queue_limit(&self, expected_ns: u64) -> Option<Duration> {
         let limit_ms = self.cfg.limits.max_queue_delay_ms;
-        let costs = &self.shared.placement.costs;
-        if limit_ms == 0 || costs.expected_ns(slot) < SHED_MIN_COST.as_nanos() as u64 {
+        if limit_ms == 0 || expected_ns < SHED_MIN_COST.as_nanos() as u64 {
             return None;
         }
         let arrived = self.stream.input_age()?;
@@ -256,6 +264,7 @@ impl<S: Transport> Conn<'_, S> {
             route,
             slot,
             occupancy: Duration::ZERO,
+            span: None,
             waited: false,
             shed: true,
         }

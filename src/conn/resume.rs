@@ -1,11 +1,10 @@
 //! How a connection's coroutine begins and ends: fresh from the acceptor, or taking back a
 //! connection a ward held (with bytes already read, or an answer it could not finish).
 
-use std::time::Instant;
-
 use super::process::Held;
 use crate::http::response::StreamFn;
 use crate::http::websocket::Session;
+use crate::stats::Stamp;
 
 /// How a connection coroutine starts: fresh from the acceptor, or taking back a hibernated
 /// connection from its ward.
@@ -19,7 +18,7 @@ pub(crate) struct Resume {
     pub(super) first: Option<First>,
     /// When the connection was done with its own work (`Conn::free_since`): set when the
     /// ward hands back pipelined input, which waited for the answer before it.
-    pub(super) free_since: Option<Instant>,
+    pub(super) free_since: Option<Stamp>,
     /// A hibernated WebSocket waking up (input or a message): its session goes on.
     pub(super) websocket: Option<Box<dyn Session>>,
     /// The connection's process, if a handler made one: it lives as long as the connection.
@@ -46,7 +45,7 @@ impl Resume {
     pub(crate) fn pipelined(served: u64, leftover: Vec<u8>) -> Resume {
         Resume {
             leftover,
-            free_since: Some(Instant::now()),
+            free_since: Some(Stamp::now()),
             ..Resume::idle(served)
         }
     }

@@ -44,6 +44,7 @@ use crate::http::websocket::Session;
 use crate::placement::cost;
 use crate::router::RouteId;
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 /// Flush pipelined responses once this much is queued, bounding the write buffer.
 const WRITE_BUF_FLUSH: usize = 64 * 1024;
@@ -134,12 +135,12 @@ pub(super) struct Conn<'s, S: Transport> {
     /// Since when the connection has had nothing of its own to do (its previous request
     /// done, or its ward handing it back): input waiting from before then waited for the
     /// connection, not for the scheduler. `None`: since its input arrived (admission control).
-    pub(super) free_since: Option<Instant>,
+    pub(super) free_since: Option<Stamp>,
     first: Option<First>,
     /// A clock reading still current: taken since the connection last could have waited (a
     /// read, a write, a handler). Requests of a pipelined batch share it: one ends when the
     /// next begins. So a request costs one clock read, plus one per batch (`now`).
-    pub(super) clock: Option<Instant>,
+    pub(super) clock: Option<Stamp>,
     /// The connection's process, made on a handler's first `Request::process` (`process.rs`);
     /// dropped with the connection, a normal exit.
     pub(super) process: ProcessSlot,
@@ -427,7 +428,7 @@ impl<'s, S: Transport> Conn<'s, S> {
         if self.head.expect_continue && self.head.framing != Framing::None {
             if let Some(refusal) = self.refusal_without_body() {
                 // The client has not sent the body; refuse and close rather than drain it.
-                self.queue(refusal.with_close(), started, None)?;
+                self.queue(&mut refusal.with_close(), started, None)?;
                 return Ok(After::Close);
             }
             self.send_continue()?;
@@ -445,7 +446,7 @@ impl<'s, S: Transport> Conn<'s, S> {
                 Ok(self.switch(upgrade, started, done.route))
             }
             // Queue before consuming: the access log and HEAD check read the head in place.
-            None => match self.queue(done.response, started, done.route) {
+            None => match self.queue(&mut done.response, started, done.route) {
                 Ok(true) => Ok(After::KeepAlive),
                 Ok(false) => Ok(After::Close),
                 Err(err) => Err(err),
@@ -456,12 +457,11 @@ impl<'s, S: Transport> Conn<'s, S> {
         // connection is free again.
         let finished = self.now();
         if !done.shed {
-            costs.record(
-                self.scheduler,
-                done.slot,
-                done.occupancy,
-                finished - started,
-            );
+            let latency = match done.span {
+                Some(span) if span == (started, finished) => done.occupancy,
+                _ => finished.since(started),
+            };
+            costs.record(self.scheduler, done.slot, done.occupancy, latency);
         }
         if done.waited {
             costs.note_waited(self.scheduler, done.slot);
@@ -498,8 +498,8 @@ impl<'s, S: Transport> Conn<'s, S> {
     }
 
     /// Now: the current reading (`clock`), or a new one.
-    pub(super) fn now(&mut self) -> Instant {
-        *self.clock.get_or_insert_with(Instant::now)
+    pub(super) fn now(&mut self) -> Stamp {
+        *self.clock.get_or_insert_with(Stamp::now)
     }
 
     /// The connection may have waited (a write, a stream): the reading is stale.

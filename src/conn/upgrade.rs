@@ -16,7 +16,7 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Shared;
 use super::dispatch::panic_message;
@@ -30,13 +30,14 @@ use crate::http::status::Status;
 use crate::http::websocket::{Ran, Session, Socket, Upgrade, Wakeup, close_frame, encode_switch};
 use crate::router::RouteId;
 use crate::runtime::home;
+use crate::stats::Stamp;
 
 impl<S: Transport> Conn<'_, S> {
     /// Queues the handshake's `101` (the loop flushes it) and hands the session on.
     pub(super) fn switch(
         &mut self,
         upgrade: Option<Box<Upgrade>>,
-        started: Instant,
+        started: Stamp,
         route: Option<RouteId>,
     ) -> After {
         let Some(upgrade) = upgrade else {

@@ -1,4 +1,6 @@
-//! The `Date` header value, formatted once per second per worker thread.
+//! The `Date` header value, formatted once per second per worker thread, inside the fixed
+//! start of a `200 OK` head: status line, `Server` and `Date` lines go out with one copy of
+//! a fixed-size array (no `memcpy` call), docs/architecture.md §3, "Per-request cost".
 //!
 //! A thread-local is right here even under coroutines: the value is the same for every
 //! connection on the thread, and no borrow of it is held across a yield.
@@ -15,30 +17,60 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Length of an IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
 const DATE_LEN: usize = 29;
 
+/// The status line of a `200`, which most heads start with.
+pub const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
+/// What every head has after its status line, up to the date.
+const SERVER_AND_DATE: &[u8] = b"Server: corral\r\nDate: ";
+/// Where the date starts in the cached block, and the block's length (through the CRLF).
+const DATE_AT: usize = OK_LINE.len() + SERVER_AND_DATE.len();
+const BLOCK_LEN: usize = DATE_AT + DATE_LEN + 2;
+
 struct CachedDate {
     second: u64,
-    text: [u8; DATE_LEN],
+    /// `OK_LINE`, `SERVER_AND_DATE`, the date, CRLF.
+    block: [u8; BLOCK_LEN],
+}
+
+const fn empty_block() -> [u8; BLOCK_LEN] {
+    let mut block = [0; BLOCK_LEN];
+    let mut i = 0;
+    while i < OK_LINE.len() {
+        block[i] = OK_LINE[i];
+        i += 1;
+    }
+    while i < DATE_AT {
+        block[i] = SERVER_AND_DATE[i - OK_LINE.len()];
+        i += 1;
+    }
+    block[BLOCK_LEN - 2] = b'\r';
+    block[BLOCK_LEN - 1] = b'\n';
+    block
 }
 
 thread_local! {
     static DATE: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { second: u64::MAX, text: [0; DATE_LEN] })
+        RefCell::new(CachedDate { second: u64::MAX, block: empty_block() })
     };
 }
 
-/// Appends the current IMF-fixdate to `out`.
-pub fn append_date(out: &mut Vec<u8>) {
+/// Appends the `Server` and `Date` lines, preceded by the `200` status line if `ok` (else
+/// the caller has written its own status line).
+pub fn append_server_and_date(out: &mut Vec<u8>, ok: bool) {
     let second = coarse_unix_seconds();
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.second != second {
             let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
             if text.len() == DATE_LEN {
-                cached.text.copy_from_slice(text.as_bytes());
+                cached.block[DATE_AT..DATE_AT + DATE_LEN].copy_from_slice(text.as_bytes());
                 cached.second = second;
             }
         }
-        out.extend_from_slice(&cached.text);
+        if ok {
+            out.extend_from_slice(&cached.block);
+        } else {
+            out.extend_from_slice(&cached.block[OK_LINE.len()..]);
+        }
     });
 }
 
@@ -65,23 +97,38 @@ fn coarse_unix_seconds() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// The date of one block: what follows `Date: `, without the CRLF.
+    fn date_of(ok: bool) -> String {
+        let mut out = Vec::new();
+        super::append_server_and_date(&mut out, ok);
+        let text = String::from_utf8(out).expect("ascii");
+        let start = if ok {
+            "HTTP/1.1 200 OK\r\nServer: corral\r\nDate: "
+        } else {
+            "Server: corral\r\nDate: "
+        };
+        let date = text.strip_prefix(start).expect("the fixed start");
+        date.strip_suffix("\r\n")
+            .expect("one CRLF at the end")
+            .to_owned()
+    }
+
     #[test]
     fn date_is_an_imf_fixdate_that_parses_back() {
-        let mut out = Vec::new();
-        super::append_date(&mut out);
-        let text = std::str::from_utf8(&out).expect("ascii");
-        assert!(text.ends_with(" GMT"), "{text}");
-        httpdate::parse_http_date(text).expect("parses");
+        for ok in [true, false] {
+            let text = date_of(ok);
+            assert!(text.ends_with(" GMT"), "{text}");
+            assert_eq!(text.len(), super::DATE_LEN);
+            httpdate::parse_http_date(&text).expect("parses");
+        }
     }
 
     #[test]
     fn date_is_the_current_second() {
         let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
-        let mut out = Vec::new();
-        super::append_date(&mut out);
+        let text = date_of(true);
         let after = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
-        let date =
-            httpdate::parse_http_date(std::str::from_utf8(&out).expect("ascii")).expect("parses");
-        assert!(before <= date && date <= after, "{out:?}");
+        let date = httpdate::parse_http_date(&text).expect("parses");
+        assert!(before <= date && date <= after, "{text}");
     }
 }

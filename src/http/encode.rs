@@ -2,7 +2,7 @@
 //! The encoder refuses what would not frame, rather than mend it: a header it will not write
 //! is an `EncodeError`, and nothing is written for that response.
 
-use super::date::append_date;
+use super::date::{OK_LINE, append_server_and_date};
 use super::header::{HeaderError, check_header, check_value};
 use super::response::Response;
 use super::status::Status;
@@ -46,8 +46,17 @@ pub enum ConnectionHeader {
     KeepAlive,
 }
 
-const SERVER: &[u8] = b"Server: corral\r\n";
-const OK_START: &[u8] = b"HTTP/1.1 200 OK\r\nServer: corral\r\nDate: ";
+/// The `Content-Type` line of the types Corral's own constructors set (`Response::text`,
+/// a `Vec<u8>` or `Json` answer), written with one copy and not checked again: they are
+/// known to be well formed. Any other value takes the general path.
+fn known_content_type_line(content_type: &str) -> Option<&'static [u8]> {
+    Some(match content_type {
+        "text/plain; charset=utf-8" => b"Content-Type: text/plain; charset=utf-8\r\n",
+        "application/octet-stream" => b"Content-Type: application/octet-stream\r\n",
+        "application/json" => b"Content-Type: application/json\r\n",
+        _ => return None,
+    })
+}
 
 /// Appends the status line and headers, through the blank line; or, if a header would not
 /// be well formed, appends nothing and says why. A status without a body (1xx, 204, 304)
@@ -59,24 +68,26 @@ pub fn encode_head(
     connection: ConnectionHeader,
 ) -> Result<(), EncodeError> {
     // Checked before anything is written: `out` may hold earlier pipelined answers.
-    if let Some(content_type) = &response.content_type {
+    let known_type = response
+        .content_type
+        .as_deref()
+        .map(known_content_type_line);
+    if let (Some(content_type), Some(None)) = (&response.content_type, known_type) {
         check_value("Content-Type", content_type)?;
     }
     for (name, value) in &response.headers {
         check_header(name, value)?;
     }
-    if response.status == Status::OK {
-        // The common head's fixed start in one copy.
-        out.extend_from_slice(OK_START);
-    } else {
+    let ok = response.status == Status::OK;
+    if !ok {
         status_line(out, response.status);
-        out.extend_from_slice(SERVER);
-        out.extend_from_slice(b"Date: ");
     }
-    append_date(out);
-    out.extend_from_slice(b"\r\n");
-    if let Some(content_type) = &response.content_type {
-        header(out, b"Content-Type", content_type.as_bytes());
+    // The common head's fixed start in one copy.
+    append_server_and_date(out, ok);
+    match (&response.content_type, known_type) {
+        (_, Some(Some(line))) => out.extend_from_slice(line),
+        (Some(content_type), _) => header(out, b"Content-Type", content_type.as_bytes()),
+        (None, _) => {}
     }
     for (name, value) in &response.headers {
         header(out, name.as_bytes(), value.as_bytes());
@@ -132,7 +143,7 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 fn status_line(out: &mut Vec<u8>, status: Status) {
     if status == Status::OK {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        out.extend_from_slice(OK_LINE);
         return;
     }
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -143,7 +154,9 @@ fn status_line(out: &mut Vec<u8>, status: Status) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One header line; its name and value were checked (`encode_head`) or are ours.
+/// One header line; its name and value were checked (`encode_head`) or are ours. Inlined:
+/// most names are constants, so their copy is a few stores rather than a `memcpy` call.
+#[inline(always)]
 fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -184,6 +197,53 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: corral\r\nDate: "));
         assert!(text.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"));
         assert!(text.ends_with("\r\nContent-Length: 5\r\n\r\n"));
+    }
+
+    #[test]
+    fn known_content_types_are_written_as_any_other_would_be() {
+        // Heads without their `Date` line (two heads may straddle a second).
+        let undated = |resp: &Response| {
+            let text = head(resp, BodyFraming::Length(1), ConnectionHeader::Omit);
+            let lines = text
+                .split("\r\n")
+                .filter(|line| !line.starts_with("Date: "));
+            lines.collect::<Vec<_>>().join("\r\n")
+        };
+        for content_type in [
+            "text/plain; charset=utf-8",
+            "application/octet-stream",
+            "application/json",
+        ] {
+            let line = known_content_type_line(content_type).expect("known");
+            assert_eq!(line, format!("Content-Type: {content_type}\r\n").as_bytes());
+            assert_eq!(check_value("Content-Type", content_type), Ok(()));
+            // An owned copy of the value is known too (the match is by value).
+            let general = undated(&Response::bytes(content_type.to_owned(), vec![1]));
+            let mut other = content_type.to_owned();
+            other.push(' ');
+            assert_eq!(known_content_type_line(&other), None);
+            let known = undated(&Response::bytes(content_type, vec![1]));
+            assert_eq!(known, general);
+            assert!(known.contains(&format!("\r\nContent-Type: {content_type}\r\n")));
+        }
+        assert_eq!(known_content_type_line("text/plain"), None);
+    }
+
+    #[test]
+    fn a_head_other_than_200_has_its_status_line_then_server_and_date() {
+        let text = head(
+            &Response::error(Status::NOT_FOUND),
+            BodyFraming::Length(9),
+            ConnectionHeader::Omit,
+        );
+        assert!(
+            text.starts_with("HTTP/1.1 404 Not Found\r\nServer: corral\r\nDate: "),
+            "{text}"
+        );
+        assert!(
+            text.contains(" GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"),
+            "{text}"
+        );
     }
 
     #[test]

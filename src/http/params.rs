@@ -11,7 +11,10 @@ pub const MAX_PARAMS: usize = 8;
 /// values from the path (raw, not percent-decoded), in pattern order.
 #[derive(Clone, Copy)]
 pub struct Params<'a> {
-    slots: [(&'a str, &'a str); MAX_PARAMS],
+    /// `Some` up to `len`. Options, so that a new `Params` (one per request) is all zero
+    /// bytes, which the compiler writes with a few vector stores; `("", "")` pairs took 32
+    /// scalar stores (docs/architecture.md §3, "Per-request cost").
+    slots: [Option<(&'a str, &'a str)>; MAX_PARAMS],
     /// Slots in use; the router rewinds it when a branch of its tree fails to match.
     pub(crate) len: usize,
 }
@@ -19,7 +22,7 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     pub fn new() -> Self {
         Self {
-            slots: [("", ""); MAX_PARAMS],
+            slots: [None; MAX_PARAMS],
             len: 0,
         }
     }
@@ -31,7 +34,7 @@ impl<'a> Params<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.slots[..self.len].iter().copied()
+        self.slots[..self.len].iter().flatten().copied()
     }
 
     pub fn len(&self) -> usize {
@@ -46,7 +49,7 @@ impl<'a> Params<'a> {
     /// prefix of a registered pattern, so there is always a free slot.
     pub(crate) fn push(&mut self, name: &'a str, value: &'a str) {
         if let Some(slot) = self.slots.get_mut(self.len) {
-            *slot = (name, value);
+            *slot = Some((name, value));
             self.len += 1;
         }
     }

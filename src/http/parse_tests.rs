@@ -438,6 +438,38 @@ fn the_line_ending_check_finds_bare_crs_on_its_own() {
     );
 }
 
+#[test]
+fn the_word_wise_line_ending_check_agrees_with_a_byte_wise_one() {
+    // `check_line_endings` goes eight pairs at a time: every placement of a CR, an LF or a
+    // byte with the high bit set (0x8d, 0x8a: CR and LF but for that bit), alone or next to
+    // another, at every offset of heads of 1 to 40 bytes, so each lane of a word and the
+    // byte-wise tail are all tried.
+    fn reference(head: &[u8]) -> bool {
+        let pairs_ok = head.windows(2).all(|w| (w[0] == b'\r') == (w[1] == b'\n'));
+        pairs_ok && head.first() != Some(&b'\n') && head.last() != Some(&b'\r')
+    }
+    let specials = [b'\r', b'\n', 0x8d, 0x8a, 0x0c, 0x0e, 0x09, 0x0b];
+    for len in 1..=40 {
+        for at in 0..len {
+            for &a in &specials {
+                for &b in &specials {
+                    let mut head = vec![b'x'; len];
+                    head[at] = a;
+                    if at + 1 < len {
+                        head[at + 1] = b;
+                    }
+                    assert_eq!(
+                        check_line_endings(&head).is_ok(),
+                        reference(&head),
+                        "{}",
+                        show(&head)
+                    );
+                }
+            }
+        }
+    }
+}
+
 // ---- Host ---------------------------------------------------------------------------------
 
 #[test]

@@ -36,6 +36,18 @@ pub(crate) fn encode_reply(
     shape: ReplyShape,
     draining: bool,
 ) -> Result<Encoded, EncodeError> {
+    encode_reply_in(out, &mut response, shape, draining)
+}
+
+/// `encode_reply` of a response the caller keeps (and drops): its body is taken out. By
+/// reference, so the connection loop's answer is not copied into each call on the way.
+#[inline]
+pub(crate) fn encode_reply_in(
+    out: &mut Vec<u8>,
+    response: &mut Response,
+    shape: ReplyShape,
+    draining: bool,
+) -> Result<Encoded, EncodeError> {
     let status = response.status;
     if !(200..=599).contains(&status.code()) {
         return Err(EncodeError::NotFinal(status.code()));
@@ -59,7 +71,7 @@ pub(crate) fn encode_reply(
         (true, Version::Http10) => ConnectionHeader::KeepAlive,
         (true, Version::Http11) => ConnectionHeader::Omit,
     };
-    encode::encode_head(out, &response, framing, connection)?;
+    encode::encode_head(out, response, framing, connection)?;
     let mut encoded = Encoded {
         status: response.status,
         keep_alive,

@@ -13,7 +13,9 @@ use super::response::HttpError;
 pub struct Request<'a> {
     buf: &'a [u8],
     head: &'a Head,
-    params: Params<'a>,
+    /// Borrowed, not moved in: a `Params` is an inline array (264 bytes), and a copy per
+    /// request was a `memcpy` call (docs/architecture.md §3, "Per-request cost").
+    params: &'a Params<'a>,
     body: &'a [u8],
     route: Option<&'a str>,
     scheduler: usize,
@@ -48,7 +50,7 @@ impl<'a> Request<'a> {
     pub(crate) fn new(
         buf: &'a [u8],
         head: &'a Head,
-        params: Params<'a>,
+        params: &'a Params<'a>,
         body: &'a [u8],
         context: Context<'a>,
     ) -> Self {

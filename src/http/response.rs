@@ -142,30 +142,40 @@ impl Response {
         }
     }
 
+    /// A 200 of `content_type` with `body`, built in one piece: a chain of `with_*` moved
+    /// the whole response at each step (most handlers answer through here; docs/
+    /// architecture.md §3, "Per-request cost").
+    fn ok_with(content_type: Cow<'static, str>, body: Body) -> Self {
+        Response {
+            status: Status::OK,
+            content_type: Some(content_type),
+            headers: Vec::new(),
+            body,
+            close: false,
+            deferred: None,
+            upgrade: None,
+            offers_websocket: false,
+        }
+    }
+
     /// A 200 with a `text/plain; charset=utf-8` body.
     pub fn text(body: impl Into<Cow<'static, str>>) -> Self {
         let body = match body.into() {
             Cow::Borrowed(s) => Body::Static(s.as_bytes()),
             Cow::Owned(s) => Body::Bytes(s.into_bytes()),
         };
-        Response::new(Status::OK)
-            .with_content_type("text/plain; charset=utf-8")
-            .with_body(body)
+        Response::ok_with(Cow::Borrowed("text/plain; charset=utf-8"), body)
     }
 
     /// A 200 with `body` of type `content_type`.
     pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Self {
-        Response::new(Status::OK)
-            .with_content_type(content_type)
-            .with_body(Body::Bytes(body))
+        Response::ok_with(content_type.into(), Body::Bytes(body))
     }
 
     /// A 200 with `body` of type `content_type`, shared rather than copied (see
     /// [`Body::Shared`]).
     pub fn shared(content_type: impl Into<Cow<'static, str>>, body: Arc<[u8]>) -> Self {
-        Response::new(Status::OK)
-            .with_content_type(content_type)
-            .with_body(Body::Shared(body))
+        Response::ok_with(content_type.into(), Body::Shared(body))
     }
 
     /// A body of `len` bytes written while the handler runs, framed with `Content-Length`:

@@ -21,10 +21,11 @@
 //! The status-class and shed counters stay atomic adds: the ward answers from its own thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::router::RouteId;
 use crate::runtime::epoch;
+use crate::stats::Stamp;
 
 /// Weight of the newest sample in a route's cost EWMA (~5 samples to follow a change).
 pub const COST_ALPHA: f64 = 0.2;
@@ -40,7 +41,7 @@ pub use crate::runtime::epoch::note_resume;
 
 /// Times one handler call and tells whether it ran unbroken on one thread.
 pub struct Stopwatch {
-    started: Instant,
+    started: Stamp,
     /// Address of this thread's epoch cell: identifies the thread cheaply.
     thread: usize,
     epoch: u64,
@@ -51,7 +52,7 @@ impl Stopwatch {
     /// clock once per request and shares the reading, docs/architecture.md §3 "Per-request
     /// cost").
     #[inline(never)]
-    pub fn start_at(now: Instant) -> Stopwatch {
+    pub fn start_at(now: Stamp) -> Stopwatch {
         note_resume();
         let (thread, epoch) = epoch::here();
         Stopwatch {
@@ -62,16 +63,16 @@ impl Stopwatch {
     }
 
     /// When the handler started (one clock read shared with the scheduler's load figure).
-    pub fn started(&self) -> Instant {
+    pub fn started(&self) -> Stamp {
         self.started
     }
 
     /// Scheduler occupancy up to `now`: the elapsed time if the run was unbroken; `None` if
     /// the handler waited (the scheduler served others meanwhile), which costs it nothing.
     #[inline(never)]
-    pub fn stop_at(&self, now: Instant) -> Option<Duration> {
+    pub fn stop_at(&self, now: Stamp) -> Option<Duration> {
         let unbroken = epoch::here() == (self.thread, self.epoch);
-        unbroken.then(|| now.saturating_duration_since(self.started))
+        unbroken.then(|| now.since(self.started))
     }
 }
 
@@ -412,20 +413,20 @@ mod tests {
 
     #[test]
     fn a_run_interrupted_by_other_work_waited() {
-        let watch = Stopwatch::start_at(Instant::now());
-        assert!(watch.stop_at(Instant::now()).is_some());
-        let start = Instant::now();
+        let watch = Stopwatch::start_at(Stamp::now());
+        assert!(watch.stop_at(Stamp::now()).is_some());
+        let start = Stamp::now();
         let unbroken = Stopwatch::start_at(start);
-        let two_ms_later = start + Duration::from_millis(2);
+        let two_ms_later = start.after(Duration::from_millis(2));
         assert_eq!(
             unbroken.stop_at(two_ms_later),
             Some(Duration::from_millis(2))
         );
-        let broken = Stopwatch::start_at(Instant::now());
+        let broken = Stopwatch::start_at(Stamp::now());
         note_resume(); // another connection resumed on this thread meanwhile
-        assert_eq!(broken.stop_at(Instant::now()), None);
-        let moved = Stopwatch::start_at(Instant::now());
-        let elsewhere = std::thread::spawn(move || moved.stop_at(Instant::now()));
+        assert_eq!(broken.stop_at(Stamp::now()), None);
+        let moved = Stopwatch::start_at(Stamp::now());
+        let elsewhere = std::thread::spawn(move || moved.stop_at(Stamp::now()));
         assert_eq!(elsewhere.join().expect("thread"), None);
     }
 

@@ -373,6 +373,98 @@ proptest! {
     }
 }
 
+/// A lookup's outcome as plain values: route id and params, or the 405's Allow, or 404.
+fn outcome(found: Found<'_, impl std::fmt::Debug>, params: &Params<'_>) -> String {
+    match found {
+        Found::Route { id, pattern, .. } => {
+            let params: Vec<_> = params.iter().collect();
+            format!("route {} {pattern} {params:?}", id.0)
+        }
+        Found::MethodNotAllowed { allow } => format!("405 {allow}"),
+        Found::NotFound => "404".into(),
+    }
+}
+
+#[test]
+fn every_all_literal_pattern_is_in_the_static_table_once() {
+    let routes = table();
+    let statics: Vec<&str> = routes.statics.iter().map(|(s, _)| &**s).collect();
+    let mut want: Vec<&str> = TABLE
+        .iter()
+        .map(|&(_, pattern)| &pattern[1..])
+        .filter(|rest| !rest.split('/').any(|s| s.starts_with([':', '*'])))
+        .collect();
+    want.sort_by(|a, b| super::literal_order(a, b));
+    want.dedup();
+    assert_eq!(statics, want);
+}
+
+proptest! {
+    #[test]
+    fn the_static_table_answers_as_the_walk_would(
+        path in prop_oneof![
+            "(/(users|static|files|a|b|c|d|me|special|head-only|both|o|x|y|lit|[0-9]{1,2})){0,4}/?",
+            "/v1/items:batchGet",
+        ],
+        method in "GET|HEAD|POST|PUT|DELETE|OPTIONS|get|BREW",
+    ) {
+        for routes in [outcomes_of(&table(), &method, &path), outcomes_of(&with_any_and_lit(), &method, &path)] {
+            prop_assert_eq!(&routes.0, &routes.1);
+        }
+    }
+}
+
+#[test]
+fn many_static_patterns_of_one_length_are_all_found() {
+    // Over four of a length, the static table searches them by bytes.
+    let mut routes = Routes::new();
+    let names: Vec<String> = (0..40).map(|i| format!("/r{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        routes.add("GET", name, i).expect("valid");
+    }
+    for (i, name) in names.iter().enumerate() {
+        let found = routes.find("GET", name, &mut Params::new());
+        assert!(
+            matches!(found, Found::Route { handler: &h, .. } if h == i),
+            "{name}: {found:?}"
+        );
+        let (found, walked) = outcomes_of(&routes, "GET", name);
+        assert_eq!(found, walked);
+    }
+    assert!(matches!(
+        routes.find("GET", "/r40", &mut Params::new()),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        routes.find("GET", "/r0", &mut Params::new()),
+        Found::NotFound
+    ));
+}
+
+/// `with_any` and a literal beside its param route, where the walk backtracks.
+fn with_any_and_lit() -> Routes<&'static str> {
+    let mut routes = with_any();
+    routes.add("GET", "/y/lit", "lit").expect("valid");
+    routes.add("GET", "/z", "z").expect("valid");
+    routes
+}
+
+/// (`find`'s outcome, the walk's outcome) for one request.
+fn outcomes_of<H: std::fmt::Debug>(
+    routes: &Routes<H>,
+    method: &str,
+    path: &str,
+) -> (String, String) {
+    let mut params = Params::new();
+    let found = outcome(routes.find(method, path, &mut params), &params);
+    let mut params = Params::new();
+    let walked = match path.strip_prefix('/') {
+        Some(rest) => outcome(routes.walk(method, rest, &mut params), &params),
+        None => "404".into(),
+    };
+    (found, walked)
+}
+
 /// GET and POST on `/x`, `any` on `/x` and on `/y/:id`; the handler names the route.
 fn with_any() -> Routes<&'static str> {
     let mut routes = Routes::new();

@@ -48,7 +48,7 @@ impl Ward {
         let finished = catch_unwind(AssertUnwindSafe(|| {
             pending.finish(outcome, process.as_deref())
         }));
-        let response = match finished {
+        let mut response = match finished {
             Ok(_) if ended => Response::error(Status::SERVICE_UNAVAILABLE).with_close(),
             Ok(Some(response)) => response,
             Ok(None) => return self.close(fd),
@@ -61,7 +61,7 @@ impl Ward {
         };
         self.scratch.clear();
         let draining = self.shared.is_draining();
-        let encoded = encode_or_refuse(&mut self.scratch, response, shape, draining, route);
+        let encoded = encode_or_refuse(&mut self.scratch, &mut response, shape, draining, route);
         count_answer(&self.shared, self.k, route_id, encoded.status);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {

@@ -209,7 +209,7 @@ fn answer_and_close(router: &Router, arrival: Arrival) {
     {
         let mut out = Vec::new();
         let route = RouteName(router, route);
-        let encoded = encode_or_refuse(&mut out, response.with_close(), shape, true, route);
+        let encoded = encode_or_refuse(&mut out, &mut response.with_close(), shape, true, route);
         if encoded.stream.is_none() {
             let _ = send_now(&arrival.fd, &out);
         }
