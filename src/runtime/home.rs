@@ -90,6 +90,13 @@ struct Desk {
 
 static HOMES: OnceLock<Box<[Home]>> = OnceLock::new();
 
+impl Home {
+    /// Rings the doorkeeper: its eventfd becomes readable and may wakes it on k.
+    fn ring(&self) -> io::Result<()> {
+        (&self.bell).write_all(&1u64.to_ne_bytes())
+    }
+}
+
 /// The scheduler the current thread is, if it is one.
 ///
 /// Never inlined: a coroutine can change threads at any park/yield, but the compiler may
@@ -208,7 +215,7 @@ fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
         // tests/process.rs `sigterm_drains…`, 5 runs in 8). A ring of our own bell makes the
         // next round come at once.
         if timed_out && unparked > 0 {
-            let _ = (&home.bell).write_all(&1u64.to_ne_bytes());
+            let _ = home.ring();
         }
         // A coroutine whose unpark came before it parked waits on without ringing again
         // (`go_home`): look for it every millisecond until it is in.
@@ -306,7 +313,7 @@ pub fn ping(k: usize) -> bool {
     let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
         return false;
     };
-    (&home.bell).write_all(&1u64.to_ne_bytes()).is_ok()
+    home.ring().is_ok()
 }
 
 /// The sleepers of the scheduler the calling coroutine runs on, and how to ring its
@@ -317,7 +324,7 @@ pub(crate) fn sleepers_here() -> Option<(&'static Sleepers, impl Fn())> {
     }
     let home = HOMES.get()?.get(current_scheduler()?)?;
     let ring = move || {
-        if let Err(err) = (&home.bell).write_all(&1u64.to_ne_bytes()) {
+        if let Err(err) = home.ring() {
             log::error!("cannot ring a doorkeeper for a sleeper: {err}");
         }
     };
@@ -350,7 +357,7 @@ pub fn go_home(k: usize) {
     let arrived = Arc::new(AtomicBool::new(false));
     home.arrivals
         .push((may::coroutine::current(), arrived.clone()));
-    if let Err(err) = (&home.bell).write_all(&1u64.to_ne_bytes()) {
+    if let Err(err) = home.ring() {
         log::error!("cannot ring scheduler {k}'s doorkeeper: {err}");
     }
     for _ in 0..HOP_ATTEMPTS {
