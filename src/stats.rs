@@ -127,6 +127,31 @@ pub struct RunningRecord {
     pub slot: usize,
 }
 
+// `requests`, `inflight` and `expected_ns` of scheduler k are written only by k's own
+// connections, on k's thread (a handler that was resumed elsewhere goes home first,
+// `runtime/home.rs`), and coroutines switch only where they block: a load and a store
+// cannot interleave with another writer, so they need no locked instruction (five a request
+// were ~90 cycles; docs/architecture.md §3). Readers on other threads see each value whole.
+fn own_add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+fn own_sub(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_sub(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// `own_add` for the in-flight count, by ±1 (Release: placement's readers use Acquire).
+fn own_step(counter: &AtomicUsize, delta: isize) {
+    let now = counter.load(Ordering::Relaxed).wrapping_add_signed(delta);
+    counter.store(now, Ordering::Release);
+}
+
 /// Decrements the scheduler's in-flight count when the request is done; knows the
 /// request's ordinal on its scheduler (for request ids).
 pub struct InflightGuard<'a>(&'a SchedulerStats, u64);
@@ -140,7 +165,7 @@ impl InflightGuard<'_> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::Release);
+        own_step(&self.0.inflight, -1);
     }
 }
 
@@ -153,7 +178,7 @@ impl Drop for LoadGuard<'_> {
         // handler runs there: clear the record even if it was written by another handler
         // that started while this one was suspended (that one is suspended now).
         self.0.running_since_ns.store(0, Ordering::Relaxed);
-        self.0.expected_ns.fetch_sub(self.1, Ordering::Relaxed);
+        own_sub(&self.0.expected_ns, self.1);
     }
 }
 
@@ -209,8 +234,9 @@ impl Stats {
 
     pub fn start_request(&self, scheduler: usize) -> InflightGuard<'_> {
         let s = &self.schedulers[scheduler];
-        let ordinal = s.requests.fetch_add(1, Ordering::Relaxed);
-        s.inflight.fetch_add(1, Ordering::Acquire);
+        let ordinal = s.requests.load(Ordering::Relaxed);
+        s.requests.store(ordinal + 1, Ordering::Relaxed);
+        own_step(&s.inflight, 1);
         InflightGuard(s, ordinal)
     }
 
@@ -358,7 +384,7 @@ impl Stats {
         slot: usize,
     ) -> LoadGuard<'_> {
         let s = &self.schedulers[scheduler];
-        s.expected_ns.fetch_add(cost_ns, Ordering::Relaxed);
+        own_add(&s.expected_ns, cost_ns);
         s.running_cost_ns.store(cost_ns, Ordering::Relaxed);
         s.running_slot.store(slot as u64, Ordering::Relaxed);
         // 0 means "nothing running".

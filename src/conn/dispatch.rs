@@ -202,7 +202,10 @@ impl<S: Transport> Conn<'_, S> {
         // An unbroken run ended now; a broken one may still hop home, which waits.
         self.clock = run.map(|_| stopped);
         // A handler that slept or waited may have been resumed elsewhere: come back to k.
-        home::go_home(self.scheduler);
+        // An unbroken run never left k (a run is broken by any resume, `cost::Stopwatch`).
+        if run.is_none() {
+            home::go_home(self.scheduler);
+        }
         let response = match outcome {
             // The connection's process was killed, or a process linked to it crashed: the
             // connection ends (`process.rs`). A `None` check when it has no process.

@@ -144,6 +144,10 @@ pub(super) struct Conn<'s, S: Transport> {
     /// The connection's process, made on a handler's first `Request::process` (`process.rs`);
     /// dropped with the connection, a normal exit.
     pub(super) process: ProcessSlot,
+    /// Whether the logger takes `corral::access` lines, asked once per connection: the
+    /// logger's filter is fixed once installed, and asking it cost ~40 instructions a
+    /// request (`log.level`, which a reload changes, is still checked per line).
+    pub(super) access_log: bool,
 }
 
 /// Serves one connection until it closes or hibernates. Runs inside the connection's
@@ -218,6 +222,7 @@ impl<'s, S: Transport> Conn<'s, S> {
             first: resume.first,
             clock: None,
             process: ProcessSlot::new(resume.process),
+            access_log: super::write::logger_takes_access_lines(),
         }
     }
 
@@ -342,12 +347,12 @@ impl<'s, S: Transport> Conn<'s, S> {
 
     /// Reads until a complete head is parsed, or the peer closes, or it is time to hibernate.
     fn next_head(&mut self) -> Result<Next, ConnError> {
-        // For the idle wait; the request itself takes the settings in force when its bytes
-        // are there (a reload during the wait applies to it).
-        self.refresh_settings();
         let mut deadline = None;
         let mut awaited = false;
         if self.served > 0 && self.rbuf.is_empty() {
+            // For the idle wait; the request itself takes the settings in force when its
+            // bytes are there (a reload during the wait applies to it).
+            self.refresh_settings();
             self.rbuf.release_if_idle();
             match self.wait_while_idle()? {
                 Idle::Input => {}

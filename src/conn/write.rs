@@ -159,7 +159,7 @@ impl<S: Transport> Conn<'_, S> {
     #[inline]
     pub(super) fn log_access(&self, status: Status, sent: u64, started: Stamp) {
         // The check inline, the line apart: most servers log no access line.
-        if log::log_enabled!(target: "corral::access", log::Level::Info) {
+        if self.access_log && log::Level::Info <= log::max_level() {
             self.write_access_line(status, sent, started);
         }
     }
@@ -327,4 +327,14 @@ fn is_plain_request_id(id: &[u8]) -> bool {
         && id
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether the installed logger's own filter takes `corral::access` lines at `info` (what
+/// `log_enabled!` asks of it, without the `log.level` check that comes per line).
+pub(super) fn logger_takes_access_lines() -> bool {
+    let access = log::Metadata::builder()
+        .level(log::Level::Info)
+        .target("corral::access")
+        .build();
+    log::Level::Info <= log::STATIC_MAX_LEVEL && log::logger().enabled(&access)
 }
