@@ -33,6 +33,7 @@ mod refuse;
 pub(crate) mod reject;
 pub(crate) mod resume;
 mod serve;
+mod socket;
 pub(crate) mod spawn;
 pub(crate) mod transport;
 mod upgrade;

@@ -4,14 +4,14 @@
 //! it with worker k's epoll and wakes it there.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use super::Shared;
 use super::refuse::refuse_connection;
 use super::resume::{Ending, Resume};
 use super::serve::serve;
+use super::socket::Socket;
 use crate::placement::Start;
 
 /// How placement starts the connections it placed.
@@ -46,17 +46,7 @@ pub(crate) fn resume_connection(
 }
 
 fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) -> io::Result<()> {
-    let raw = fd.into_raw_fd();
-    // may's from_raw_fd panics if epoll registration fails; keep the caller alive.
-    let stream = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `raw` is an open socket descriptor we own (just released from an OwnedFd);
-        // ownership passes to the may TcpStream.
-        #[allow(unsafe_code)]
-        unsafe {
-            <may::net::TcpStream as FromRawFd>::from_raw_fd(raw)
-        }
-    }))
-    .map_err(|_| io::Error::other("may could not register the socket with epoll"))?;
+    let stream = Socket::new(fd)?;
     let owner = shared.clone();
     let builder = may::coroutine::Builder::new()
         .id(scheduler)

@@ -1,11 +1,12 @@
-//! What the connection loop needs of its byte stream. A may `TcpStream` in the server; an
-//! in-memory stream in unit tests.
+//! What the connection loop needs of its byte stream. A socket under may's I/O (`Socket`) in
+//! the server; an in-memory stream in unit tests.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::socket::Socket;
 use crate::http::websocket::Wakeup;
 
 /// A connection's byte stream. Reads and writes block the calling coroutine (not its
@@ -39,41 +40,41 @@ pub(crate) trait Transport: Read + Write + Sized {
     fn wakeup(&self) -> Wakeup;
 }
 
-impl Transport for may::net::TcpStream {
+impl Transport for Socket {
     const HIBERNATES: bool = true;
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        may::net::TcpStream::set_read_timeout(self, Some(timeout))
+        Socket::set_read_timeout(self, timeout)
     }
 
     fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        may::net::TcpStream::set_write_timeout(self, Some(timeout))
+        Socket::set_write_timeout(self, timeout)
     }
 
     fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        may::net::TcpStream::peek(self, buf)
+        Socket::peek(self, buf)
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
+        self.stream().shutdown(std::net::Shutdown::Write)
     }
 
     fn peer_closed(&self) -> bool {
-        peer_closed(self.inner().as_fd())
+        peer_closed(self.stream().as_fd())
     }
 
     fn peer_addr(&self) -> Option<SocketAddr> {
-        may::net::TcpStream::peer_addr(self).ok()
+        self.stream().peer_addr().ok()
     }
 
     fn input_age(&self) -> Option<Duration> {
-        input_age(self.inner().as_fd())
+        input_age(self.stream().as_fd())
     }
 
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use rustix::net::{RecvFlags, recv};
         loop {
-            match recv(self.inner().as_fd(), &mut *buf, RecvFlags::DONTWAIT) {
+            match recv(self.stream().as_fd(), &mut *buf, RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(n),
                 Err(rustix::io::Errno::INTR) => {}
                 Err(err) => return Err(err.into()),
@@ -84,19 +85,18 @@ impl Transport for may::net::TcpStream {
     fn wait_input(&self) {
         // may's own wait on the socket's readiness, which its `WaitIoWaker` also ends (the
         // waker only takes a parked coroutine, so it never races a read's timer).
-        may::io::WaitIo::wait_io(self);
+        may::io::WaitIo::wait_io(self.io());
     }
 
     fn wakeup(&self) -> Wakeup {
-        let waker = may::io::WaitIo::waker(self);
+        let waker = may::io::WaitIo::waker(self.io());
         std::sync::Arc::new(move || waker.wakeup())
     }
 
     fn into_fd(self) -> Result<OwnedFd, Self> {
-        // Dropping may's stream deregisters it from may's epoll; the descriptor stays open.
-        // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
-        #[allow(unsafe_code)]
-        Ok(unsafe { OwnedFd::from_raw_fd(self.into_raw_fd()) })
+        // Dropping may's registration takes the socket off may's epoll; the descriptor stays
+        // open, in the std stream handed back.
+        Ok(OwnedFd::from(self.into_stream()))
     }
 }
 
