@@ -47,10 +47,17 @@ pub(super) fn encode_or_refuse(
     }
 }
 
-/// Counts an answer in its route's status-class counters (`corral_requests_total`).
+/// Counts an answer in its route's status-class counters (`corral_requests_total`), from a
+/// connection on scheduler k's thread.
 pub(super) fn count_answer(shared: &Shared, k: usize, route: Option<RouteId>, status: Status) {
     let costs = &shared.placement.costs;
     costs.count_status(k, costs.slot(route), status.code());
+}
+
+/// `count_answer` from k's ward, on the ward's thread.
+pub(super) fn count_ward_answer(shared: &Shared, k: usize, route: Option<RouteId>, status: Status) {
+    let costs = &shared.placement.costs;
+    costs.count_ward_status(k, costs.slot(route), status.code());
 }
 
 impl<S: Transport> Conn<'_, S> {

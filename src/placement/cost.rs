@@ -86,8 +86,10 @@ struct Slot {
     latency: [AtomicU64; LATENCY_BUCKETS],
     /// Σ latency, ns (a histogram's `_sum`).
     latency_sum_ns: AtomicU64,
-    /// Answers by status class: 1xx … 5xx.
+    /// Answers by status class, 1xx … 5xx, counted by k's connections (one writer).
     classes: [AtomicU64; STATUS_CLASSES],
+    /// The same, counted by k's ward from its own thread (hibernated requests' answers).
+    ward_classes: [AtomicU64; STATUS_CLASSES],
     /// Requests shed by admission control (answered 503 without running).
     shed: AtomicU64,
 }
@@ -219,13 +221,19 @@ impl CostTable {
         add(&s.latency_sum_ns, latency.as_nanos() as u64);
     }
 
-    /// Counts an answer of `status` to a request of `slot`, on scheduler `k`'s shard (the
-    /// ward of k answers hibernated requests from its own thread: hence an atomic add).
+    /// Counts an answer of `status` to a request of `slot`, on scheduler `k`'s shard, from
+    /// one of k's connections on k's thread: a plain load and store (see `record`).
     pub fn count_status(&self, k: usize, slot: usize, status: u16) {
-        if let Some(class) = (status / 100).checked_sub(1).map(usize::from)
-            && class < STATUS_CLASSES
-        {
-            self.shards[k].slots[slot].classes[class].fetch_add(1, Ordering::Relaxed);
+        if let Some(class) = status_class(status) {
+            add(&self.shards[k].slots[slot].classes[class], 1);
+        }
+    }
+
+    /// `count_status` from k's ward, on its own thread: an atomic add, to counters of its
+    /// own (a locked add beside the connections' plain stores would lose their counts).
+    pub fn count_ward_status(&self, k: usize, slot: usize, status: u16) {
+        if let Some(class) = status_class(status) {
+            self.shards[k].slots[slot].ward_classes[class].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -297,8 +305,8 @@ impl CostTable {
             let s = &shard.slots[slot];
             requests += s.count.load(Ordering::Relaxed);
             shed += s.shed.load(Ordering::Relaxed);
-            for (total, c) in by_class.iter_mut().zip(&s.classes) {
-                *total += c.load(Ordering::Relaxed);
+            for ((total, c), w) in by_class.iter_mut().zip(&s.classes).zip(&s.ward_classes) {
+                *total += c.load(Ordering::Relaxed) + w.load(Ordering::Relaxed);
             }
             sum_ns = sum_ns.wrapping_add(s.latency_sum_ns.load(Ordering::Relaxed));
             for (total, b) in buckets.iter_mut().zip(&s.latency) {
@@ -324,6 +332,14 @@ fn add(counter: &AtomicU64, n: u64) {
     );
 }
 
+/// The index of `status`'s class in `classes` (1xx → 0), if it has one of the five.
+fn status_class(status: u16) -> Option<usize> {
+    (status / 100)
+        .checked_sub(1)
+        .map(usize::from)
+        .filter(|&class| class < STATUS_CLASSES)
+}
+
 fn bucket(latency: Duration) -> usize {
     let us = latency.as_micros() as u64;
     ((u64::BITS - us.leading_zeros()) as usize).min(LATENCY_BUCKETS - 1)
@@ -335,6 +351,19 @@ mod tests {
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    #[test]
+    fn answers_count_by_class_from_the_loop_and_the_ward_alike() {
+        let t = CostTable::new(2, 2, us(50));
+        t.count_status(0, 1, 200);
+        t.count_status(1, 1, 204);
+        t.count_ward_status(0, 1, 200);
+        t.count_ward_status(1, 1, 503);
+        t.count_status(0, 1, 99); // not a status class: not counted
+        t.count_ward_status(0, 1, 600);
+        assert_eq!(t.figures(1).by_class, [0, 3, 0, 0, 1]);
+        assert_eq!(t.figures(0).by_class, [0; STATUS_CLASSES]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::conn::dispatch::{RouteName, panic_message};
 use crate::conn::resume::{First, Resume};
 use crate::conn::transport::deadline_in;
 use crate::conn::wait::Outcome;
-use crate::conn::write::{count_answer, encode_or_refuse};
+use crate::conn::write::{count_ward_answer, encode_or_refuse};
 use crate::http::response::Response;
 use crate::http::status::Status;
 
@@ -62,7 +62,7 @@ impl Ward {
         self.scratch.clear();
         let draining = self.shared.is_draining();
         let encoded = encode_or_refuse(&mut self.scratch, &mut response, shape, draining, route);
-        count_answer(&self.shared, self.k, route_id, encoded.status);
+        count_ward_answer(&self.shared, self.k, route_id, encoded.status);
         let keep_alive = encoded.keep_alive;
         if let Some((stream, chunked)) = encoded.stream {
             let _ = epoll::delete(&self.epoll, &fd);
