@@ -22,8 +22,9 @@
 //! The doorkeeper also answers the watchdog: each time it wakes it counts a beat, so a ring
 //! (`ping`) that brings no beat means scheduler k is not getting round to its coroutines.
 //!
-//! And it keeps k's sleepers (`sleep.rs`): it waits for its ring with a read timeout until
-//! the earliest sleeper's deadline, and wakes the sleepers that are due each time it wakes.
+//! And it keeps k's sleepers (`sleep.rs`) and the deadlines of k's sockets waiting for input
+//! (`input_wait.rs`): it waits for its ring with a read timeout until the earliest, and wakes
+//! what is due each time it wakes.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -40,6 +41,7 @@ use may::io::CoIo;
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::fd::onto_residue;
+use super::input_wait::{InputWaits, Ticket};
 use super::sleep::Sleepers;
 use super::vigil::{self, StartFn, Vigil};
 
@@ -71,6 +73,8 @@ struct Home {
     beats: AtomicU64,
     /// Coroutines sleeping on k (`corral::sleep`), kept across doorkeepers.
     sleepers: Sleepers,
+    /// k's sockets waiting for input until a deadline (`input_wait.rs`).
+    input_waits: InputWaits,
     /// Test hook: the doorkeeper panics this many times, once per ring.
     #[cfg(test)]
     faults: std::sync::atomic::AtomicU32,
@@ -123,6 +127,7 @@ pub(crate) fn start_doorkeepers(workers: usize) -> io::Result<()> {
             vigil: Arc::default(),
             beats: AtomicU64::new(0),
             sleepers: Sleepers::new(),
+            input_waits: InputWaits::new(),
             #[cfg(test)]
             faults: std::sync::atomic::AtomicU32::new(0),
         });
@@ -206,8 +211,14 @@ fn keep_door(k: usize, home: &Home, desk: &mut Desk) -> io::Error {
     loop {
         // First without waiting for a ring: a predecessor may have died before answering one.
         let mut unparked = let_in(k, home, &mut desk.waiting);
-        let (woken, next_sleeper) = home.sleepers.wake_due(std::time::Instant::now());
-        unparked += woken;
+        let now = std::time::Instant::now();
+        let (woken, next_sleeper) = home.sleepers.wake_due(now);
+        let (inputs_due, next_input) = home.input_waits.wake_due(now);
+        unparked += woken + inputs_due;
+        let next_sleeper = match (next_sleeper, next_input) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // Woken by a timeout, we run inside may's timer pass, after this round's run queue,
         // and what we unparked waits in it for the next round, which begins when epoll_wait
         // returns: on a quiet scheduler, at its next timer, which may be a connection's idle
@@ -301,6 +312,15 @@ pub(crate) fn sleeping(k: usize) -> usize {
         .map_or(0, |home| home.sleepers.len())
 }
 
+/// How many input waits scheduler k has had (`input_wait.rs`).
+#[cfg(test)]
+pub(crate) fn input_waits_added(k: usize) -> u64 {
+    HOMES
+        .get()
+        .and_then(|homes| homes.get(k))
+        .map_or(0, |home| home.input_waits.added())
+}
+
 /// How many times scheduler k's doorkeeper has woken (`None`: there is none).
 pub fn beats(k: usize) -> Option<u64> {
     let homes = HOMES.get()?;
@@ -329,6 +349,22 @@ pub(crate) fn sleepers_here() -> Option<(&'static Sleepers, impl Fn())> {
         }
     };
     Some((&home.sleepers, ring))
+}
+
+/// Parks the calling coroutine, which runs on a scheduler, until `io` may have input (may's
+/// `WaitIo`: at once if an edge came since its last read) or `deadline` passes, when its
+/// doorkeeper wakes it. `false`: not on a scheduler with a doorkeeper; nothing waited.
+pub(crate) fn wait_input_until<T: may::io::WaitIo>(io: &T, deadline: std::time::Instant) -> bool {
+    let Some(home) = current_scheduler().and_then(|k| HOMES.get()?.get(k)) else {
+        return false;
+    };
+    let (ticket, ring): (Ticket, bool) = home.input_waits.add(deadline, io.waker());
+    if ring && let Err(err) = home.ring() {
+        log::error!("cannot ring a doorkeeper for an input wait: {err}");
+    }
+    io.wait_io();
+    home.input_waits.remove(ticket);
+    true
 }
 
 /// Makes sure the calling coroutine runs on scheduler `k` from here on.

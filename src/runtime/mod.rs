@@ -22,6 +22,7 @@
 pub(crate) mod epoch;
 pub(crate) mod fd;
 pub mod home;
+pub(crate) mod input_wait;
 pub mod offload;
 mod probe;
 pub(crate) mod signals;

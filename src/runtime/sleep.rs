@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 use may::coroutine::Coroutine;
 
 /// `armed` when the doorkeeper waits for no sleeper.
-const UNARMED: u64 = u64::MAX;
+pub(super) const UNARMED: u64 = u64::MAX;
 
 /// Nanoseconds since the first use, the deadlines' clock.
-fn nanos(at: Instant) -> u64 {
+pub(super) fn nanos(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let since = at.saturating_duration_since(*EPOCH.get_or_init(Instant::now));
     u64::try_from(since.as_nanos()).unwrap_or(UNARMED - 1)
@@ -42,7 +42,7 @@ fn nanos(at: Instant) -> u64 {
 
 /// What may's read timeout can say for "wake me after `left`": whole milliseconds, rounded
 /// up, at least one.
-fn read_timeout_for(left_ns: u64) -> Duration {
+pub(super) fn read_timeout_for(left_ns: u64) -> Duration {
     Duration::from_millis(left_ns.div_ceil(1_000_000).max(1))
 }
 

@@ -244,6 +244,36 @@ fn a_sleeping_handler_resumes_on_its_own_scheduler_after_at_least_its_duration()
 }
 
 #[test]
+fn a_keep_alive_connection_waits_for_input_on_its_scheduler_until_its_deadline() {
+    let mut config = config();
+    config.timeouts.hibernate_after_ms = 200;
+    let workers = config.worker_count();
+    let server = Server::start(config, router()).expect("starts");
+    let mut client = connect(&server);
+    let (_, on) = get(&mut client, "/doze?ms=0");
+    let k: usize = on.split(' ').next().unwrap().parse().unwrap();
+    // Its read drained the socket: the wait for the next request is one of k's input
+    // waits (no other test's connection makes one without this test's feature either).
+    let before = home::input_waits_added(k);
+    assert_eq!(get(&mut client, "/hi"), (200, "hi".into()));
+    eventually("the wait for the next request is k's", || {
+        home::input_waits_added(k) > before
+    });
+    // Bytes end the wait at once; the deadline (hibernate_after) is the doorkeeper's to
+    // keep: no may timer would end the wait.
+    assert_eq!(get(&mut client, "/hi"), (200, "hi".into()));
+    let (idle_before, _) = hibernating(&server, workers);
+    eventually("the wait times out and the connection hibernates", || {
+        hibernating(&server, workers).0 > idle_before
+    });
+    assert_eq!(
+        get(&mut client, "/hi"),
+        (200, "hi".into()),
+        "woken from the ward"
+    );
+}
+
+#[test]
 fn the_sleepers_of_a_doorkeeper_that_panics_are_woken_by_its_successor() {
     let server = Server::start(config(), router()).expect("starts");
     let mut client = connect(&server);
