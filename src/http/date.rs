@@ -24,6 +24,8 @@ const SERVER_AND_DATE: &[u8] = b"Server: corral\r\nDate: ";
 /// Where the date starts in the cached block, and the block's length (through the CRLF).
 const DATE_AT: usize = OK_LINE.len() + SERVER_AND_DATE.len();
 const BLOCK_LEN: usize = DATE_AT + DATE_LEN + 2;
+/// Bytes `append_server_and_date` writes after a `200` status line, that line included.
+pub const HEAD_START_LEN: usize = BLOCK_LEN;
 
 struct CachedDate {
     second: u64,

@@ -2,7 +2,7 @@
 //! The encoder refuses what would not frame, rather than mend it: a header it will not write
 //! is an `EncodeError`, and nothing is written for that response.
 
-use super::date::{OK_LINE, append_server_and_date};
+use super::date::{HEAD_START_LEN, OK_LINE, append_server_and_date};
 use super::header::{HeaderError, check_header, check_value};
 use super::response::Response;
 use super::status::Status;
@@ -49,7 +49,7 @@ pub enum ConnectionHeader {
 /// The `Content-Type` line of the types Corral's own constructors set (`Response::text`,
 /// a `Vec<u8>` or `Json` answer), written with one copy and not checked again: they are
 /// known to be well formed. Any other value takes the general path.
-fn known_content_type_line(content_type: &str) -> Option<&'static [u8]> {
+pub(crate) fn known_content_type_line(content_type: &str) -> Option<&'static [u8]> {
     Some(match content_type {
         "text/plain; charset=utf-8" => b"Content-Type: text/plain; charset=utf-8\r\n",
         "application/octet-stream" => b"Content-Type: application/octet-stream\r\n",
@@ -118,6 +118,23 @@ pub fn encode_head(
     }
     out.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// The head and body of the answer most requests get: `200`, `Server`, `Date`, the
+/// `Content-Type` line of one of Corral's own types (or none), `Content-Length`, and `body`,
+/// with one reservation for all of it (what `encode_head` writes for such a response, and
+/// the body after it: `http::reply` tests hold the two equal).
+pub(crate) fn encode_plain_ok(out: &mut Vec<u8>, type_line: &[u8], body: &[u8]) {
+    const LENGTH: &[u8] = b"Content-Length: ";
+    let mut digits = itoa::Buffer::new();
+    let length = digits.format(body.len()).as_bytes();
+    out.reserve(HEAD_START_LEN + type_line.len() + LENGTH.len() + length.len() + 4 + body.len());
+    append_server_and_date(out, true);
+    out.extend_from_slice(type_line);
+    out.extend_from_slice(LENGTH);
+    out.extend_from_slice(length);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
 }
 
 /// The interim `100 Continue` response.

@@ -48,6 +48,19 @@ pub(crate) fn encode_reply_in(
     shape: ReplyShape,
     draining: bool,
 ) -> Result<Encoded, EncodeError> {
+    match encode_plain(out, response, shape, draining) {
+        Some(encoded) => Ok(encoded),
+        None => encode_general(out, response, shape, draining),
+    }
+}
+
+/// Any response: `encode_reply_in` without the plain answer's short cut.
+fn encode_general(
+    out: &mut Vec<u8>,
+    response: &mut Response,
+    shape: ReplyShape,
+    draining: bool,
+) -> Result<Encoded, EncodeError> {
     let status = response.status;
     if !(200..=599).contains(&status.code()) {
         return Err(EncodeError::NotFinal(status.code()));
@@ -96,6 +109,51 @@ pub(crate) fn encode_reply_in(
     Ok(encoded)
 }
 
+/// The answer most requests get, in one piece (`encode::encode_plain_ok`): a `200` with its
+/// body in hand, one of Corral's own types or none, no header of the handler's, to a GET on
+/// a keep-alive HTTP/1.1 connection. The general path writes the same bytes for it (tests
+/// below), through checks that cannot fail here: ~100 instructions a request more
+/// (benches/server_instructions.sh, pipelined: 2,711 -> 2,607).
+#[inline]
+fn encode_plain(
+    out: &mut Vec<u8>,
+    response: &mut Response,
+    shape: ReplyShape,
+    draining: bool,
+) -> Option<Encoded> {
+    let plain = response.status == Status::OK
+        && response.headers.is_empty()
+        && !response.close
+        && !response.offers_websocket
+        && !draining
+        && shape.client_keeps_alive
+        && !shape.is_head
+        && shape.version == Version::Http11;
+    if !plain {
+        return None;
+    }
+    let body: &[u8] = match &response.body {
+        Body::Empty => &[],
+        Body::Static(bytes) => bytes,
+        Body::Bytes(bytes) => bytes,
+        Body::Shared(bytes) => bytes,
+        Body::Stream(_) | Body::SizedStream { .. } => return None,
+    };
+    let type_line = match response.content_type.as_deref() {
+        None => &[],
+        Some(content_type) => encode::known_content_type_line(content_type)?,
+    };
+    encode::encode_plain_ok(out, type_line, body);
+    let sent = body.len() as u64;
+    response.body = Body::Empty;
+    Some(Encoded {
+        status: Status::OK,
+        keep_alive: true,
+        sent,
+        stream: None,
+    })
+}
+
 /// A sized stream held to its length: the head said `Content-Length: len`, so a byte more
 /// would be read as the next response, and a byte less leaves the client waiting.
 fn exactly(len: u64, stream: StreamFn) -> StreamFn {
@@ -139,6 +197,7 @@ impl BodyWrite for Exactly<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn shape(version: Version, client_keeps_alive: bool) -> ReplyShape {
         ReplyShape {
@@ -150,6 +209,57 @@ mod tests {
 
     fn text(out: &[u8]) -> String {
         String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn the_plain_answer_is_the_general_paths_bytes_and_nothing_else_takes_it() {
+        let plain = || {
+            [
+                Response::text("Hello, World!"),
+                Response::bytes("application/json", b"{}".to_vec()),
+                Response::shared("application/octet-stream", Arc::from(&b"abc"[..])),
+                Response::new(Status::OK),
+            ]
+        };
+        let keep = shape(Version::Http11, true);
+        for (mut a, mut b) in plain().into_iter().zip(plain()) {
+            let (mut fast, mut general) = (b"before|".to_vec(), b"before|".to_vec());
+            let quick = encode_plain(&mut fast, &mut a, keep, false).expect("plain");
+            let slow = encode_general(&mut general, &mut b, keep, false).expect("encodes");
+            // The date may have ticked between the two.
+            let undated = |out: &[u8]| {
+                let out = text(out);
+                let at = out.find("Date: ").expect("a date") + "Date: ".len();
+                format!("{}{}", &out[..at], &out[at + 29..])
+            };
+            assert_eq!(undated(&fast), undated(&general));
+            assert_eq!(
+                (quick.status, quick.keep_alive, quick.sent),
+                (slow.status, slow.keep_alive, slow.sent)
+            );
+        }
+        let not_plain = [
+            (Response::text("x").with_close(), keep, false),
+            (Response::text("x"), keep, true),
+            (Response::text("x"), shape(Version::Http11, false), false),
+            (Response::text("x"), shape(Version::Http10, true), false),
+            (
+                Response::text("x"),
+                ReplyShape {
+                    is_head: true,
+                    ..keep
+                },
+                false,
+            ),
+            (Response::error(Status::NOT_FOUND), keep, false),
+            (Response::text("x").with_header("X-A", "b"), keep, false),
+            (Response::bytes("text/html", b"x".to_vec()), keep, false),
+        ];
+        for (mut response, shape, draining) in not_plain {
+            let mut out = Vec::new();
+            assert!(encode_plain(&mut out, &mut response, shape, draining).is_none());
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
