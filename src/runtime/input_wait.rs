@@ -89,7 +89,11 @@ impl InputWaits {
             }
         };
         slab.live += 1;
+        // The earliest deadline known: the doorkeeper, rung, waits until it.
         let ring = due < self.armed.load(Ordering::Relaxed);
+        if ring {
+            self.armed.store(due, Ordering::Relaxed);
+        }
         (Ticket { index, generation }, ring)
     }
 
@@ -108,6 +112,12 @@ impl InputWaits {
     /// timeout until the earliest left (`None`: none left).
     pub(crate) fn wake_due(&self, now: Instant) -> (usize, Option<Duration>) {
         let now = nanos(now);
+        // The doorkeeper wakes for sleepers too (up to every millisecond): look through the
+        // slab only when the earliest deadline it knows of has passed.
+        let armed = self.armed.load(Ordering::Relaxed);
+        if armed > now {
+            return (0, (armed != UNARMED).then(|| read_timeout_for(armed - now)));
+        }
         let mut slab = self.slab();
         if slab.live == 0 {
             self.armed.store(UNARMED, Ordering::Relaxed);
