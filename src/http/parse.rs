@@ -19,6 +19,9 @@
 
 use std::mem::MaybeUninit;
 
+#[cfg(any(test, feature = "bench-internals"))]
+pub(crate) mod reference;
+
 #[cfg(test)]
 use super::status::Status;
 
@@ -136,11 +139,16 @@ impl Default for Head {
     }
 }
 
+/// The limits a head is parsed under (`[limits]` of the config).
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLimits {
+    /// The whole head, bytes: over it, 431.
     pub max_head_bytes: usize,
+    /// The request target, bytes: over it, 414.
     pub max_uri_bytes: usize,
+    /// Field lines: one more, 431.
     pub max_headers: usize,
+    /// A declared body, bytes: over it, 413.
     pub max_body_bytes: u64,
 }
 
@@ -701,3 +709,6 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod differential_tests;
