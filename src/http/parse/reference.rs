@@ -142,7 +142,7 @@ fn other_version(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<boo
 /// pairs go eight at a time as words (`differs`): a fold over zipped bytes was ~8
 /// instructions a byte, the words are under 2. A search per line ending cost more than the
 /// whole pass for the short heads most requests have.
-fn check_line_endings(head: &[u8]) -> Result<(), ParseError> {
+pub(super) fn check_line_endings(head: &[u8]) -> Result<(), ParseError> {
     let (Some(&first), Some(&last)) = (head.first(), head.last()) else {
         return Ok(());
     };
