@@ -209,16 +209,23 @@ fn version(c: &mut Cursor<'_>) -> Result<Version, Stop> {
             c.pos += 8;
             Ok(Version::Http10)
         }
-        _ => other_version(c, at),
+        // Not given the cursor: a cursor whose address escapes into a call lives in memory,
+        // and every step of the pass would store its position (~60 instructions a request).
+        _ => {
+            let version = other_version(c.buf, c.window, at)?;
+            c.pos = at + 8;
+            c.minor_read_as_1 = true;
+            Ok(version)
+        }
     }
 }
 
-/// A version other than HTTP/1.0 and HTTP/1.1, or not all there yet. A 1.x minor we do
-/// not know is read as 1.1 (RFC 9110 §2.5), and the pass goes on. Another well-formed
+/// A version other than HTTP/1.0 and HTTP/1.1 at `at`, or not all there yet. A 1.x minor
+/// we do not know is read as 1.1 (RFC 9110 §2.5): `Ok`, and the pass goes on after it. Another well-formed
 /// version is a 505, garbage a 400; while the version could still become one of these,
 /// wait for more bytes (so the answer does not depend on how reads split).
 #[cold]
-fn other_version(c: &mut Cursor<'_>, at: usize) -> Result<Version, Stop> {
+fn other_version(buf: &[u8], window: &[u8], at: usize) -> Result<Version, Stop> {
     const SHAPE: &[u8] = b"HTTP/0.0"; // `0`: any digit
     let fits = |v: &[u8]| {
         v.len() <= SHAPE.len()
@@ -228,25 +235,21 @@ fn other_version(c: &mut Cursor<'_>, at: usize) -> Result<Version, Stop> {
             })
     };
     // Fewer than eight bytes seen that begin `HTTP/1.`: more to come.
-    let seen = &c.window[at..];
+    let seen = &window[at..];
     if seen.len() < SHAPE.len() && b"HTTP/1.".starts_with(&seen[..seen.len().min(7)]) {
         return Err(Stop::Partial);
     }
     // The rest of the line, in the whole buffer. Only the LF ends it: until it comes,
     // `HTTP/9.1` may still become `HTTP/9.1x` and `HTTP/9.1\r` `HTTP/9.1\rx` (both 400),
     // so neither is a 505 yet (found by fuzz/ head).
-    let rest = &c.buf[at..];
+    let rest = &buf[at..];
     let (line, ended) = match memchr::memchr(b'\n', rest) {
         Some(end) => (&rest[..end], true),
         None => (rest, false),
     };
     let v = line.strip_suffix(b"\r").unwrap_or(line);
     match v {
-        v if v.len() == SHAPE.len() && fits(v) && v.starts_with(b"HTTP/1.") => {
-            c.pos = at + SHAPE.len();
-            c.minor_read_as_1 = true;
-            Ok(Version::Http11)
-        }
+        v if v.len() == SHAPE.len() && fits(v) && v.starts_with(b"HTTP/1.") => Ok(Version::Http11),
         v if ended && v.len() == SHAPE.len() && fits(v) => {
             Err(Stop::Refused(ParseError::VersionNotSupported))
         }
