@@ -1,5 +1,5 @@
 //! Byte classes, one bit each in `CLASSES`: the scan asks one table lookup per byte what
-//! a branch chain would (docs/architecture.md §3, "Byte checks without branches per byte").
+//! a branch chain would (docs/architecture.md §3, "Per-request cost": one pass over the head).
 //!
 //! Two kinds of class live here. `TCHAR`, `URI` and `VALUE` are the grammar the scan keeps
 //! to as it goes (what httparse kept to before it, so that the same bytes stop it at the

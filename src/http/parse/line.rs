@@ -179,7 +179,8 @@ fn target(c: &mut Cursor<'_>) -> Result<Target, Stop> {
     let plain = end == plain_end && bytes[0] == b'/';
     // A target past the classes above is refused once the head is complete, unless a
     // byte stops the pass first; one that is not UTF-8 stopped httparse at once (it gave
-    // the target out as `&str`), so it stops the pass here too.
+    // the target out as `&str`), so it stops the pass here too. `from_utf8` only here: it
+    // costs ~110 instructions a call (docs/architecture.md §3, "Per-request cost").
     if !plain && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
         return Err(Stop::Token);
     }
