@@ -4,7 +4,7 @@
 //! empty lines, the request line (`line.rs`), then the field lines (`fields.rs`), each line
 //! ending seen as the pass reaches it. It replaced httparse, which tokenised while Corral
 //! checked again what it left lenient (CRLF only, the target's grammar, the version): the
-//! pipelined benchmark's 47-byte head cost ~1,110 instructions that way, 749 now
+//! pipelined benchmark's 47-byte head cost ~1,110 instructions that way, 754 now
 //! (docs/architecture.md §3, "Per-request cost"). Its verdicts are httparse's and those
 //! checks', input for input and prefix for prefix: the old parser is kept as the oracle of
 //! a differential check (`parse/reference.rs`, `fuzz/src/differential.rs`).
