@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a fuzz target of fuzz/ under AFL++ for a bounded time:
-#   scripts/fuzz.sh TARGET SECONDS     TARGET: head, chunked, conn, pipeline, or all (each in turn)
+#   scripts/fuzz.sh TARGET SECONDS     TARGET: head, differential, chunked, conn, pipeline, or all
 # Needs cargo-afl (`cargo install cargo-afl`, which builds the AFL++ runtime too). Findings
 # stay in $FUZZ_OUT/TARGET (default: the target dir's fuzz-out/); a new run resumes there.
 # Exits 1 if a run saved a crash or a hang, and says how to make each a regression input.
@@ -9,16 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(head chunked conn pipeline)
+targets=(head differential chunked conn pipeline)
 usage() {
-  echo "usage: $0 {head|chunked|conn|pipeline|all} SECONDS" >&2
+  echo "usage: $0 {head|differential|chunked|conn|pipeline|all} SECONDS" >&2
   exit 2
 }
 [ $# -eq 2 ] || usage
 [[ "$2" =~ ^[1-9][0-9]*$ ]] || usage
 case "$1" in
   all) run=("${targets[@]}") ;;
-  head | chunked | conn | pipeline) run=("$1") ;;
+  head | differential | chunked | conn | pipeline) run=("$1") ;;
   *) usage ;;
 esac
 seconds=$2

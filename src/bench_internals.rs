@@ -23,7 +23,7 @@ use crate::conn::memory::{Capture, Memory, Tally, serve_memory, shared_for};
 use crate::conn::reject::Reason;
 use crate::conn::resume::Ending;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::parse::{Head, HeadLimits, Version, parse_head};
+use crate::http::parse::{Head, Version, parse_head, reference};
 use crate::http::reply::{ReplyShape, encode_reply};
 use crate::http::response::Response;
 use crate::placement::cost::{CostTable, Stopwatch};
@@ -33,6 +33,7 @@ use crate::router::{RouteId, Router};
 use crate::stats::{Stamp, Stats};
 
 pub use crate::http::encode::EncodeError;
+pub use crate::http::parse::HeadLimits;
 
 /// `parse_head` with the embedded default config's limits, into one reused `Head`, as a
 /// connection parses every request of its life.
@@ -77,6 +78,18 @@ impl HeadParser {
     /// The largest head the limits allow, bytes.
     pub fn max_head_bytes(&self) -> usize {
         self.limits.max_head_bytes
+    }
+
+    /// The limits it parses with (the embedded default config's).
+    pub fn limits(&self) -> HeadLimits {
+        self.limits
+    }
+
+    /// Whether `parse_head` gives `buf` the answer the parser it replaced gives (the same
+    /// head, both incomplete, or errors of the same kind) under `limits`; `Err` describes
+    /// the difference. The head parsed into is this parser's, reused across calls.
+    pub fn agrees_with_reference(&mut self, buf: &[u8], limits: &HeadLimits) -> Result<(), String> {
+        reference::compare(buf, limits, &mut self.head)
     }
 }
 

@@ -5,6 +5,8 @@
 //! Each check panics when a property fails; an AFL++ target turns that panic into an abort,
 //! which AFL++ records as a crash. The targets:
 //! - [`head::check`]: `parse_head` on arbitrary bytes;
+//! - [`differential::check`]: `parse_head` against the httparse-based parser it replaced,
+//!   on arbitrary bytes and every prefix of them, under the default or small limits;
 //! - [`chunked::check`]: the chunked decoder on arbitrary bytes fed in arbitrary pieces;
 //! - [`conn::check`]: the connection loop on an arbitrary byte stream with arbitrary split
 //!   points, what it wrote read back by an independent response parser ([`response`]);
@@ -13,6 +15,7 @@
 
 pub mod chunked;
 pub mod conn;
+pub mod differential;
 pub mod head;
 pub mod pipeline;
 pub mod response;

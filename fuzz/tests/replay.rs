@@ -29,6 +29,11 @@ fn head_seeds_and_regressions() {
 }
 
 #[test]
+fn differential_seeds_and_regressions() {
+    replay("differential", corral_fuzz::differential::check);
+}
+
+#[test]
 fn chunked_seeds_and_regressions() {
     replay("chunked", corral_fuzz::chunked::check);
 }

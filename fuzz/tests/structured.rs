@@ -43,6 +43,18 @@ proptest! {
     }
 
     #[test]
+    fn differential(data in prop::collection::vec(any::<u8>(), 0..300)) {
+        corral_fuzz::differential::check(&data);
+    }
+
+    #[test]
+    fn differential_on_mutated_heads(seed in any::<u8>(), request in mutated_request()) {
+        let mut data = vec![seed];
+        data.extend(request);
+        corral_fuzz::differential::check(&data);
+    }
+
+    #[test]
     fn chunked(data in prop::collection::vec(any::<u8>(), 0..400)) {
         corral_fuzz::chunked::check(&data);
     }

@@ -1,10 +1,24 @@
 //! Request head parsing: bytes in, a `Head` of offsets out (RFC 9112 §2–§6).
 //!
-//! httparse tokenises the request line and the field lines; on top of it we enforce what it
-//! leaves lenient: CRLF line endings only, the request-target grammar (RFC 3986 characters,
-//! origin/absolute/asterisk form), the HTTP-version (505 for a major other than 1; a 1.x minor
-//! we do not know is read as 1.1), exactly one `Host` in HTTP/1.1, and the framing rules of
-//! RFC 9112 §6.3:
+//! One pass over the head, each byte looked at once through a class table (`class.rs`):
+//! empty lines, the request line (`line.rs`), then the field lines (`fields.rs`), each line
+//! ending seen as the pass reaches it. It replaced httparse, which tokenised while Corral
+//! checked again what it left lenient (CRLF only, the target's grammar, the version): the
+//! pipelined benchmark's 47-byte head cost ~1,110 instructions that way, 754 now
+//! (docs/architecture.md §3, "Per-request cost"). Its verdicts are httparse's and those
+//! checks', input for input and prefix for prefix: the old parser is kept as the oracle of
+//! a differential check (`parse/reference.rs`, `fuzz/src/differential.rs`).
+//!
+//! Two kinds of rule, judged at two moments:
+//!
+//! - The grammar, as the pass goes: a byte out of place stops it there with a 400 (or 431
+//!   for one field line too many, 414 for a bad target byte in a line already too long);
+//!   the bytes running out first, with nothing wrong yet, mean "read more".
+//! - Corral's own rules, once the head is complete, in this order: the request line's
+//!   length (414), CRLF line endings only (400), the target's length (414) and form (RFC
+//!   3986 characters; origin, absolute or asterisk form; 501 for CONNECT), what the fields
+//!   say (`Host`, `Content-Length`, `Transfer-Encoding`, `Expect` in field order), exactly
+//!   one `Host` in HTTP/1.1, and the framing rules of RFC 9112 §6.3:
 //!
 //! 1. `Transfer-Encoding` and `Content-Length` together → 400 (smuggling guard).
 //! 2. `Transfer-Encoding` in an HTTP/1.0 request → 400 (its framing cannot be trusted).
@@ -14,15 +28,29 @@
 //!    body limit → 413.
 //! 5. Neither → no body.
 //!
-//! The head stores offsets into the read buffer, so parsing allocates nothing once the
-//! per-connection `Head` has grown its header vector.
+//! The version: HTTP/1.0 and HTTP/1.1; a 1.x minor we do not know is read as 1.1, another
+//! major is a 505 (`line::other_version`). The head stores offsets into the read buffer, so
+//! parsing allocates nothing once the per-connection `Head` has grown its header vector.
 
-use std::mem::MaybeUninit;
+mod class;
+mod fields;
+mod line;
+#[cfg(any(test, feature = "bench-internals"))]
+pub(crate) mod reference;
+mod target;
+
+use line::{Cursor, Line, Stop};
+
+// The single pass refuses a bare CR where it stands and notes a bare LF as it ends a line;
+// the word-wise check that did it after httparse is the oracle's now, and its tests in
+// parse_tests.rs check it there.
+#[cfg(test)]
+use reference::check_line_endings;
 
 #[cfg(test)]
 use super::status::Status;
 
-/// The most header fields any configuration may allow (bounds a stack array of httparse headers).
+/// The most header fields any configuration may allow (bounds the head's vector of fields).
 pub const MAX_HEADERS_CAP: usize = 128;
 
 /// A byte range of the read buffer.
@@ -33,14 +61,6 @@ pub struct Span {
 }
 
 impl Span {
-    fn of(base: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - base.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
-        }
-    }
-
     pub fn get<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         &buf[self.start as usize..self.end as usize]
     }
@@ -136,11 +156,16 @@ impl Default for Head {
     }
 }
 
+/// The limits a head is parsed under (`[limits]` of the config).
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLimits {
+    /// The whole head, bytes: over it, 431.
     pub max_head_bytes: usize,
+    /// The request target, bytes: over it, 414.
     pub max_uri_bytes: usize,
+    /// Field lines: one more, 431.
     pub max_headers: usize,
+    /// A declared body, bytes: over it, 413.
     pub max_body_bytes: u64,
 }
 
@@ -192,7 +217,20 @@ impl ParseError {
 pub fn parse_head(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bool, ParseError> {
     #[cfg(test)]
     PARSES.with(|n| n.set(n.get() + 1));
-    parse_with(buf, limits, head, Minor::AsSent)
+    let mut c = Cursor::new(buf, limits.max_head_bytes);
+    match scan(&mut c, limits, head) {
+        Ok(()) => Ok(true),
+        // A version read as 1.1 was a copy of the window with the digit made `1` to the
+        // parser this replaced; what it measured then was that copy, not the buffer.
+        Err(Stop::Partial) if c.minor_read_as_1 => incomplete(c.window, limits),
+        Err(Stop::Partial) => incomplete(buf, limits),
+        Err(Stop::TooManyHeaders) => Err(ParseError::TooManyHeaders),
+        Err(Stop::Token) if request_line_too_long(c.window, limits) => Err(ParseError::UriTooLong),
+        Err(Stop::Token | Stop::Syntax) => {
+            Err(ParseError::Malformed("request line or header field"))
+        }
+        Err(Stop::Refused(err)) => Err(err),
+    }
 }
 
 #[cfg(test)]
@@ -201,61 +239,49 @@ thread_local! {
     pub static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the request line's minor version is taken as sent or was rewritten to 1.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Minor {
-    AsSent,
-    ReadAs1,
+/// The pass, then the rules of a complete head.
+#[inline(always)]
+fn scan(c: &mut Cursor<'_>, limits: &HeadLimits, head: &mut Head) -> Result<(), Stop> {
+    let line = line::request_line(c)?;
+    head.version = line.version;
+    let fields = fields::field_lines(c, limits, head)?;
+    head.len = c.pos;
+    judge(c, &line, limits, head).map_err(Stop::Refused)?;
+    head.framing = fields
+        .framing(line.version, limits)
+        .map_err(Stop::Refused)?;
+    Ok(())
 }
 
-fn parse_with(
-    buf: &[u8],
+/// Corral's rules for the request line of a complete head, in the order the module doc
+/// gives; records the line's parts.
+#[inline(always)]
+fn judge(
+    c: &Cursor<'_>,
+    line: &Line,
     limits: &HeadLimits,
     head: &mut Head,
-    minor: Minor,
-) -> Result<bool, ParseError> {
-    let window = &buf[..buf.len().min(limits.max_head_bytes)];
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
-    let fields = &mut fields[..limits.max_headers.min(MAX_HEADERS_CAP)];
-    let mut req = httparse::Request::new(&mut []);
-    let parsed = httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, window, fields);
-    let len = match parsed {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return incomplete(buf, limits),
-        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-        Err(httparse::Error::Version) if minor == Minor::AsSent => {
-            return other_version(buf, limits, head);
-        }
-        Err(httparse::Error::Token) if request_line_too_long(window, limits) => {
-            return Err(ParseError::UriTooLong);
-        }
-        Err(_) => return Err(ParseError::Malformed("request line or header field")),
-    };
+) -> Result<(), ParseError> {
     // What refuses a partial head refuses it complete too, or the answer would depend on
     // where the reads split (a long method beside a target just under the limit).
-    if request_line_too_long(&window[..len], limits) {
+    if c.first_lf >= limits.max_uri_bytes + LINE_OVERHEAD {
         return Err(ParseError::UriTooLong);
     }
-    check_line_endings(&window[..len])?;
-    let method = req.method.ok_or(ParseError::Malformed("method"))?;
-    let target = req.path.ok_or(ParseError::Malformed("request target"))?;
-    if target.len() > limits.max_uri_bytes {
+    if c.bare_lf {
+        return Err(ParseError::Malformed("bare CR or LF"));
+    }
+    let target = line.target.span;
+    if (target.end - target.start) as usize > limits.max_uri_bytes {
         return Err(ParseError::UriTooLong);
     }
-    head.method = Span::of(buf, method.as_bytes());
+    let method = line.method.get(c.window);
+    let (path, query) = target::split(c.window, method, &line.target)?;
+    head.method = line.method;
     head.standard_method = standard_method(method);
-    head.target = Span::of(buf, target.as_bytes());
-    head.version = match req.version {
-        Some(0) => Version::Http10,
-        _ => Version::Http11,
-    };
-    head.len = len;
-    let (path, query) = split_target(method, target)?;
-    head.path = Span::of(buf, path.as_bytes());
-    head.query = query.map(|q| Span::of(buf, q.as_bytes()));
-    read_fields(buf, req.headers, limits, head)?;
-    Ok(true)
+    head.target = target;
+    head.path = path;
+    head.query = query;
+    Ok(())
 }
 
 /// An incomplete head: wait for more bytes unless a limit is already crossed.
@@ -297,105 +323,19 @@ fn request_line_too_long(buf: &[u8], limits: &HeadLimits) -> bool {
     buf.len() > limit && memchr::memchr(b'\n', &buf[..limit]).is_none()
 }
 
-/// httparse rejects any version but HTTP/1.0 and HTTP/1.1, at the first byte that differs.
-/// A 1.x minor we do not know is answered as 1.1 (RFC 9110 §2.5): the head is parsed again
-/// from a copy with that digit made `1` — the spans index the copy as they would `buf`, and
-/// none covers the digit; the copy costs an allocation, only for such requests. Another
-/// well-formed version is a 505, garbage a 400; while the version could still become one of
-/// these, wait for more bytes (so the answer does not depend on how reads split).
-fn other_version(buf: &[u8], limits: &HeadLimits, head: &mut Head) -> Result<bool, ParseError> {
-    const SHAPE: &[u8] = b"HTTP/0.0"; // `0`: any digit
-    let fits = |v: &[u8]| {
-        v.len() <= SHAPE.len()
-            && v.iter().zip(SHAPE).all(|(&b, &s)| match s {
-                b'0' => b.is_ascii_digit(),
-                _ => b == s,
-            })
-    };
-    // httparse skipped leading empty lines and found `method SP target SP`; the rest of the
-    // line is the version (the last word would take "GET /a b HTTP/1.1" for a 505).
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
-    let line = &buf[start.unwrap_or(buf.len())..];
-    // Only the LF ends the line: until it comes, `HTTP/9.1` may still become `HTTP/9.1x` and
-    // `HTTP/9.1\r` `HTTP/9.1\rx` (both 400), so neither is a 505 yet (found by fuzz/ head).
-    let (line, ended) = match memchr::memchr(b'\n', line) {
-        Some(end) => (&line[..end], true),
-        None => (line, false),
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    match line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default() {
-        v if v.len() == SHAPE.len() && fits(v) && v.starts_with(b"HTTP/1.") => {
-            let minor_at = v.as_ptr() as usize - buf.as_ptr() as usize + SHAPE.len() - 1;
-            let mut copy = buf[..buf.len().min(limits.max_head_bytes)].to_vec();
-            match copy.get_mut(minor_at) {
-                Some(digit) => *digit = b'1',
-                None => return incomplete(buf, limits),
-            }
-            parse_with(&copy, limits, head, Minor::ReadAs1)
-        }
-        v if ended && v.len() == SHAPE.len() && fits(v) => Err(ParseError::VersionNotSupported),
-        v if !ended && fits(v) => incomplete(buf, limits),
-        _ => Err(ParseError::Malformed("HTTP version")),
-    }
-}
-
-/// RFC 9112 §2.2: we accept only CRLF; a bare LF or bare CR is an error.
-///
-/// One pass over the head without an early exit, comparing each byte with the one after: a
-/// line ending is well formed exactly where "this byte is CR" and "the next byte is LF" agree
-/// (a bare CR has the first without the second, a bare LF the second without the first). The
-/// pairs go eight at a time as words (`differs`): a fold over zipped bytes was ~8
-/// instructions a byte, the words are under 2. A search per line ending cost more than the
-/// whole pass for the short heads most requests have.
-// Always inlined into `parse_with`, its one caller: as calls, the four helpers so marked
-// cost ~70 instructions a request more (benches/instructions.sh).
-#[inline(always)]
-fn check_line_endings(head: &[u8]) -> Result<(), ParseError> {
-    let (Some(&first), Some(&last)) = (head.first(), head.last()) else {
-        return Ok(());
-    };
-    let (this, next) = (&head[..head.len() - 1], &head[1..]);
-    let (these, this_rest) = this.as_chunks::<8>();
-    let (nexts, next_rest) = next.as_chunks::<8>();
-    let mut bare = 0u64;
-    for (b, n) in these.iter().zip(nexts) {
-        let (b, n) = (u64::from_le_bytes(*b), u64::from_le_bytes(*n));
-        bare |= differs(b, b'\r') ^ differs(n, b'\n');
-    }
-    for (&b, &n) in this_rest.iter().zip(next_rest) {
-        bare |= u64::from((b == b'\r') != (n == b'\n'));
-    }
-    if bare != 0 || first == b'\n' || last == b'\r' {
-        return Err(ParseError::Malformed("bare CR or LF"));
-    }
-    Ok(())
-}
-
-/// The high bit of each byte of `word` set where that byte is not `byte`, every other bit
-/// clear. Exact (no carry crosses a byte): the low seven bits plus 0x7f reach the high bit
-/// unless they are all zero, and the byte's own high bit is or-ed in.
-fn differs(word: u64, byte: u8) -> u64 {
-    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let x = word ^ u64::from_ne_bytes([byte; 8]);
-    (((x & LOW7) + LOW7) | x) & HIGH
-}
-
 /// The method as a static string when it is one of RFC 9110 §9's (CONNECT aside: it is
 /// refused). A `match` compares by length, then as integers: no `memcmp` call per request.
-// Always inlined into `parse_with`, its one caller: as calls, the four helpers so marked
-// cost ~70 instructions a request more (benches/instructions.sh).
 #[inline(always)]
-fn standard_method(method: &str) -> Option<&'static str> {
+fn standard_method(method: &[u8]) -> Option<&'static str> {
     Some(match method {
-        "GET" => "GET",
-        "POST" => "POST",
-        "HEAD" => "HEAD",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "OPTIONS" => "OPTIONS",
-        "TRACE" => "TRACE",
+        b"GET" => "GET",
+        b"POST" => "POST",
+        b"HEAD" => "HEAD",
+        b"PUT" => "PUT",
+        b"DELETE" => "DELETE",
+        b"PATCH" => "PATCH",
+        b"OPTIONS" => "OPTIONS",
+        b"TRACE" => "TRACE",
         _ => return None,
     })
 }
@@ -404,279 +344,6 @@ impl Head {
     /// The request's method, as a string.
     pub fn method_str<'b>(&self, buf: &'b [u8]) -> &'b str {
         self.standard_method.unwrap_or_else(|| self.method.str(buf))
-    }
-}
-
-/// Splits the request target into path and query after checking its form (RFC 9112 §3.2).
-// Always inlined into `parse_with`, its one caller: as calls, the four helpers so marked
-// cost ~70 instructions a request more (benches/instructions.sh).
-#[inline(always)]
-fn split_target<'t>(
-    method: &str,
-    target: &'t str,
-) -> Result<(&'t str, Option<&'t str>), ParseError> {
-    if method == "CONNECT" {
-        return Err(ParseError::MethodNotImplemented);
-    }
-    if target == "*" {
-        return if method == "OPTIONS" {
-            Ok((target, None))
-        } else {
-            Err(ParseError::Malformed("asterisk-form outside OPTIONS"))
-        };
-    }
-    let (path, query) = if target.starts_with('/') {
-        split_query(target)
-    } else {
-        absolute_form(target)?
-    };
-    check_uri_chars(path)?;
-    if let Some(query) = query {
-        check_uri_chars(query)?;
-    }
-    Ok((path, query))
-}
-
-fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
-    match super::bytes::find_byte(b'?', path_and_query.as_bytes()) {
-        // `?` is ASCII: both sides are on char boundaries.
-        Some(at) => (&path_and_query[..at], Some(&path_and_query[at + 1..])),
-        None => (path_and_query, None),
-    }
-}
-
-/// absolute-form `http://authority/path?query` → path `/path`, query `query`
-/// (RFC 9112 §3.2.2).
-fn absolute_form(target: &str) -> Result<(&str, Option<&str>), ParseError> {
-    let bad = ParseError::Malformed("request target");
-    let (scheme, rest) = target.split_once("://").ok_or(bad)?;
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !scheme_ok {
-        return Err(bad);
-    }
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    if authority.is_empty() || !all_of_class(authority.as_bytes(), AUTHORITY) {
-        return Err(bad);
-    }
-    // "http://host" and "http://host?q" have the path "/" (RFC 9112 §3.2.2). The path must
-    // be a slice of the buffer (the head stores offsets): take the second '/' of "://".
-    let slash = &target[scheme.len() + 2..scheme.len() + 3];
-    match path.as_bytes().first() {
-        Some(b'/') => Ok(split_query(path)),
-        None => Ok((slash, None)),
-        Some(b'?') => Ok((slash, Some(&path[1..]))),
-        Some(_) => Err(bad),
-    }
-}
-
-/// pchar / "/" / "?" and valid percent-encodings (RFC 3986 §3.3–3.4).
-fn check_uri_chars(path_and_query: &str) -> Result<(), ParseError> {
-    let bytes = path_and_query.as_bytes();
-    // Most targets have no percent-encoding: one pass without an early exit (a lookup and
-    // an `and` per byte) settles them; the walk below handles `%` and names the error.
-    if all_of_class(bytes, URI) {
-        return Ok(());
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .ok_or(ParseError::Malformed("percent-encoding"))?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return Err(ParseError::Malformed("percent-encoding"));
-            }
-            i += 3;
-            continue;
-        }
-        if !is_class(b, URI) {
-            return Err(ParseError::Malformed("character in request target"));
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// Byte classes, one bit each in `CLASSES`: a table lookup per byte instead of a chain of
-/// comparisons (the target and the Host are checked on every request).
-const URI: u8 = 1;
-const AUTHORITY: u8 = 2;
-
-const CLASSES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        table[b] = if is_unreserved(byte) || is_sub_delim(byte) || matches!(byte, b':' | b'@') {
-            URI | AUTHORITY
-        } else if matches!(byte, b'/' | b'?') {
-            URI
-        } else if matches!(byte, b'[' | b']' | b'%') {
-            // uri-host [":" port], including IP-literals in brackets and percent-encoded
-            // reg-names.
-            AUTHORITY
-        } else {
-            0
-        };
-        b += 1;
-    }
-    table
-};
-
-fn is_class(b: u8, class: u8) -> bool {
-    CLASSES[usize::from(b)] & class != 0
-}
-
-const fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-const fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
-
-/// Every byte is of `class` (no early exit: the loop is a lookup and an `and` per byte).
-fn all_of_class(bytes: &[u8], class: u8) -> bool {
-    bytes
-        .iter()
-        .fold(class, |all, &b| all & CLASSES[usize::from(b)])
-        == class
-}
-
-/// Records the fields and decides framing, connection and expectation from them.
-// Always inlined into `parse_with`, its one caller: as calls, the four helpers so marked
-// cost ~70 instructions a request more (benches/instructions.sh).
-#[inline(always)]
-fn read_fields(
-    buf: &[u8],
-    fields: &[httparse::Header<'_>],
-    limits: &HeadLimits,
-    head: &mut Head,
-) -> Result<(), ParseError> {
-    head.headers.clear();
-    head.close = false;
-    head.keep_alive = false;
-    head.expect_continue = false;
-    let mut hosts = 0;
-    let mut content_length: Option<u64> = None;
-    let mut transfer = TransferCodings::default();
-    for field in fields {
-        let value = trim_ows(field.value);
-        head.headers
-            .push((Span::of(buf, field.name.as_bytes()), Span::of(buf, value)));
-        let name = field.name;
-        if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            if !all_of_class(value, AUTHORITY) {
-                return Err(ParseError::Malformed("Host"));
-            }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err(ParseError::BadFraming("duplicate Content-Length"));
-            }
-            content_length = Some(parse_content_length(value)?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer.add(value)?;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in comma_tokens(value) {
-                head.close |= token.eq_ignore_ascii_case(b"close");
-                head.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if !value.eq_ignore_ascii_case(b"100-continue") {
-                return Err(ParseError::ExpectationFailed);
-            }
-            // RFC 9110 §10.1.1: ignored in HTTP/1.0 (no 1xx may be sent to a 1.0 client).
-            head.expect_continue = head.version == Version::Http11;
-        }
-    }
-    match (head.version, hosts) {
-        (_, n) if n > 1 => return Err(ParseError::Malformed("more than one Host")),
-        (Version::Http11, 0) => return Err(ParseError::Malformed("missing Host")),
-        _ => {}
-    }
-    head.framing = match (transfer.seen, content_length) {
-        (true, Some(_)) => {
-            return Err(ParseError::BadFraming(
-                "both Transfer-Encoding and Content-Length",
-            ));
-        }
-        (true, None) if head.version == Version::Http10 => {
-            return Err(ParseError::BadFraming("Transfer-Encoding in HTTP/1.0"));
-        }
-        (true, None) => transfer.framing()?,
-        (false, Some(n)) if n > limits.max_body_bytes => return Err(ParseError::BodyTooLarge),
-        (false, Some(0)) | (false, None) => Framing::None,
-        (false, Some(n)) => Framing::Length(n),
-    };
-    Ok(())
-}
-
-/// Content-Length = 1*DIGIT, checked for overflow (`u64::from_str` would take "+5").
-fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
-    let bad = ParseError::BadFraming("invalid Content-Length");
-    if value.is_empty() {
-        return Err(bad);
-    }
-    value.iter().try_fold(0u64, |n, &b| {
-        if !b.is_ascii_digit() {
-            return Err(bad);
-        }
-        n.checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(b - b'0')))
-            .ok_or(bad)
-    })
-}
-
-/// Accumulates the codings of every Transfer-Encoding field, in order.
-#[derive(Default)]
-struct TransferCodings {
-    seen: bool,
-    chunked_count: u32,
-    /// The last coding listed so far was `chunked`.
-    last_is_chunked: bool,
-    other: bool,
-}
-
-impl TransferCodings {
-    fn add(&mut self, value: &[u8]) -> Result<(), ParseError> {
-        self.seen = true;
-        let mut any = false;
-        for token in comma_tokens(value) {
-            any = true;
-            // A coding may carry parameters (`gzip;q=1`); only its name matters here.
-            let name = token.split(|&b| b == b';').next().unwrap_or_default();
-            let name = trim_ows(name);
-            self.last_is_chunked = name.eq_ignore_ascii_case(b"chunked");
-            if self.last_is_chunked {
-                self.chunked_count += 1;
-            } else {
-                self.other = true;
-            }
-        }
-        if !any {
-            return Err(ParseError::BadFraming("empty Transfer-Encoding"));
-        }
-        Ok(())
-    }
-
-    fn framing(&self) -> Result<Framing, ParseError> {
-        match (self.last_is_chunked, self.chunked_count, self.other) {
-            (true, 1, false) => Ok(Framing::Chunked),
-            (true, 1, true) => Err(ParseError::UnsupportedCoding),
-            (_, 0, _) => Err(ParseError::UnsupportedCoding),
-            _ => Err(ParseError::BadFraming(
-                "chunked not the final coding, or twice",
-            )),
-        }
     }
 }
 
@@ -701,3 +368,6 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod differential_tests;
