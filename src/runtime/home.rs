@@ -94,6 +94,11 @@ struct Desk {
 
 static HOMES: OnceLock<Box<[Home]>> = OnceLock::new();
 
+/// Scheduler k's home, once the doorkeepers have started.
+fn home(k: usize) -> Option<&'static Home> {
+    HOMES.get()?.get(k)
+}
+
 impl Home {
     /// Rings the doorkeeper: its eventfd becomes readable and may wakes it on k.
     fn ring(&self) -> io::Result<()> {
@@ -177,7 +182,7 @@ fn spawn_doorkeeper(k: usize, ready: Option<mpsc::Sender<()>>) -> io::Result<()>
 
 fn doorkeeper(k: usize, ready: Option<mpsc::Sender<()>>) {
     SCHEDULER.with(|s| s.set(k));
-    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+    let Some(home) = home(k) else {
         return;
     };
     let desk = home.desk.lock().ok().and_then(|mut desk| desk.take());
@@ -289,7 +294,7 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
 /// home rings (with that coroutine in hand).
 #[cfg(test)]
 pub(crate) fn arm_faults(k: usize, times: u32) {
-    if let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) {
+    if let Some(home) = home(k) {
         home.faults.store(times, Ordering::Release);
     }
 }
@@ -297,40 +302,30 @@ pub(crate) fn arm_faults(k: usize, times: u32) {
 /// Whether doorkeeper k runs.
 #[cfg(test)]
 pub(crate) fn doorkeeper_running(k: usize) -> bool {
-    HOMES
-        .get()
-        .and_then(|homes| homes.get(k))
-        .is_some_and(|home| home.vigil.is_alive())
+    home(k).is_some_and(|home| home.vigil.is_alive())
 }
 
 /// How many coroutines sleep on scheduler k (`corral::sleep`).
 #[cfg(test)]
 pub(crate) fn sleeping(k: usize) -> usize {
-    HOMES
-        .get()
-        .and_then(|homes| homes.get(k))
-        .map_or(0, |home| home.sleepers.len())
+    home(k).map_or(0, |home| home.sleepers.len())
 }
 
 /// How many input waits scheduler k has had (`input_wait.rs`).
 #[cfg(test)]
 pub(crate) fn input_waits_added(k: usize) -> u64 {
-    HOMES
-        .get()
-        .and_then(|homes| homes.get(k))
-        .map_or(0, |home| home.input_waits.added())
+    home(k).map_or(0, |home| home.input_waits.added())
 }
 
 /// How many times scheduler k's doorkeeper has woken (`None`: there is none).
 pub fn beats(k: usize) -> Option<u64> {
-    let homes = HOMES.get()?;
-    Some(homes.get(k)?.beats.load(Ordering::Acquire))
+    Some(home(k)?.beats.load(Ordering::Acquire))
 }
 
 /// Rings scheduler k's doorkeeper, which counts a beat as soon as k runs it: a scheduler
 /// that is free to run its coroutines does within microseconds. Returns whether it rang.
 pub fn ping(k: usize) -> bool {
-    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+    let Some(home) = home(k) else {
         return false;
     };
     home.ring().is_ok()
@@ -342,7 +337,7 @@ pub(crate) fn sleepers_here() -> Option<(&'static Sleepers, impl Fn())> {
     if !may::coroutine::is_coroutine() {
         return None;
     }
-    let home = HOMES.get()?.get(current_scheduler()?)?;
+    let home = home(current_scheduler()?)?;
     let ring = move || {
         if let Err(err) = home.ring() {
             log::error!("cannot ring a doorkeeper for a sleeper: {err}");
@@ -355,7 +350,7 @@ pub(crate) fn sleepers_here() -> Option<(&'static Sleepers, impl Fn())> {
 /// `WaitIo`: at once if an edge came since its last read) or `deadline` passes, when its
 /// doorkeeper wakes it. `false`: not on a scheduler with a doorkeeper; nothing waited.
 pub(crate) fn wait_input_until<T: may::io::WaitIo>(io: &T, deadline: std::time::Instant) -> bool {
-    let Some(home) = current_scheduler().and_then(|k| HOMES.get()?.get(k)) else {
+    let Some(home) = current_scheduler().and_then(home) else {
         return false;
     };
     let (ticket, ring): (Ticket, bool) = home.input_waits.add(deadline, io.waker());
@@ -372,7 +367,7 @@ pub fn go_home(k: usize) {
     if current_scheduler() == Some(k) || !may::coroutine::is_coroutine() {
         return;
     }
-    let Some(home) = HOMES.get().and_then(|homes| homes.get(k)) else {
+    let Some(home) = home(k) else {
         return;
     };
     // On may's timer thread (where a sleep resumes us; it is pinned to no core), the ring
