@@ -324,6 +324,24 @@ fn a_request_line_too_long_is_414_whole_as_it_is_split() {
 }
 
 #[test]
+fn a_bad_target_byte_is_400_within_the_line_limit_and_414_past_it_however_reads_split() {
+    // Found by a review of the single pass: `GET /\x01` then 9,000 bytes with no LF was a
+    // 400 when the read ended after the bad byte and a 414 when it carried the rest.
+    let limits = limits();
+    let line_limit = limits.max_uri_bytes + 64;
+    for (bad_at, verdict) in [
+        (5, MALFORMED),
+        (line_limit - 1, MALFORMED),
+        (line_limit + 1, ParseError::UriTooLong),
+    ] {
+        let buf = format!("GET /{}\x01{}", "a".repeat(bad_at - 5), "a".repeat(9000));
+        for cut in [bad_at + 1, bad_at + 2, line_limit + 1, buf.len()] {
+            assert_err(&buf.as_bytes()[..cut], verdict);
+        }
+    }
+}
+
+#[test]
 fn another_major_is_505_only_once_its_line_has_ended() {
     // Found by the fuzz target `head`: `HTTP/9.1` at the end of a read was a 505, and the
     // same bytes with one more arrived in the same read a 400.

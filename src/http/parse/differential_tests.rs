@@ -252,6 +252,10 @@ fn the_parser_agrees_with_the_reference_at_the_default_limits_edges() {
             check(format!("GET {target}\x01 {version}\r\n").as_bytes());
         }
     }
+    for bad_at in [2, 8190, 8255, 8256, 8257, 9000] {
+        let (before, after) = ("a".repeat(bad_at - 1), "a".repeat(9000));
+        check(format!("GET /{before}\x01{after}").as_bytes());
+    }
     let many = "X-A: b\r\n".repeat(70);
     check(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
     let long = "v".repeat(16400);

@@ -14,7 +14,8 @@ use super::{ParseError, Span, Version};
 pub(super) enum Stop {
     /// The bytes ran out with nothing wrong so far.
     Partial,
-    /// A method or target byte out of place: 414 if the line is too long by then, else 400.
+    /// A method or target byte out of place, just taken (at `pos - 1`): 414 if the line was
+    /// too long before it, else 400.
     Token,
     /// Any other byte out of place (a line ending, a field name or value): 400.
     Syntax,

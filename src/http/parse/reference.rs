@@ -1,6 +1,6 @@
 //! The head parser as it was before the single pass (docs/architecture.md §3 "Per-request
 //! cost"): httparse tokenises, then Corral re-checks what it leaves lenient. Kept verbatim,
-//! save for its place, as the oracle of the differential check (`differential_tests.rs`,
+//! save for its place and one fix (`before_bad_byte`), as the oracle of the differential check (`differential_tests.rs`,
 //! `fuzz/src/differential.rs`): the single pass must give every input the verdict this gives
 //! it. Built for tests and under `bench-internals` only; nothing serves with it.
 
@@ -39,7 +39,7 @@ fn parse_with(
         Err(httparse::Error::Version) if minor == Minor::AsSent => {
             return other_version(buf, limits, head);
         }
-        Err(httparse::Error::Token) if request_line_too_long(window, limits) => {
+        Err(httparse::Error::Token) if request_line_too_long(before_bad_byte(window), limits) => {
             return Err(ParseError::UriTooLong);
         }
         Err(_) => return Err(ParseError::Malformed("request line or header field")),
@@ -90,6 +90,30 @@ fn request_line_too_long(buf: &[u8], limits: &HeadLimits) -> bool {
     let limit = limits.max_uri_bytes + LINE_OVERHEAD;
     // The length first: a head shorter than the limit (most) needs no search.
     buf.len() > limit && memchr::memchr(b'\n', &buf[..limit]).is_none()
+}
+
+/// The bytes before the one httparse stopped at: the longest prefix it does not reject
+/// (found by bisection; it rejects every prefix past the bad byte). Added with the fix of
+/// a verdict that depended on where reads split: a bad target byte in a line within the
+/// limit was a 400 in a short read and a 414 once the line had grown past the limit.
+fn before_bad_byte(window: &[u8]) -> &[u8] {
+    let rejects = |n: usize| {
+        let mut req = httparse::Request::new(&mut []);
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+        httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, &window[..n], &mut fields)
+            .is_err()
+    };
+    let (mut ok, mut bad) = (0, window.len());
+    while bad - ok > 1 {
+        let mid = ok + (bad - ok) / 2;
+        if rejects(mid) {
+            bad = mid;
+        } else {
+            ok = mid;
+        }
+    }
+    &window[..ok]
 }
 
 /// httparse rejects any version but HTTP/1.0 and HTTP/1.1, at the first byte that differs.
