@@ -43,6 +43,8 @@ pub struct RuntimeSettings {
     pub workers: usize,
     /// Coroutine stack per connection, bytes.
     pub stack_size_bytes: usize,
+    /// Ended coroutines may keeps for reuse, stacks and all.
+    pub coroutine_pool: usize,
 }
 
 /// Why the may runtime could not be started as asked (`ServerError::Runtime`).
@@ -135,6 +137,10 @@ pub fn start(requested: RuntimeSettings) -> Result<(), RuntimeError> {
         .get_or_init(|| check_pinning(active.workers).map_err(|e| e.to_string()))
         .clone()
         .map_err(|why| RuntimeError::Spawn(std::io::Error::other(why)))??;
+    // Only now: may fills its pool to this capacity when its scheduler starts (the probes
+    // above started it with may's default, 1000), and a pool filled ahead would hold its
+    // stacks resident from the start; raised here, it keeps what connections hand back.
+    may::config().set_pool_capacity(active.coroutine_pool);
     DOORKEEPERS
         .get_or_init(|| home::start_doorkeepers(active.workers).map_err(|e| e.to_string()))
         .clone()

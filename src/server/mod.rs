@@ -263,6 +263,7 @@ impl Server {
         runtime::start(RuntimeSettings {
             workers,
             stack_size_bytes: config.server.stack_size_bytes,
+            coroutine_pool: config.server.coroutine_pool,
         })?;
         let addr = config.listen_addr()?;
         let inherited = handoff::adopt(addr)?;
