@@ -142,10 +142,10 @@ pub struct ServerConfig {
     /// the process. A multiple of 16, at least 16384.
     pub stack_size_bytes: usize,
     /// Ended connection coroutines kept, stack and all, for the next connections (default
-    /// 1000, may's own; at most 2^24). A new connection then costs no stack `mmap`, page faults or
-    /// `munmap`; a burst leaves up to this many stacks resident (the pages each touched), and
-    /// hibernated connections hand theirs back too: a large pool keeps part of what
-    /// hibernation frees.
+    /// 1000, may's own; at most 2^24). A new connection then costs no stack `mmap`, page
+    /// faults or `munmap`; a burst leaves up to this many stacks resident (the pages each
+    /// touched), and hibernated connections hand theirs back too: a large pool keeps part of
+    /// what hibernation frees.
     pub coroutine_pool: usize,
     /// Which built-in application the `corral` binary serves (default `demo`). Flag `--app`.
     pub app: AppKind,

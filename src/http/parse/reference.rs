@@ -1,8 +1,9 @@
 //! The head parser as it was before the single pass (docs/architecture.md §3 "Per-request
 //! cost"): httparse tokenises, then Corral re-checks what it leaves lenient. Kept verbatim,
-//! save for its place and one fix (`before_bad_byte`), as the oracle of the differential check (`differential_tests.rs`,
-//! `fuzz/src/differential.rs`): the single pass must give every input the verdict this gives
-//! it. Built for tests and under `bench-internals` only; nothing serves with it.
+//! save for its place and one fix (`before_bad_byte`), as the oracle of the differential
+//! check (`differential_tests.rs`, `fuzz/src/differential.rs`): the single pass must give
+//! every input the verdict this gives it. Built for tests and under `bench-internals` only;
+//! nothing serves with it.
 
 use std::mem::MaybeUninit;
 
