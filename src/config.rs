@@ -537,26 +537,32 @@ impl Config {
     /// Semantic checks, one per key, each naming where the bad value came from.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
-        if self.server.workers > MAX_WORKERS {
-            return Err(self.invalid(
-                "server.workers",
-                format!("{} is more than {MAX_WORKERS}", self.server.workers),
-            ));
+        let capped = [
+            ("server.workers", self.server.workers, MAX_WORKERS),
+            (
+                "server.coroutine_pool",
+                self.server.coroutine_pool,
+                MAX_CONNECTIONS,
+            ),
+            (
+                "limits.max_headers",
+                self.limits.max_headers,
+                MAX_HEADERS_CAP,
+            ),
+            (
+                "limits.max_connections",
+                self.limits.max_connections,
+                MAX_CONNECTIONS,
+            ),
+        ];
+        if let Some((key, value, cap)) = capped.iter().find(|(_, v, cap)| v > cap) {
+            return Err(self.invalid(key, format!("{value} is more than {cap}")));
         }
         let stack = self.server.stack_size_bytes;
         if stack < MIN_STACK_BYTES || !stack.is_multiple_of(16) {
             return Err(self.invalid(
                 "server.stack_size_bytes",
                 format!("{stack} must be a multiple of 16 and at least {MIN_STACK_BYTES}"),
-            ));
-        }
-        if self.server.coroutine_pool > MAX_CONNECTIONS {
-            return Err(self.invalid(
-                "server.coroutine_pool",
-                format!(
-                    "{} is more than {MAX_CONNECTIONS}",
-                    self.server.coroutine_pool
-                ),
             ));
         }
         let positive = [
@@ -588,12 +594,6 @@ impl Config {
         if let Some((key, ms)) = millis.iter().find(|(_, ms)| *ms > MAX_MS) {
             return Err(self.invalid(key, too_long(&ms.to_string())));
         }
-        if self.limits.max_headers > MAX_HEADERS_CAP {
-            return Err(self.invalid(
-                "limits.max_headers",
-                format!("{} is more than {MAX_HEADERS_CAP}", self.limits.max_headers),
-            ));
-        }
         let ws = self.limits.max_websocket_message_bytes;
         if !(MIN_WEBSOCKET_MESSAGE_BYTES..=MAX_WEBSOCKET_MESSAGE_BYTES).contains(&ws) {
             return Err(self.invalid(
@@ -601,15 +601,6 @@ impl Config {
                 format!(
                     "{ws} is not from {MIN_WEBSOCKET_MESSAGE_BYTES} (a control frame's \
                      payload) to {MAX_WEBSOCKET_MESSAGE_BYTES} (1 GiB)"
-                ),
-            ));
-        }
-        if self.limits.max_connections > MAX_CONNECTIONS {
-            return Err(self.invalid(
-                "limits.max_connections",
-                format!(
-                    "{} is more than {MAX_CONNECTIONS}",
-                    self.limits.max_connections
                 ),
             ));
         }
