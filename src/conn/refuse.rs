@@ -6,7 +6,7 @@
 //! full the kernel drops SYNs, which clients retry after 1 s, 3 s, 7 s… Nothing tells them
 //! the server is overloaded, and each waiting connection still holds kernel memory. A 503 with
 //! `Retry-After` says so at once and frees the socket. It costs one accept and four syscalls
-//! on the acceptor thread, and one free descriptor, which the automatic limit keeps in reserve
+//! in an acceptor, and one free descriptor, which the automatic limit keeps in reserve
 //! (`runtime::fd::ConnectionLimit`).
 //!
 //! **Why not a lingering close.** The acceptor must never wait, so the refusal is sent

@@ -16,8 +16,9 @@ use crate::placement::Start;
 
 /// How placement starts the connections it placed.
 impl Start for Arc<Shared> {
-    fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()> {
-        spawn(self, fd, k, Resume::fresh())
+    fn start(&self, fd: OwnedFd, k: usize, here: bool) -> io::Result<()> {
+        let when = if here { When::Now } else { When::Queued };
+        spawn(self, fd, k, Resume::fresh(), when)
     }
 
     fn refuse(&self, socket: std::net::TcpStream) {
@@ -36,7 +37,7 @@ pub(crate) fn resume_connection(
 ) -> io::Result<()> {
     debug_assert_eq!(fd.as_raw_fd() as usize % shared.workers, k);
     let placed = resume.is_placed();
-    spawn(shared, fd, k, resume).inspect_err(|_| {
+    spawn(shared, fd, k, resume, When::Queued).inspect_err(|_| {
         if placed {
             shared.stats.connection_failed(k);
         } else {
@@ -45,7 +46,25 @@ pub(crate) fn resume_connection(
     })
 }
 
-fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) -> io::Result<()> {
+/// When a new coroutine first runs.
+enum When {
+    /// From k's queue, once k gets to it (the caller may be on any thread).
+    Queued,
+    /// At once, until it first waits, and then the caller goes on: the caller is a
+    /// coroutine on k (its acceptor). A connection's request is usually there when it is
+    /// accepted, so it is read and answered before the next accept, and a burst of accepts
+    /// never has more coroutines (and stacks) alive than connections waiting for input.
+    /// Queued, a burst of thousands would each get a stack before any of them ran.
+    Now,
+}
+
+fn spawn(
+    shared: &Arc<Shared>,
+    fd: OwnedFd,
+    scheduler: usize,
+    resume: Resume,
+    when: When,
+) -> io::Result<()> {
     let stream = Socket::new(fd)?;
     let owner = shared.clone();
     let builder = may::coroutine::Builder::new()
@@ -56,12 +75,18 @@ fn spawn(shared: &Arc<Shared>, fd: OwnedFd, scheduler: usize, resume: Resume) ->
     // is validated config (README "Caveats" tells handler authors the same).
     #[allow(unsafe_code)]
     let spawned = unsafe {
-        builder.spawn(move || {
+        let run = move || {
             let open = owner.stats.adopt_connection(scheduler);
             if let Ending::Hibernated = serve(stream, &owner, scheduler, resume) {
                 open.keep();
             }
-        })
+        };
+        match when {
+            When::Queued => builder.spawn(run),
+            // may's `spawn_local`: resumed right here, nested in the caller's coroutine;
+            // when it first waits, may parks it as any other and returns to the caller.
+            When::Now => builder.spawn_local(run),
+        }
     };
     spawned.map(drop)
 }

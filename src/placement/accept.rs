@@ -1,10 +1,20 @@
-//! The acceptor: a dedicated OS thread that accepts, places and admits connections.
+//! The acceptors: one coroutine per scheduler that accepts, places and admits connections.
 //!
-//! Accepting on a plain thread (Pauley §2.2's main thread) means a scheduler stuck in a
-//! CPU-heavy handler never delays accepting or placing connections on the others. The
-//! listening socket outlives any one acceptor thread: when the listener process that owns a
-//! thread dies, the thread retires and its successor accepts from the same socket, so
-//! connections waiting in the backlog meanwhile are not lost.
+//! Each scheduler accepts for itself, as nginx's workers do: its acceptor waits for the
+//! listening socket in that scheduler's own epoll, takes what is queued with non-blocking
+//! accepts, and places each connection (`policy.rs`). A connection placed where it was
+//! accepted starts there without any thread in between; before this, one acceptor thread
+//! shared the core with the schedulers, and each connection cost a thread switch each way
+//! (docs/architecture.md §3, "Fresh connections"). A scheduler stuck in a CPU-heavy handler
+//! stops accepting, but not placing: the others accept, and place on it only if it is the
+//! cheapest. The price is a wake of every idle scheduler per connection (may registers
+//! edge-triggered, without `EPOLLEXCLUSIVE`): the ones that lose the race see `EAGAIN`.
+//!
+//! The listening socket outlives its acceptors: when the listener process that owns them
+//! dies, they retire and their successors accept from the same socket, so connections
+//! waiting in the backlog meanwhile are not lost. The socket is non-blocking (`O_NONBLOCK`
+//! belongs to the open file, so a SIGUSR2 handoff's next process shares it: it accepts the
+//! same way).
 //!
 //! When the server drains, the last thing an acceptor does is take every connection already
 //! queued on the socket (answered with `Connection: close`), and only then let go of it:
@@ -15,25 +25,29 @@
 //! with the next process and loses nothing (`server/handoff.rs`).
 
 use std::io;
-use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use may::io::{CoIo, WaitIo, WaitIoWaker};
 
 use super::peek::first_route;
 use super::policy::{LoadSnapshot, Policy, choose};
 use super::{Placement, Start};
 use crate::router::Router;
+use crate::runtime::fd::onto_residue;
 
 /// Pause after the process runs out of descriptors, so the accept loop does not spin: the
 /// connection that failed stays in the listen backlog, and accept would fail again at once.
 /// 50 ms: 20 tries a second cost nothing measurable, and a freed descriptor is taken soon.
 const OUT_OF_FDS_BACKOFF: Duration = Duration::from_millis(50);
-/// How often a blocked accept wakes to check whether its thread should retire
-/// (set as SO_RCVTIMEO on the listening socket).
-pub const ACCEPT_WAKE: Duration = Duration::from_millis(100);
+/// Accepts in a row before an acceptor lets its scheduler's other coroutines run: a burst of
+/// thousands must not hold back the connections it already started (nginx's `multi_accept`
+/// takes all; 16 starts connections sooner and costs a queue push per batch).
+const ACCEPT_BATCH: usize = 16;
 
 /// What an acceptor works with: where to place, what to peek with, how to start.
 #[derive(Clone)]
@@ -43,81 +57,89 @@ pub(crate) struct Acceptance {
     pub start: Arc<dyn Start>,
 }
 
-/// Owns one acceptor thread; dropping it retires the thread (within `ACCEPT_WAKE`).
-pub struct AcceptorThread {
+/// Owns a server's acceptors; dropping it retires them (each at once, unless its scheduler
+/// is busy with a handler, then as soon as it is free).
+pub struct Acceptors {
     retired: Arc<AtomicBool>,
+    wakers: Vec<WaitIoWaker>,
 }
 
-impl Drop for AcceptorThread {
+impl Drop for Acceptors {
     fn drop(&mut self) {
         self.retired.store(true, Ordering::Release);
+        for waker in &self.wakers {
+            waker.wakeup();
+        }
     }
 }
 
-/// Starts an acceptor thread on `listener`. If the thread dies of a panic, `on_death` gets
-/// the panic message (the listener process turns it into its own exit, for its supervisor).
-pub(crate) fn spawn_acceptor(
-    listener: Arc<TcpListener>,
+/// The report of an acceptor's death, taken by the first to die.
+type OnDeath = Arc<Mutex<Option<Box<dyn FnOnce(String) + Send>>>>;
+
+/// Starts one acceptor per scheduler on `listener`, which it makes non-blocking. If one dies
+/// of a panic, `on_death` gets the panic message (the listener process turns it into its own
+/// exit, for its supervisor).
+pub(crate) fn spawn_acceptors(
+    listener: &TcpListener,
     with: Acceptance,
     on_death: impl FnOnce(String) + Send + 'static,
-) -> io::Result<AcceptorThread> {
-    let retired = Arc::new(AtomicBool::new(false));
-    let flag = retired.clone();
+) -> io::Result<Acceptors> {
+    let workers = with.placement.workers;
+    let on_death: OnDeath = Arc::new(Mutex::new(Some(Box::new(on_death))));
+    let mut acceptors = Acceptors {
+        retired: Arc::new(AtomicBool::new(false)),
+        wakers: Vec::with_capacity(workers),
+    };
     let placement = with.placement.clone();
-    placement.acceptors.fetch_add(1, Ordering::AcqRel);
-    let spawned = std::thread::Builder::new()
-        .name("corral-accept".into())
-        .spawn(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                accept_loop(&listener, &with, &flag);
-            }));
+    for k in 0..workers {
+        // A descriptor of k's residue: may registers it with k's epoll, so k's acceptor
+        // wakes on its own scheduler (runtime/fd.rs).
+        let fd = onto_residue(OwnedFd::from(listener.try_clone()?), k, workers);
+        let io = CoIo::new(TcpListener::from(fd))?;
+        acceptors.wakers.push(io.waker());
+        let (with, retired, on_death) = (with.clone(), acceptors.retired.clone(), on_death.clone());
+        placement.acceptors.fetch_add(1, Ordering::AcqRel);
+        let builder = may::coroutine::Builder::new()
+            .name(format!("corral-accept-{k}"))
+            .id(k);
+        // SAFETY: may's spawn is unsafe because a coroutine must not overflow its stack or
+        // hold thread-locals across yields: the accept loop does neither, and runs on the
+        // connections' stack size, far more than it needs.
+        #[allow(unsafe_code)]
+        let spawned = unsafe {
+            builder.spawn(move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| accept_loop(&io, &with, &retired)));
+                // Off the epoll set before the descriptor closes (`conn/socket.rs`).
+                drop(io.into_inner());
+                with.placement.acceptors.fetch_sub(1, Ordering::AcqRel);
+                if let Err(panic) = outcome {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "acceptor panicked".into());
+                    let report = on_death.lock().ok().and_then(|mut slot| slot.take());
+                    if let Some(report) = report {
+                        report(why);
+                    }
+                }
+            })
+        };
+        if let Err(err) = spawned {
             placement.acceptors.fetch_sub(1, Ordering::AcqRel);
-            if let Err(panic) = outcome {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "acceptor panicked".into());
-                on_death(why);
-            }
-        });
-    Ok(AcceptorThread {
-        retired: spawned.map(|_| retired)?,
-    })
+            // Dropping `acceptors` retires the ones already running.
+            return Err(err);
+        }
+    }
+    Ok(acceptors)
 }
 
-fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) {
-    let placement = &*with.placement;
-    let (costs, stats) = (&placement.costs, &placement.stats);
-    let mut rotor = 0;
-    // Reused for every accept: the acceptor allocates nothing per connection.
-    let mut loads = vec![LoadSnapshot::default(); placement.workers];
-    let mut place = |socket: std::net::TcpStream| {
-        if placement.open_connections() >= placement.max_connections {
-            stats.record_connection_shed();
-            with.start.refuse(socket);
-            return;
-        }
-        // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
-        if placement.workers == 1 {
-            stats.record_placement(false);
-            placement.admit(socket, 0, None, &*with.start);
-            return;
-        }
-        // Per connection: a reload may change it (`Placement::set_policy`).
-        let policy = placement.policy();
-        placement.load_snapshots(&mut loads);
-        let k = choose(&loads, policy, &mut rotor, socket.as_raw_fd() as usize);
-        // Only `cost` uses the first route, and only to count its cost from now on.
-        let first_ns = (policy == Policy::Cost)
-            .then(|| first_route(socket.as_fd(), &with.router))
-            .flatten()
-            .map(|route| costs.expected_ns(costs.slot(route)));
-        stats.record_placement(first_ns.is_some());
-        placement.admit(socket, k, first_ns, &*with.start);
-    };
+fn accept_loop(io: &CoIo<TcpListener>, with: &Acceptance, retired: &AtomicBool) {
+    let listener = io.inner();
+    let mut placer = Placer::new(with);
     // Pauses in the current run of out-of-descriptor failures (logged once per run).
     let mut paused = 0u64;
+    let mut batch = 0;
     // Retired by the listener process ending: the server stops accepting (a drain, after
     // its `drain_delay_ms`), or the process is restarted on the same socket.
     while !retired.load(Ordering::Acquire) {
@@ -126,10 +148,21 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
                 if std::mem::take(&mut paused) > 0 {
                     log::info!("accept: descriptors free again");
                 }
-                place(socket);
+                placer.place(socket);
+                batch += 1;
+                if batch == ACCEPT_BATCH {
+                    batch = 0;
+                    may::coroutine::yield_now();
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                batch = 0;
+                // Returns at once if the socket became readable since the accept (may's
+                // flag), or when the owner retires us (`Acceptors::drop`).
+                io.wait_io();
             }
             Err(err) => match err.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => {}
+                Some(libc::EINTR | libc::ECONNABORTED) => {}
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                     if paused == 0 {
                         log::warn!(
@@ -139,37 +172,68 @@ fn accept_loop(listener: &TcpListener, with: &Acceptance, retired: &AtomicBool) 
                         );
                     }
                     paused += 1;
-                    stats.record_accept_pause();
-                    std::thread::sleep(OUT_OF_FDS_BACKOFF);
+                    with.placement.stats.record_accept_pause();
+                    crate::runtime::sleep::sleep(OUT_OF_FDS_BACKOFF);
                 }
                 _ => {
                     log::error!("accept: {err}");
-                    std::thread::sleep(OUT_OF_FDS_BACKOFF);
+                    crate::runtime::sleep::sleep(OUT_OF_FDS_BACKOFF);
                 }
             },
         }
     }
-    if stats.is_draining() {
-        // What is queued now would be reset when the socket closes (module docs).
-        while queued(listener) {
-            match listener.accept() {
-                Ok((socket, _peer)) => place(socket),
-                // Another process sharing the socket took it first, or it went away.
-                Err(_) => break,
-            }
+    if with.placement.stats.is_draining() {
+        // What is queued now would be reset when the socket closes (module docs). Until
+        // `EAGAIN`: nothing is queued, or another process sharing the socket took it.
+        while let Ok((socket, _peer)) = listener.accept() {
+            placer.place(socket);
         }
     }
 }
 
-/// Whether a connection waits in the listening socket's queue now. A poll, not a
-/// non-blocking accept: `O_NONBLOCK` belongs to the open file, which a SIGUSR2 handoff
-/// shares with the next process, whose acceptor relies on blocking accepts.
-fn queued(listener: &TcpListener) -> bool {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let mut fds = [PollFd::new(listener, PollFlags::IN)];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+/// Places each accepted connection: refuses it past `limits.max_connections`, else chooses
+/// a scheduler and admits it there.
+struct Placer<'a> {
+    with: &'a Acceptance,
+    /// Reused for every accept: the acceptor allocates nothing per connection.
+    loads: Vec<LoadSnapshot>,
+    /// The scheduler this acceptor runs on: a connection placed there starts at once.
+    here: Option<usize>,
+}
+
+impl<'a> Placer<'a> {
+    fn new(with: &'a Acceptance) -> Self {
+        let loads = vec![LoadSnapshot::default(); with.placement.workers];
+        let here = crate::runtime::home::current_scheduler();
+        Placer { with, loads, here }
+    }
+
+    fn place(&mut self, socket: TcpStream) {
+        let (placement, start) = (&*self.with.placement, &*self.with.start);
+        let (costs, stats) = (&placement.costs, &placement.stats);
+        if placement.open_connections() >= placement.max_connections {
+            stats.record_connection_shed();
+            start.refuse(socket);
+            return;
+        }
+        // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
+        if placement.workers == 1 {
+            stats.record_placement(false);
+            placement.admit(socket, 0, None, self.here, start);
+            return;
+        }
+        // Per connection: a reload may change it (`Placement::set_policy`).
+        let policy = placement.policy();
+        placement.load_snapshots(&mut self.loads);
+        // One rotor for all the acceptors, so that `round_robin` takes turns across them.
+        let mut turn = placement.rotor.fetch_add(1, Ordering::Relaxed);
+        let k = choose(&self.loads, policy, &mut turn, socket.as_raw_fd() as usize);
+        // Only `cost` uses the first route, and only to count its cost from now on.
+        let first_ns = (policy == Policy::Cost)
+            .then(|| first_route(socket.as_fd(), &self.with.router))
+            .flatten()
+            .map(|route| costs.expected_ns(costs.slot(route)));
+        stats.record_placement(first_ns.is_some());
+        placement.admit(socket, k, first_ns, self.here, start);
+    }
 }

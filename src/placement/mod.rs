@@ -1,7 +1,8 @@
 //! Where a connection runs (Pauley 2019 §2.3 on may). One connection, start to end:
 //!
-//! 1. **Accept** (`accept.rs`): the acceptor, a plain OS thread so that a scheduler stuck in
-//!    a CPU-heavy handler never delays accepting, takes a socket from the listener. At
+//! 1. **Accept** (`accept.rs`): each scheduler's acceptor coroutine takes sockets from the
+//!    listener when it is readable (a scheduler stuck in a CPU-heavy handler leaves it to
+//!    the others). At
 //!    `limits.max_connections` open connections it goes no further: the connection layer
 //!    answers 503 and closes ([`Start::refuse`]).
 //! 2. **Choose** (`policy.rs`): a pure function of per-scheduler load snapshots picks k. Under
@@ -56,11 +57,12 @@ use crate::stats::Stats;
 /// hands it to placement, which decides *where* without knowing *what* runs there.
 pub(crate) trait Start: Send + Sync {
     /// `fd` is already on a descriptor ≡ k (mod workers) and counted on k; on error the
-    /// implementation has closed it.
-    fn start(&self, fd: OwnedFd, k: usize) -> io::Result<()>;
+    /// implementation has closed it. `here`: the caller is a coroutine on k (its acceptor),
+    /// so the connection may run at once, until it first waits, before the caller goes on.
+    fn start(&self, fd: OwnedFd, k: usize, here: bool) -> io::Result<()>;
 
-    /// Refuses a connection the server has no room for (503, then close). Runs on the
-    /// acceptor thread, so it must never wait.
+    /// Refuses a connection the server has no room for (503, then close). Runs in an
+    /// acceptor, so it must never wait.
     fn refuse(&self, socket: TcpStream);
 }
 
@@ -89,8 +91,10 @@ pub(crate) struct Placement {
     queues: Queues,
     workers: usize,
     max_connections: usize,
-    /// Acceptor threads alive (a retiring one may overlap its successor briefly).
+    /// Acceptors alive (retiring ones may overlap their successors briefly).
     acceptors: AtomicUsize,
+    /// The acceptors' shared turn for `round_robin` (and the tie-break of the others).
+    rotor: AtomicUsize,
 }
 
 impl Placement {
@@ -105,6 +109,7 @@ impl Placement {
             workers: settings.workers,
             max_connections: settings.max_connections,
             acceptors: AtomicUsize::new(0),
+            rotor: AtomicUsize::new(0),
         }
     }
 
@@ -157,19 +162,21 @@ impl Placement {
         self.max_connections
     }
 
-    /// Acceptor threads still running.
+    /// Acceptors still running.
     pub fn acceptors(&self) -> usize {
         self.acceptors.load(Ordering::Acquire)
     }
 
     /// Moves the socket onto a descriptor ≡ k (mod workers), counts it on k and starts it.
     /// Returns the scheduler it really runs on (k unless out of fds). `first_ns`: the
-    /// expected cost of its first request if known, else the mix's mean counts.
+    /// expected cost of its first request if known, else the mix's mean counts. `from`:
+    /// the scheduler the caller runs on, if it is a coroutine on one (an acceptor).
     fn start_on(
         &self,
         socket: TcpStream,
         k: usize,
         first_ns: Option<u64>,
+        from: Option<usize>,
         start: &dyn Start,
     ) -> io::Result<usize> {
         // TCP_NODELAY is inherited from the listener (`server::bind`).
@@ -178,7 +185,7 @@ impl Placement {
         let scheduler = fd.as_raw_fd() as usize % self.workers;
         let first_ns = first_ns.unwrap_or_else(|| self.costs.mean_ns());
         self.stats.connection_placed(scheduler, first_ns);
-        match start.start(fd, scheduler) {
+        match start.start(fd, scheduler, from == Some(scheduler)) {
             Ok(()) => Ok(scheduler),
             Err(err) => {
                 self.stats.connection_failed(scheduler);

@@ -37,11 +37,18 @@ impl Placement {
 
     /// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the
     /// expected cost of its first request, if the acceptor saw it (a queued socket forgets
-    /// it).
-    pub fn admit(&self, socket: TcpStream, k: usize, first_ns: Option<u64>, start: &dyn Start) {
+    /// it). `from`: the scheduler the acceptor runs on.
+    pub fn admit(
+        &self,
+        socket: TcpStream,
+        k: usize,
+        first_ns: Option<u64>,
+        from: Option<usize>,
+        start: &dyn Start,
+    ) {
         let queues = &self.queues;
         if queues.cap == 0 || (self.has_room(k) && queues.per[k].is_empty()) {
-            self.start_or_log(socket, k, first_ns, start);
+            self.start_or_log(socket, k, first_ns, from, start);
             return;
         }
         queues.per[k].push(socket);
@@ -67,7 +74,8 @@ impl Placement {
             if from != k {
                 self.stats.record_steal(k);
             }
-            self.start_or_log(socket, k, None, start);
+            // Not `here`: the caller may be a connection mid-request.
+            self.start_or_log(socket, k, None, None, start);
         }
     }
 
@@ -96,8 +104,15 @@ impl Placement {
         None
     }
 
-    fn start_or_log(&self, socket: TcpStream, k: usize, first_ns: Option<u64>, start: &dyn Start) {
-        if let Err(err) = self.start_on(socket, k, first_ns, start) {
+    fn start_or_log(
+        &self,
+        socket: TcpStream,
+        k: usize,
+        first_ns: Option<u64>,
+        from: Option<usize>,
+        start: &dyn Start,
+    ) {
+        if let Err(err) = self.start_on(socket, k, first_ns, from, start) {
             log::warn!("could not start a connection: {err}");
         }
     }

@@ -5,9 +5,9 @@
 //! - the layers above add their own children between the two (`server.rs` passes them in:
 //!   placement knows nothing of them): stand-ins for the doorkeepers and the wards, threads
 //!   and coroutines that are not processes themselves (`runtime::vigil`);
-//! - `listener` owns the acceptor thread. It is registered as `corral.listener.<port>`;
-//!   killing it (or its thread dying) restarts it with a new thread on the same listening
-//!   socket, so no waiting connection is lost. It starts last, once everything a connection
+//! - `listener` owns the acceptors (a coroutine per scheduler). It is registered as
+//!   `corral.listener.<port>`; killing it (or an acceptor dying) restarts it with new
+//!   acceptors on the same listening socket, so no waiting connection is lost. It starts last, once everything a connection
 //!   may need runs, and stops first.
 //!
 //! Past its restart intensity the tree stops all its children and exits; the server treats
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use corral_actors::{ChildSpec, Ctx, Spawn, StartError, Strategy, SupRef, Supervisor};
 
 use super::Placement;
-use super::accept::{Acceptance, spawn_acceptor};
+use super::accept::{Acceptance, spawn_acceptors};
 
 /// More than this many restarts within `RESTART_PERIOD` and the tree gives up (OTP's
 /// intensity). Generous: a listener crash loop should still be noticed, not tolerated.
@@ -79,16 +79,16 @@ fn merge_costs(mut ctx: Ctx<()>, placement: &Placement, interval: Duration) {
     }
 }
 
-/// Holds the acceptor thread for as long as this process lives.
+/// Holds the acceptors for as long as this process lives.
 fn run_listener(mut ctx: Ctx<ListenerMsg>, listener: Arc<TcpListener>, with: Acceptance) {
     let me = ctx.addr();
-    let _thread = match spawn_acceptor(listener, with, move |why| {
+    let _acceptors = match spawn_acceptors(&listener, with, move |why| {
         let _ = me.send(ListenerMsg::AcceptorDied(why));
     }) {
-        Ok(thread) => thread,
-        Err(err) => panic!("cannot start the acceptor thread: {err}"),
+        Ok(acceptors) => acceptors,
+        Err(err) => panic!("cannot start the acceptors: {err}"),
     };
     match ctx.receive() {
-        ListenerMsg::AcceptorDied(why) => panic!("acceptor thread died: {why}"),
+        ListenerMsg::AcceptorDied(why) => panic!("an acceptor died: {why}"),
     }
 }

@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::conn::Shared;
 use crate::conn::hibernate::Wards;
 use crate::conn::transport::deadline_in;
-use crate::placement::accept::{ACCEPT_WAKE, Acceptance};
+use crate::placement::accept::Acceptance;
 use crate::placement::supervisor;
 use crate::router::{RouteError, Router};
 use crate::runtime::fd::ConnectionLimit;
@@ -27,6 +27,9 @@ use crate::stats::Stats;
 
 /// How often a draining server checks whether in-flight requests have finished.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
+/// How long stopping waits for the acceptors to retire: each does at once, or as soon as
+/// the handler running on its scheduler yields.
+const ACCEPTORS_RETIRE: Duration = Duration::from_millis(300);
 /// Listen backlog: enough for bursts of thousands of connects on a small machine.
 const LISTEN_BACKLOG: i32 = 4096;
 
@@ -269,13 +272,10 @@ impl Server {
         let inherited = handoff::adopt(addr)?;
         let listener = match inherited.listener {
             Some(listener) => {
-                // The handoff's socket keeps the options its first owner set; the acceptor's
-                // wake-up interval is this process's own business, and TCP_NODELAY (which
-                // accepted sockets inherit) may be missing if an older Corral bound it.
-                let socket = socket2::SockRef::from(&listener);
-                socket
-                    .set_read_timeout(Some(ACCEPT_WAKE))
-                    .and_then(|()| socket.set_tcp_nodelay(true))
+                // The handoff's socket keeps the options its first owner set; TCP_NODELAY
+                // (which accepted sockets inherit) may be missing if an older Corral bound it.
+                socket2::SockRef::from(&listener)
+                    .set_tcp_nodelay(true)
                     .map_err(|err| ServerError::Bind { addr, err })?;
                 listener
             }
@@ -439,7 +439,7 @@ impl Server {
             .sum()
     }
 
-    /// Stops the supervision tree and waits for every acceptor thread to exit; from then
+    /// Stops the supervision tree and waits for every acceptor to retire; from then
     /// on new connections are refused. The last acceptor takes what is queued on the
     /// socket before it lets go of it (`placement/accept.rs`): it closes with the last
     /// owner, the acceptor.
@@ -454,7 +454,7 @@ impl Server {
         {
             log::warn!("stopping the supervision tree: {err}");
         }
-        let deadline = Instant::now() + 3 * ACCEPT_WAKE;
+        let deadline = Instant::now() + ACCEPTORS_RETIRE;
         while self.shared.placement.acceptors() > 0 && Instant::now() < deadline {
             std::thread::sleep(DRAIN_POLL);
         }
@@ -525,8 +525,6 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    // accept() wakes this often with EAGAIN so a retiring acceptor thread can exit.
-    socket.set_read_timeout(Some(ACCEPT_WAKE))?;
     // Linux copies a listener's TCP_NODELAY to every socket it accepts: one setsockopt here
     // instead of one per connection (docs/architecture.md §3, "Per-request cost").
     socket.set_tcp_nodelay(true)?;
