@@ -163,6 +163,13 @@ pub struct ServerConfig {
     /// (Linux 5.14+) the connections still queued when a listener closes are reset: Corral
     /// warns at start if it is 0. Needs a restart to change.
     pub reuse_port: bool,
+    /// How long the kernel holds a new connection that has sent nothing yet before the
+    /// server sees it, ms (default 1000; 0: at once). Linux's `TCP_DEFER_ACCEPT`, nginx's
+    /// `listen … deferred`: an accepted connection then has its request waiting, so it is
+    /// read and answered in one go and never holds a coroutine while its client is slow to
+    /// send, and a connection that sends nothing costs the server nothing until then.
+    /// Whole seconds to the kernel (rounded up). Needs a restart.
+    pub defer_accept_ms: u64,
 }
 
 /// The built-in applications the `corral` binary can serve (`server.app`).
@@ -617,13 +624,14 @@ impl Config {
     }
 
     /// Every `*_ms` key with its value (each bounded by `MAX_MS`).
-    fn millisecond_keys(&self) -> [(&'static str, u64); 12] {
+    fn millisecond_keys(&self) -> [(&'static str, u64); 13] {
         let (t, demo) = (&self.timeouts, &self.demo);
         [
             ("runtime.stall_warn_ms", self.runtime.stall_warn_ms),
             ("limits.max_queue_delay_ms", self.limits.max_queue_delay_ms),
             ("server.drain_timeout_ms", self.server.drain_timeout_ms),
             ("server.drain_delay_ms", self.server.drain_delay_ms),
+            ("server.defer_accept_ms", self.server.defer_accept_ms),
             (
                 "placement.merge_interval_ms",
                 self.placement.merge_interval_ms,
@@ -1191,6 +1199,7 @@ mod tests {
         new.server.drain_timeout_ms = 1;
         new.server.drain_delay_ms = 2;
         new.server.reuse_port = true;
+        new.server.defer_accept_ms = 0;
         new.server.listen = "127.0.0.1:1".into();
         new.server.workers = 3;
         new.placement.merge_interval_ms = 7;
@@ -1204,6 +1213,7 @@ mod tests {
             [
                 "demo.poll_timeout_ms",
                 "placement.merge_interval_ms",
+                "server.defer_accept_ms",
                 "server.listen",
                 "server.reuse_port",
                 "server.workers"

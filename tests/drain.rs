@@ -75,8 +75,12 @@ fn a_request_on_an_idle_keep_alive_connection_during_the_drain_is_answered_with_
 #[test]
 fn idle_connections_do_not_hold_the_drain_to_their_timeouts() {
     // Without hibernation an idle connection waits out its idle timeout (60 s) in its
-    // coroutine, and a fresh one that sent nothing its header timeout (10 s).
-    let srv = TestServer::demo(|c| c.timeouts.hibernate_after_ms = 0);
+    // coroutine, and a fresh one that sent nothing its header timeout (10 s): accepted at
+    // once, not left to the kernel until its first bytes (`server.defer_accept_ms`).
+    let srv = TestServer::demo(|c| {
+        c.timeouts.hibernate_after_ms = 0;
+        c.server.defer_accept_ms = 0;
+    });
     let mut idle = srv.client();
     assert_eq!(idle.get("/plaintext").status, 200);
     let mut silent = srv.client();

@@ -282,6 +282,12 @@ impl Server {
             None => bind(addr, config.server.reuse_port)
                 .map_err(|err| ServerError::Bind { addr, err })?,
         };
+        // This process's own choice, on an adopted socket too.
+        set_defer_accept(
+            &listener,
+            Duration::from_millis(config.server.defer_accept_ms),
+        )
+        .map_err(|err| ServerError::Bind { addr, err })?;
         let local_addr = listener
             .local_addr()
             .map_err(|err| ServerError::Bind { addr, err })?;
@@ -529,6 +535,31 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     // instead of one per connection (docs/architecture.md §3, "Per-request cost").
     socket.set_tcp_nodelay(true)?;
     Ok(socket.into())
+}
+
+/// `server.defer_accept_ms` on the listening socket: Linux's `TCP_DEFER_ACCEPT`, in whole
+/// seconds (rounded up; 0 turns it off). The kernel then completes an accept only once the
+/// connection's first bytes came, or after about that long (at the next retransmitted
+/// SYN-ACK's answer) for one that sends nothing.
+fn set_defer_accept(listener: &TcpListener, wait: Duration) -> std::io::Result<()> {
+    let secs = wait.as_millis().div_ceil(1000);
+    let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket descriptor, and an int option read from a live `c_int` of the
+    // length given (neither rustix nor socket2 wraps this one).
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(listener),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// With `server.reuse_port`, each process's listener has its own accept queue, and closing
