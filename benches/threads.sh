@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Where a Corral server's CPU goes, thread by thread, under one load: CPU µs per request and
-# context switches per request of each of its threads (the schedulers, `corral-accept`, the
-# offload pool, the watchdog), from /proc/PID/task/*/{stat,status} before and after the run.
-# For the fresh-connection case it shows what the acceptor thread costs beside the scheduler
-# (issue 12's note, session 6: 11.3 µs of 43 µs per connection, ~0.25 switches per
-# connection each).
+# context switches per request of each of its threads (the schedulers, the offload pool,
+# the watchdog), from /proc/PID/task/*/{stat,status} before and after the run. For fresh
+# connections it showed what the acceptor thread cost beside the scheduler (session 6:
+# 11.3 µs of 43 µs per connection); since session 9 the schedulers accept themselves.
 #
 # Usage:   benches/threads.sh                                   fresh connections (ab)
 #          LOAD=keepalive URL_PATH=/plaintext benches/threads.sh     wrk -c1024
