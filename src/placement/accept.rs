@@ -24,6 +24,7 @@
 //! listener of the port (`net.ipv4.tcp_migrate_req`); a SIGUSR2 handoff shares one queue
 //! with the next process and loses nothing (`server/handoff.rs`).
 
+use std::fs::File;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use may::io::{CoIo, WaitIo, WaitIoWaker};
+use rustix::event::{EventfdFlags, eventfd};
 
 use super::peek::first_route;
 use super::policy::{LoadSnapshot, Policy, choose};
@@ -44,9 +46,9 @@ use crate::runtime::fd::onto_residue;
 /// connection that failed stays in the listen backlog, and accept would fail again at once.
 /// 50 ms: 20 tries a second cost nothing measurable, and a freed descriptor is taken soon.
 const OUT_OF_FDS_BACKOFF: Duration = Duration::from_millis(50);
-/// Accepts in a row before an acceptor lets its scheduler's other coroutines run: a burst of
-/// thousands must not hold back the connections it already started (nginx's `multi_accept`
-/// takes all; 16 starts connections sooner and costs a queue push per batch).
+/// Accepts in a row before an acceptor lets its scheduler poll epoll: a flood of connects
+/// must not starve the connections already open there, whose input only an epoll poll
+/// brings in (nginx's `multi_accept` takes all; 16 costs two syscalls a batch).
 const ACCEPT_BATCH: usize = 16;
 
 /// What an acceptor works with: where to place, what to peek with, how to start.
@@ -96,6 +98,7 @@ pub(crate) fn spawn_acceptors(
         // wakes on its own scheduler (runtime/fd.rs).
         let fd = onto_residue(OwnedFd::from(listener.try_clone()?), k, workers);
         let io = CoIo::new(TcpListener::from(fd))?;
+        let bell = EpollTurn::new(k, workers)?;
         acceptors.wakers.push(io.waker());
         let (with, retired, on_death) = (with.clone(), acceptors.retired.clone(), on_death.clone());
         placement.acceptors.fetch_add(1, Ordering::AcqRel);
@@ -108,9 +111,12 @@ pub(crate) fn spawn_acceptors(
         #[allow(unsafe_code)]
         let spawned = unsafe {
             builder.spawn(move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| accept_loop(&io, &with, &retired)));
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    accept_loop(&io, &bell, &with, &retired)
+                }));
                 // Off the epoll set before the descriptor closes (`conn/socket.rs`).
                 drop(io.into_inner());
+                bell.close();
                 with.placement.acceptors.fetch_sub(1, Ordering::AcqRel);
                 if let Err(panic) = outcome {
                     let why = panic
@@ -134,7 +140,7 @@ pub(crate) fn spawn_acceptors(
     Ok(acceptors)
 }
 
-fn accept_loop(io: &CoIo<TcpListener>, with: &Acceptance, retired: &AtomicBool) {
+fn accept_loop(io: &CoIo<TcpListener>, turn: &EpollTurn, with: &Acceptance, retired: &AtomicBool) {
     let listener = io.inner();
     let mut placer = Placer::new(with);
     // Pauses in the current run of out-of-descriptor failures (logged once per run).
@@ -152,7 +158,7 @@ fn accept_loop(io: &CoIo<TcpListener>, with: &Acceptance, retired: &AtomicBool) 
                 batch += 1;
                 if batch == ACCEPT_BATCH {
                     batch = 0;
-                    may::coroutine::yield_now();
+                    turn.wait();
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -188,6 +194,35 @@ fn accept_loop(io: &CoIo<TcpListener>, with: &Acceptance, retired: &AtomicBool) 
         while let Ok((socket, _peer)) = listener.accept() {
             placer.place(socket);
         }
+    }
+}
+
+/// Waiting for the scheduler to poll epoll once: an eventfd of the acceptor's own, on the
+/// scheduler's epoll, rung before each wait. A yield would not do: may runs its local queue
+/// to the end before it polls, and a yielded coroutine is back on that queue at once.
+struct EpollTurn {
+    bell: CoIo<File>,
+}
+
+impl EpollTurn {
+    fn new(k: usize, workers: usize) -> io::Result<EpollTurn> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC)?;
+        let bell = CoIo::new(File::from(onto_residue(fd, k, workers)))?;
+        Ok(EpollTurn { bell })
+    }
+
+    /// Returns once the scheduler has polled epoll (and run what that woke), or at once if
+    /// something else rang since the last wait.
+    fn wait(&self) {
+        // Each write is a new edge, though the counter is never zero after the first.
+        if rustix::io::write(self.bell.inner(), &1u64.to_ne_bytes()).is_ok() {
+            self.bell.wait_io();
+        }
+    }
+
+    /// Off the epoll set, then closed (`conn/socket.rs` says why in that order).
+    fn close(self) {
+        drop(self.bell.into_inner());
     }
 }
 
