@@ -38,7 +38,7 @@ use rustix::event::{EventfdFlags, eventfd};
 
 use super::peek::first_route;
 use super::policy::{LoadSnapshot, Policy, choose};
-use super::{Placement, Start};
+use super::{Placed, Placement, Start};
 use crate::router::Router;
 use crate::runtime::fd::onto_residue;
 
@@ -254,7 +254,13 @@ impl<'a> Placer<'a> {
         // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
         if placement.workers == 1 {
             stats.record_placement(false);
-            placement.admit(socket, 0, None, self.here, start);
+            let placed = Placed {
+                socket,
+                k: 0,
+                first_ns: None,
+                from: self.here,
+            };
+            placement.admit(placed, start);
             return;
         }
         // Per connection: a reload may change it (`Placement::set_policy`).
@@ -269,6 +275,12 @@ impl<'a> Placer<'a> {
             .flatten()
             .map(|route| costs.expected_ns(costs.slot(route)));
         stats.record_placement(first_ns.is_some());
-        placement.admit(socket, k, first_ns, self.here, start);
+        let placed = Placed {
+            socket,
+            k,
+            first_ns,
+            from: self.here,
+        };
+        placement.admit(placed, start);
     }
 }

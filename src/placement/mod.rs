@@ -66,6 +66,18 @@ pub(crate) trait Start: Send + Sync {
     fn refuse(&self, socket: TcpStream);
 }
 
+/// A connection placement has chosen scheduler `k` for, on its way to start there.
+pub(crate) struct Placed {
+    pub socket: TcpStream,
+    pub k: usize,
+    /// The expected cost of its first request, if the acceptor saw it; else the mix's mean
+    /// counts (a queued socket forgets it).
+    pub first_ns: Option<u64>,
+    /// The scheduler the caller runs on, if it is a coroutine on one (an acceptor): a
+    /// connection placed there starts at once ([`Start::start`]'s `here`).
+    pub from: Option<usize>,
+}
+
 /// What placement is configured with (from the `[placement]` config section).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
@@ -168,17 +180,14 @@ impl Placement {
     }
 
     /// Moves the socket onto a descriptor ≡ k (mod workers), counts it on k and starts it.
-    /// Returns the scheduler it really runs on (k unless out of fds). `first_ns`: the
-    /// expected cost of its first request if known, else the mix's mean counts. `from`:
-    /// the scheduler the caller runs on, if it is a coroutine on one (an acceptor).
-    fn start_on(
-        &self,
-        socket: TcpStream,
-        k: usize,
-        first_ns: Option<u64>,
-        from: Option<usize>,
-        start: &dyn Start,
-    ) -> io::Result<usize> {
+    /// Returns the scheduler it really runs on (k unless out of fds).
+    fn start_on(&self, placed: Placed, start: &dyn Start) -> io::Result<usize> {
+        let Placed {
+            socket,
+            k,
+            first_ns,
+            from,
+        } = placed;
         // TCP_NODELAY is inherited from the listener (`server::bind`).
         let fd = onto_residue(OwnedFd::from(socket), k, self.workers);
         // The descriptor number is the placement (may: fd % workers); normally equal to k.

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 
 use crossbeam_deque::{Injector, Steal};
 
-use super::{Placement, Start};
+use super::{Placed, Placement, Start};
 
 /// One queue per scheduler of accepted, not yet started connections.
 pub(super) struct Queues {
@@ -35,22 +35,14 @@ impl Placement {
         self.queues.cap
     }
 
-    /// Starts `socket` on `k`, or queues it there if k is at its cap. `first_ns`: the
-    /// expected cost of its first request, if the acceptor saw it (a queued socket forgets
-    /// it). `from`: the scheduler the acceptor runs on.
-    pub fn admit(
-        &self,
-        socket: TcpStream,
-        k: usize,
-        first_ns: Option<u64>,
-        from: Option<usize>,
-        start: &dyn Start,
-    ) {
-        let queues = &self.queues;
+    /// Starts the connection on its `k`, or queues it there if k is at its cap.
+    pub fn admit(&self, placed: Placed, start: &dyn Start) {
+        let (queues, k) = (&self.queues, placed.k);
         if queues.cap == 0 || (self.has_room(k) && queues.per[k].is_empty()) {
-            self.start_or_log(socket, k, first_ns, from, start);
+            self.start_or_log(placed, start);
             return;
         }
+        let socket = placed.socket;
         queues.per[k].push(socket);
         self.stats.queue_changed(k, 1);
         // Schedulers with room run nothing that would notice the queue: steal on their behalf.
@@ -74,8 +66,14 @@ impl Placement {
             if from != k {
                 self.stats.record_steal(k);
             }
-            // Not `here`: the caller may be a connection mid-request.
-            self.start_or_log(socket, k, None, None, start);
+            // Not `from` k: the caller may be a connection mid-request.
+            let placed = Placed {
+                socket,
+                k,
+                first_ns: None,
+                from: None,
+            };
+            self.start_or_log(placed, start);
         }
     }
 
@@ -104,15 +102,8 @@ impl Placement {
         None
     }
 
-    fn start_or_log(
-        &self,
-        socket: TcpStream,
-        k: usize,
-        first_ns: Option<u64>,
-        from: Option<usize>,
-        start: &dyn Start,
-    ) {
-        if let Err(err) = self.start_on(socket, k, first_ns, from, start) {
+    fn start_or_log(&self, placed: Placed, start: &dyn Start) {
+        if let Err(err) = self.start_on(placed, start) {
             log::warn!("could not start a connection: {err}");
         }
     }
