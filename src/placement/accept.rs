@@ -245,35 +245,13 @@ impl<'a> Placer<'a> {
 
     fn place(&mut self, socket: TcpStream) {
         let (placement, start) = (&*self.with.placement, &*self.with.start);
-        let (costs, stats) = (&placement.costs, &placement.stats);
+        let stats = &placement.stats;
         if placement.open_connections() >= placement.max_connections {
             stats.record_connection_shed();
             start.refuse(socket);
             return;
         }
-        // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
-        if placement.workers == 1 {
-            stats.record_placement(false);
-            let placed = Placed {
-                socket,
-                k: 0,
-                first_ns: None,
-                from: self.here,
-            };
-            placement.admit(placed, start);
-            return;
-        }
-        // Per connection: a reload may change it (`Placement::set_policy`).
-        let policy = placement.policy();
-        placement.load_snapshots(&mut self.loads);
-        // One rotor for all the acceptors, so that `round_robin` takes turns across them.
-        let mut turn = placement.rotor.fetch_add(1, Ordering::Relaxed);
-        let k = choose(&self.loads, policy, &mut turn, socket.as_raw_fd() as usize);
-        // Only `cost` uses the first route, and only to count its cost from now on.
-        let first_ns = (policy == Policy::Cost)
-            .then(|| first_route(socket.as_fd(), &self.with.router))
-            .flatten()
-            .map(|route| costs.expected_ns(costs.slot(route)));
+        let (k, first_ns) = self.choose(&socket);
         stats.record_placement(first_ns.is_some());
         let placed = Placed {
             socket,
@@ -282,5 +260,32 @@ impl<'a> Placer<'a> {
             from: self.here,
         };
         placement.admit(placed, start);
+    }
+
+    /// The scheduler for `socket`, and its first request's expected cost if it was seen.
+    fn choose(&mut self, socket: &TcpStream) -> (usize, Option<u64>) {
+        let placement = &*self.with.placement;
+        // One scheduler leaves nothing to choose: no load snapshot, no peek (a syscall).
+        if placement.workers == 1 {
+            return (0, None);
+        }
+        // Per connection: a reload may change it (`Placement::set_policy`).
+        let policy = placement.policy();
+        placement.load_snapshots(&mut self.loads);
+        // One rotor for all the acceptors, so that `round_robin` takes turns across them.
+        let mut ticket = placement.rotor.fetch_add(1, Ordering::Relaxed);
+        let k = choose(
+            &self.loads,
+            policy,
+            &mut ticket,
+            socket.as_raw_fd() as usize,
+        );
+        // Only `cost` uses the first route, and only to count its cost from now on.
+        let costs = &placement.costs;
+        let first_ns = (policy == Policy::Cost)
+            .then(|| first_route(socket.as_fd(), &self.with.router))
+            .flatten()
+            .map(|route| costs.expected_ns(costs.slot(route)));
+        (k, first_ns)
     }
 }

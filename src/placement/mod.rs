@@ -2,9 +2,8 @@
 //!
 //! 1. **Accept** (`accept.rs`): each scheduler's acceptor coroutine takes sockets from the
 //!    listener when it is readable (a scheduler stuck in a CPU-heavy handler leaves it to
-//!    the others). At
-//!    `limits.max_connections` open connections it goes no further: the connection layer
-//!    answers 503 and closes ([`Start::refuse`]).
+//!    the others). At `limits.max_connections` open connections it goes no further: the
+//!    connection layer answers 503 and closes ([`Start::refuse`]).
 //! 2. **Choose** (`policy.rs`): a pure function of per-scheduler load snapshots picks k. Under
 //!    `cost`, load = Σ expected cost of in-flight requests + (queued + not-yet-read
 //!    connections) × the mean cost of the request mix: a connection's first route is
@@ -19,8 +18,9 @@
 //!    `fd % workers` and wakes its coroutine there, so the number *is* the placement.
 //! 5. **Spawn**: placement hands the socket to the [`Start`] it was given (the connection
 //!    layer's spawner: placement never calls the connection loop itself). The coroutine
-//!    starts on k's queue and never leaves k (may is built without `work_steal`;
-//!    `runtime::home` brings it back if a sleep resumed it on may's timer thread).
+//!    starts at once if k is the acceptor's own scheduler, else on k's queue, and never
+//!    leaves k (may is built without `work_steal`; `runtime::home` brings it back if a sleep
+//!    resumed it on may's timer thread).
 //! 6. **First route**: once a request is parsed and routed, its route's expected cost joins
 //!    k's load until the handler returns (`Stats::expect_load`).
 //! 7. **Cost update** (`cost.rs`): the handler's occupancy is recorded in k's cost shard; the
