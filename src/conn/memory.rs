@@ -274,6 +274,10 @@ impl<O: Observe> Transport for Memory<O> {
         self.read(buf)
     }
 
+    fn ready_to_wait(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn wait_input(&self) {}
 
     fn wakeup(&self) -> crate::http::websocket::Wakeup {

@@ -65,7 +65,7 @@ fn spawn(
     resume: Resume,
     when: When,
 ) -> io::Result<()> {
-    let stream = Socket::new(fd)?;
+    let stream = Socket::new(fd);
     let owner = shared.clone();
     let builder = may::coroutine::Builder::new()
         .id(scheduler)

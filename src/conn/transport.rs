@@ -34,6 +34,9 @@ pub(crate) trait Transport: Read + Write + Sized {
     /// Reads without waiting: `WouldBlock` when nothing is there (a WebSocket's reads, which
     /// must also wait for messages: `wait_input`).
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Makes `wait_input` and `wakeup` work (a socket registers with may's epoll, which it
+    /// otherwise does only when a read or write must wait): before a session that waits.
+    fn ready_to_wait(&mut self) -> io::Result<()>;
     /// Parks the coroutine until input may be there, or the `wakeup` handle fires.
     fn wait_input(&self);
     /// Ends a `wait_input` from any thread.
@@ -82,15 +85,29 @@ impl Transport for Socket {
         }
     }
 
+    fn ready_to_wait(&mut self) -> io::Result<()> {
+        self.io().map(drop)
+    }
+
     fn wait_input(&self) {
         // may's own wait on the socket's readiness, which its `WaitIoWaker` also ends (the
         // waker only takes a parked coroutine, so it never races a read's timer).
-        may::io::WaitIo::wait_io(self.io());
+        match self.io() {
+            Ok(io) => drop(may::io::WaitIo::wait_io(io)),
+            // Only if `ready_to_wait` was skipped or failed, which ends the session first.
+            Err(err) => log::error!("cannot wait for input: {err}"),
+        }
     }
 
     fn wakeup(&self) -> Wakeup {
-        let waker = may::io::WaitIo::waker(self.io());
-        std::sync::Arc::new(move || waker.wakeup())
+        match self.io() {
+            Ok(io) => {
+                let waker = may::io::WaitIo::waker(io);
+                std::sync::Arc::new(move || waker.wakeup())
+            }
+            // As above; and no wait can be made to wake.
+            Err(_) => std::sync::Arc::new(|| {}),
+        }
     }
 
     fn into_fd(self) -> Result<OwnedFd, Self> {

@@ -97,6 +97,10 @@ fn serve_session<S: Transport>(
     leftover: Vec<u8>,
     mut session: Box<dyn Session>,
 ) -> Ending {
+    if let Err(err) = stream.ready_to_wait() {
+        log::error!("websocket: {err}");
+        return Ending::Closed;
+    }
     let cfg = shared.live.snapshot();
     let mut link = Link {
         stream: &mut stream,
