@@ -34,6 +34,9 @@ const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1 << 30;
 /// typo, and a deadline `Instant::now() + timeout` must stay representable (an overflow
 /// panics the thread computing it: a ward, a connection).
 const MAX_MS: u64 = 86_400_000;
+/// `server.listen_backlog` at most: Linux's own `somaxconn` default ceiling is 4096, and a
+/// longer queue of unaccepted connections is more likely a typo than a need.
+const MAX_LISTEN_BACKLOG: u32 = 65_535;
 
 /// Why a configuration was refused; the message names the key and where its value came from.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +173,11 @@ pub struct ServerConfig {
     /// send, and a connection that sends nothing costs the server nothing until then.
     /// Whole seconds to the kernel (rounded up). Needs a restart.
     pub defer_accept_ms: u64,
+    /// How many connections the kernel queues for the server to accept (default 4096,
+    /// 1–65535; nginx's `listen … backlog=`). Linux caps it at `net.core.somaxconn`, and
+    /// Corral warns at start if it does. Past it, the kernel drops new handshakes, and their
+    /// clients retry after a second. Needs a restart.
+    pub listen_backlog: u32,
 }
 
 /// The built-in applications the `corral` binary can serve (`server.app`).
@@ -608,6 +616,15 @@ impl Config {
                 format!(
                     "{ws} is not from {MIN_WEBSOCKET_MESSAGE_BYTES} (a control frame's \
                      payload) to {MAX_WEBSOCKET_MESSAGE_BYTES} (1 GiB)"
+                ),
+            ));
+        }
+        if !(1..=MAX_LISTEN_BACKLOG).contains(&self.server.listen_backlog) {
+            return Err(self.invalid(
+                "server.listen_backlog",
+                format!(
+                    "{} is not from 1 to {MAX_LISTEN_BACKLOG}",
+                    self.server.listen_backlog
                 ),
             ));
         }
@@ -1136,6 +1153,19 @@ mod tests {
     }
 
     #[test]
+    fn a_listen_backlog_outside_1_to_65535_is_refused_naming_the_file_and_key() {
+        for value in ["0", "65536"] {
+            let (path, res) = load_file(&format!("[server]\nlisten_backlog = {value}\n"));
+            let msg = res.expect_err("out of bounds").to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            let problem = format!("`server.listen_backlog`: {value} is not from 1 to 65535");
+            assert!(msg.contains(&problem), "{msg}");
+        }
+        let (_, res) = load_file("[server]\nlisten_backlog = 65535\n");
+        assert_eq!(res.expect("the largest").server.listen_backlog, 65535);
+    }
+
+    #[test]
     fn zero_limits_and_negative_numbers_are_refused() {
         let (_, res) = load_file("[limits]\nmax_headers = 0\n");
         assert!(
@@ -1200,6 +1230,7 @@ mod tests {
         new.server.drain_delay_ms = 2;
         new.server.reuse_port = true;
         new.server.defer_accept_ms = 0;
+        new.server.listen_backlog = 16;
         new.server.listen = "127.0.0.1:1".into();
         new.server.workers = 3;
         new.placement.merge_interval_ms = 7;
@@ -1215,6 +1246,7 @@ mod tests {
                 "placement.merge_interval_ms",
                 "server.defer_accept_ms",
                 "server.listen",
+                "server.listen_backlog",
                 "server.reuse_port",
                 "server.workers"
             ]

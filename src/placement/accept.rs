@@ -24,6 +24,7 @@
 //! listener of the port (`net.ipv4.tcp_migrate_req`); a SIGUSR2 handoff shares one queue
 //! with the next process and loses nothing (`server/handoff.rs`).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -46,10 +47,13 @@ use crate::runtime::fd::onto_residue;
 /// connection that failed stays in the listen backlog, and accept would fail again at once.
 /// 50 ms: 20 tries a second cost nothing measurable, and a freed descriptor is taken soon.
 const OUT_OF_FDS_BACKOFF: Duration = Duration::from_millis(50);
-/// Accepts in a row before an acceptor lets its scheduler poll epoll: a flood of connects
-/// must not starve the connections already open there, whose input only an epoll poll
-/// brings in (nginx's `multi_accept` takes all; 16 costs two syscalls a batch).
+/// Connections placed in a row before an acceptor lets its scheduler poll epoll: a flood of
+/// connects must not starve the connections already open there, whose input only an epoll
+/// poll brings in (16 costs two syscalls a batch).
 const ACCEPT_BATCH: usize = 16;
+/// Accepted connections an acceptor holds before it places them (`Taken`): as many again
+/// as the default `server.listen_backlog`, so a burst of twice that loses no handshake.
+const TAKEN_MAX: usize = 4096;
 
 /// What an acceptor works with: where to place, what to peek with, how to start.
 #[derive(Clone)]
@@ -141,59 +145,114 @@ pub(crate) fn spawn_acceptors(
 }
 
 fn accept_loop(io: &CoIo<TcpListener>, turn: &EpollTurn, with: &Acceptance, retired: &AtomicBool) {
-    let listener = io.inner();
     let mut placer = Placer::new(with);
-    // Pauses in the current run of out-of-descriptor failures (logged once per run).
-    let mut paused = 0u64;
-    let mut batch = 0;
+    let mut taken = Taken::new(io.inner());
     // Retired by the listener process ending: the server stops accepting (a drain, after
     // its `drain_delay_ms`), or the process is restarted on the same socket.
     while !retired.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((socket, _peer)) => {
-                if std::mem::take(&mut paused) > 0 {
-                    log::info!("accept: descriptors free again");
-                }
+        let swept = taken.sweep(with);
+        if !taken.queue.is_empty() {
+            for _ in 0..ACCEPT_BATCH {
+                let Some(socket) = taken.queue.pop_front() else {
+                    break;
+                };
                 placer.place(socket);
-                batch += 1;
-                if batch == ACCEPT_BATCH {
-                    batch = 0;
-                    turn.wait();
-                }
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                batch = 0;
-                // Returns at once if the socket became readable since the accept (may's
-                // flag), or when the owner retires us (`Acceptors::drop`).
+            if !taken.queue.is_empty() || swept == Swept::Full {
+                turn.wait();
+                continue;
+            }
+        }
+        match swept {
+            // Returns at once if the socket became readable since the last wait (may's
+            // flag: each connection queued since is an edge), or when the owner retires us
+            // (`Acceptors::drop`).
+            Swept::Empty => {
                 io.wait_io();
             }
-            Err(err) => match err.raw_os_error() {
-                Some(libc::EINTR | libc::ECONNABORTED) => {}
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    if paused == 0 {
-                        log::warn!(
-                            "accept: {err}; new connections wait in the listen backlog, \
-                             tried every {OUT_OF_FDS_BACKOFF:?} (raise `ulimit -n`, or lower \
-                             limits.max_connections so that they get a 503 first)"
-                        );
-                    }
-                    paused += 1;
-                    with.placement.stats.record_accept_pause();
-                    crate::runtime::sleep::sleep(OUT_OF_FDS_BACKOFF);
-                }
-                _ => {
-                    log::error!("accept: {err}");
-                    crate::runtime::sleep::sleep(OUT_OF_FDS_BACKOFF);
-                }
-            },
+            Swept::Failed => crate::runtime::sleep::sleep(OUT_OF_FDS_BACKOFF),
+            Swept::Full => {}
         }
+    }
+    // Accepted, so this process's to answer, whatever happens to the listener.
+    for socket in taken.queue.drain(..) {
+        placer.place(socket);
     }
     if with.placement.stats.is_draining() {
         // What is queued now would be reset when the socket closes (module docs). Until
         // `EAGAIN`: nothing is queued, or another process sharing the socket took it.
-        while let Ok((socket, _peer)) = listener.accept() {
+        while let Ok((socket, _peer)) = io.inner().accept() {
             placer.place(socket);
         }
+    }
+}
+
+/// Connections accepted and not yet placed. A burst of connects fills the kernel's listen
+/// queue faster than the scheduler serves them (a connection whose request is there is
+/// served when placed, before the next): past the backlog the kernel drops the handshake's
+/// last ACK, and that client waits a second for its retransmit. So accepts come first, as
+/// many as are queued, up to `TAKEN_MAX`, and the connections wait here, where only a
+/// descriptor is held for them, as nginx's do in its epoll set (`benches/fresh_ab.sh`).
+struct Taken<'a> {
+    listener: &'a TcpListener,
+    queue: VecDeque<TcpStream>,
+    /// Pauses in the current run of out-of-descriptor failures (logged once per run).
+    paused: u64,
+}
+
+/// How a sweep of the listen queue ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Swept {
+    /// `EAGAIN`: nothing more is queued.
+    Empty,
+    /// `TAKEN_MAX` taken: more may be queued.
+    Full,
+    /// Out of descriptors, or an unexpected error (logged): try again after a pause.
+    Failed,
+}
+
+impl<'a> Taken<'a> {
+    fn new(listener: &'a TcpListener) -> Self {
+        Taken {
+            listener,
+            queue: VecDeque::new(),
+            paused: 0,
+        }
+    }
+
+    /// Accepts until the listen queue is empty or `TAKEN_MAX` are waiting here.
+    fn sweep(&mut self, with: &Acceptance) -> Swept {
+        while self.queue.len() < TAKEN_MAX {
+            match self.listener.accept() {
+                Ok((socket, _peer)) => {
+                    if std::mem::take(&mut self.paused) > 0 {
+                        log::info!("accept: descriptors free again");
+                    }
+                    self.queue.push_back(socket);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Swept::Empty,
+                Err(err) => match err.raw_os_error() {
+                    Some(libc::EINTR | libc::ECONNABORTED) => {}
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        if self.paused == 0 {
+                            log::warn!(
+                                "accept: {err}; new connections wait in the listen backlog, \
+                                 tried every {OUT_OF_FDS_BACKOFF:?} (raise `ulimit -n`, or lower \
+                                 limits.max_connections so that they get a 503 first)"
+                            );
+                        }
+                        self.paused += 1;
+                        with.placement.stats.record_accept_pause();
+                        return Swept::Failed;
+                    }
+                    _ => {
+                        log::error!("accept: {err}");
+                        return Swept::Failed;
+                    }
+                },
+            }
+        }
+        Swept::Full
     }
 }
 

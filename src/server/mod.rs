@@ -30,8 +30,6 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// How long stopping waits for the acceptors to retire: each does at once, or as soon as
 /// the handler running on its scheduler yields.
 const ACCEPTORS_RETIRE: Duration = Duration::from_millis(300);
-/// Listen backlog: enough for bursts of thousands of connects on a small machine.
-const LISTEN_BACKLOG: i32 = 4096;
 
 /// Why [`Server::start`] or [`Server::run`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -277,11 +275,19 @@ impl Server {
                 socket2::SockRef::from(&listener)
                     .set_tcp_nodelay(true)
                     .map_err(|err| ServerError::Bind { addr, err })?;
+                // This process's backlog: `listen` again only resizes the queue.
+                rustix::net::listen(&listener, backlog(&config)).map_err(|err| {
+                    ServerError::Bind {
+                        addr,
+                        err: err.into(),
+                    }
+                })?;
                 listener
             }
-            None => bind(addr, config.server.reuse_port)
+            None => bind(addr, config.server.reuse_port, backlog(&config))
                 .map_err(|err| ServerError::Bind { addr, err })?,
         };
+        warn_if_backlog_capped(config.server.listen_backlog);
         // This process's own choice, on an adopted socket too.
         set_defer_accept(
             &listener,
@@ -522,7 +528,7 @@ fn watch_tree(tree: &corral_actors::SupRef, shared: &Arc<Shared>, failure: &Arc<
     });
 }
 
-fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+fn bind(addr: SocketAddr, reuse_port: bool, backlog: i32) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -530,7 +536,7 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
         rustix::net::sockopt::set_socket_reuseport(&socket, true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(backlog)?;
     // Linux copies a listener's TCP_NODELAY to every socket it accepts: one setsockopt here
     // instead of one per connection (docs/architecture.md §3, "Per-request cost").
     socket.set_tcp_nodelay(true)?;
@@ -569,6 +575,25 @@ fn set_defer_accept(listener: &TcpListener, wait: Duration) -> std::io::Result<(
 /// (`placement/accept.rs`), which leaves only the connections of that last instant, but
 /// only the sysctl closes the gap: say so when it is off. (A SIGUSR2 handoff needs neither:
 /// one socket, one queue, never closed.)
+/// `server.listen_backlog` for `listen(2)` (validated to at most 65,535 in `config.rs`).
+fn backlog(config: &Config) -> i32 {
+    i32::try_from(config.server.listen_backlog).unwrap_or(i32::MAX)
+}
+
+/// Linux silently caps a listen backlog at `net.core.somaxconn`: say so.
+fn warn_if_backlog_capped(backlog: u32) {
+    const SYSCTL: &str = "/proc/sys/net/core/somaxconn";
+    if let Ok(cap) = std::fs::read_to_string(SYSCTL)
+        && let Ok(cap) = cap.trim().parse::<u32>()
+        && cap < backlog
+    {
+        log::warn!(
+            "server.listen_backlog = {backlog}, but {SYSCTL} caps it at {cap}: a burst of \
+             more connects than that waits for retransmits; raise the sysctl"
+        );
+    }
+}
+
 fn warn_unless_queues_migrate() {
     const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
     match std::fs::read_to_string(SYSCTL) {

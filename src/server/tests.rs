@@ -325,7 +325,7 @@ fn a_ward_that_cannot_be_restarted_stops_run_with_an_error() {
 /// the client's delayed ACK (Nagle).
 #[test]
 fn a_socket_accepted_from_the_bound_listener_has_nodelay() {
-    let listener = super::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    let listener = super::bind("127.0.0.1:0".parse().unwrap(), false, 64).unwrap();
     let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     assert!(accepted.nodelay().unwrap());
