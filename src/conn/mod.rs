@@ -34,6 +34,7 @@ pub(crate) mod reject;
 pub(crate) mod resume;
 mod serve;
 mod socket;
+mod spare;
 pub(crate) mod spawn;
 pub(crate) mod transport;
 mod upgrade;

@@ -29,6 +29,7 @@ use super::process::ProcessSlot;
 use super::read_buf::ReadBuf;
 use super::reject::Reason;
 use super::resume::{Ending, First, Resume};
+use super::spare;
 use super::transport::{Transport, at_least_a_millisecond, deadline_in, is_timeout};
 use super::wait::Start;
 use super::write::write_out;
@@ -492,6 +493,9 @@ impl<'s, S: Transport> Conn<'s, S> {
     /// taken for a read timeout (a 408) by the callers.
     pub(super) fn fill(&mut self, timeout: Duration, max_total: usize) -> io::Result<usize> {
         self.flush().map_err(io::Error::other)?;
+        // Everything is sent: the buffer is the next connection's to write into while
+        // this one reads (`spare.rs`).
+        spare::give_back(&mut self.wbuf);
         if timeout.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }

@@ -10,6 +10,7 @@ use super::dispatch::{RouteName, panic_message};
 use super::reject::Reason;
 use super::resume::First;
 use super::serve::{Conn, ConnError};
+use super::spare;
 use super::transport::{Transport, at_least_a_millisecond};
 use crate::http::encode::{self, BodyFraming, ConnectionHeader};
 use crate::http::reply::{Encoded, ReplyShape, encode_reply, encode_reply_in};
@@ -61,6 +62,13 @@ pub(super) fn count_ward_answer(shared: &Shared, k: usize, route: Option<RouteId
 }
 
 impl<S: Transport> Conn<'_, S> {
+    /// A write buffer from the scheduler's spares, if the connection has none (`spare.rs`).
+    fn lend_wbuf(&mut self) {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = spare::lend();
+        }
+    }
+
     /// Sends a response for a request whose head is gone (a wait that could not start).
     /// Returns whether to keep the connection.
     pub(super) fn answer_now(
@@ -71,6 +79,7 @@ impl<S: Transport> Conn<'_, S> {
     ) -> io::Result<bool> {
         let draining = self.shared.is_draining();
         let name = RouteName(&self.shared.router, route);
+        self.lend_wbuf();
         let encoded = encode_or_refuse(&mut self.wbuf, &mut response, shape, draining, name);
         count_answer(self.shared, self.scheduler, route, encoded.status);
         if let Some((stream, chunked)) = encoded.stream {
@@ -113,6 +122,7 @@ impl<S: Transport> Conn<'_, S> {
         let shape = self.reply_shape();
         let draining = self.shared.is_draining();
         let name = RouteName(&self.shared.router, route);
+        self.lend_wbuf();
         let encoded = encode_or_refuse(&mut self.wbuf, response, shape, draining, name);
         count_answer(self.shared, self.scheduler, route, encoded.status);
         let mut sent = encoded.sent;
