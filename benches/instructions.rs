@@ -8,13 +8,16 @@
 //! which cancels what start-up costs.
 //!
 //! `instructions CASE ROUNDS`, CASE one of `keep_alive` (one request per read),
-//! `pipelined` (16 per read), `echo` (POST of 4 KiB). Without arguments (as `cargo bench`
+//! `pipelined` (16 per read), `echo` (POST of 4 KiB), `static` (a 4 KiB file from
+//! `StaticFiles`' cache). Without arguments (as `cargo bench`
 //! runs it) it serves each case once, as a smoke test.
 
 use std::process::ExitCode;
 
 use corral::__bench::Connections;
-use corral::{Request, Router};
+use std::time::Duration;
+
+use corral::{Request, Router, StaticFiles};
 
 const WRK_PLAINTEXT: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 /// Requests per read in the pipelined case (wrk's pipeline.lua in benches/compare.sh).
@@ -24,6 +27,12 @@ fn router() -> Router {
     Router::new()
         .get("/plaintext", |_: &Request| "Hello, World!")
         .post("/echo", |req: &Request| req.body().to_vec())
+        // Revalidated once an hour: every request is a cache hit, none a trip to the pool.
+        .get(
+            "/static/*path",
+            StaticFiles::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/static"))
+                .revalidate_after(Duration::from_secs(3600)),
+        )
 }
 
 /// One read's bytes, and how many requests they carry.
@@ -36,6 +45,10 @@ fn script(case: &str) -> Option<(Vec<u8>, usize)> {
                 Content-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n";
             Some(([head.as_slice(), &[b'a'; 4096]].concat(), 1))
         }
+        "static" => Some((
+            b"GET /static/4k.txt HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".to_vec(),
+            1,
+        )),
         _ => None,
     }
 }
@@ -63,7 +76,7 @@ fn main() -> ExitCode {
             Err(_) => Err(format!("ROUNDS must be a number, not {rounds:?}")),
         },
         // `cargo bench` passes `--bench`: a smoke run of every case.
-        _ => ["keep_alive", "pipelined", "echo"]
+        _ => ["keep_alive", "pipelined", "echo", "static"]
             .iter()
             .try_for_each(|case| serve(&conns, case, 1).map(|_| ())),
     };

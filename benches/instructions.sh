@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-CASES=${CASES:-keep_alive pipelined echo}
+CASES=${CASES:-keep_alive pipelined echo static}
 ROUNDS=${ROUNDS:-1000}
 REV=${REV:-}
 

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
+use super::headers::FileHeaders;
 use super::open::FileId;
 use crate::http::conditional::Validators;
 
@@ -33,7 +34,7 @@ pub(super) struct CachedFile {
     pub bytes: Arc<[u8]>,
     pub id: FileId,
     pub validators: Validators,
-    pub last_modified: String,
+    pub headers: FileHeaders,
     pub content_type: &'static str,
 }
 
@@ -215,7 +216,7 @@ mod tests {
                 len: len as u64,
                 modified,
             },
-            last_modified: validators.last_modified(),
+            headers: FileHeaders::new(&validators),
             validators,
             content_type: "text/plain",
         })

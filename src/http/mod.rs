@@ -7,7 +7,7 @@ pub mod conditional;
 pub mod date;
 pub mod encode;
 mod extract;
-mod header;
+pub(crate) mod header;
 mod into_response;
 pub mod params;
 pub mod parse;

@@ -18,11 +18,8 @@ use std::sync::Arc;
 use super::status::Status;
 
 pub use super::header::HeaderError;
-use super::header::check_header;
+use super::header::{Headers, check_header};
 pub use super::into_response::{HttpError, IntoResponse, Json};
-
-/// One response header: (name, value), as the handler gave them.
-pub type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 
 /// A streamed body: the closure runs after the head is sent and writes the body piece by
 /// piece while it runs (it may sleep, wait on channels, loop).
@@ -114,7 +111,7 @@ pub struct Response {
     pub(crate) status: Status,
     pub(crate) content_type: Option<Cow<'static, str>>,
     /// Checked by `try_with_header`: none is reserved, names are tokens, values have no CR/LF.
-    pub(crate) headers: Vec<HeaderPair>,
+    pub(crate) headers: Headers,
     pub(crate) body: Body,
     /// Close the connection after this response.
     pub(crate) close: bool,
@@ -133,7 +130,7 @@ impl Response {
         Response {
             status,
             content_type: None,
-            headers: Vec::new(),
+            headers: Headers::default(),
             body: Body::Empty,
             close: false,
             deferred: None,
@@ -149,7 +146,7 @@ impl Response {
         Response {
             status: Status::OK,
             content_type: Some(content_type),
-            headers: Vec::new(),
+            headers: Headers::default(),
             body,
             close: false,
             deferred: None,
@@ -279,7 +276,10 @@ impl Response {
     /// The headers added with `with_header`, in order (without `Content-Type` and the ones
     /// Corral writes itself).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.headers.iter().map(|(name, value)| (&**name, &**value))
+        self.headers
+            .as_slice()
+            .iter()
+            .map(|(name, value)| (&**name, &**value))
     }
 
     /// The first added header named `name` (case-insensitive).
