@@ -181,38 +181,11 @@ pub(super) fn check_value(name: &str, value: &str) -> Result<(), HeaderError> {
     }
 }
 
-/// RFC 9110 §5.6.2 `tchar`: what a field name is made of (a table: one load a byte).
+/// RFC 9110 §5.6.2 `tchar`: what a field name is made of (the parser's class table: one
+/// load a byte).
 fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
+    super::parse::is_tchar(b)
 }
-
-const TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
 
 #[cfg(test)]
 mod tests {

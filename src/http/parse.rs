@@ -344,6 +344,11 @@ fn standard_method(method: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// RFC 9110 §5.6.2 `tchar`, a method's and a field name's bytes (by the class table).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    class::is(b, class::TCHAR)
+}
+
 impl Head {
     /// The request's method, as a string.
     pub fn method_str<'b>(&self, buf: &'b [u8]) -> &'b str {
