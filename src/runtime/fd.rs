@@ -2,7 +2,7 @@
 //! and how many connections the descriptor limit leaves room for.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// Descriptors an automatic `limits.max_connections` keeps back from connections, as a share
 /// of the limit: the server's own (listener, std streams, and per scheduler a may epoll, a
@@ -46,6 +46,33 @@ impl ConnectionLimit {
 /// This process's soft limit on open descriptors (`None`: unlimited).
 pub fn descriptor_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// The most descriptor slots `grow_table` sizes the table for up front: 8 bytes of kernel
+/// memory a slot, so at most 512 KiB; a server past it grows the rest of the way as it goes.
+const TABLE_SLOTS_MAX: usize = 65_536;
+
+/// Sizes this process's descriptor table for `connections` (and the server's own) before
+/// the first connection, so that it never grows under a connect burst. The kernel doubles
+/// the table as it fills (at 256, 512, … 16,384 descriptors), and in a multi-threaded
+/// process each doubling waits out an RCU grace period (`synchronize_rcu`) while every
+/// descriptor allocation of the process, `accept4` included, waits too: 10–30 ms each here,
+/// during which nothing is accepted and the listen queue fills (`tests/descriptor_table.rs`).
+/// A duplicate at the highest number wanted grows it once, and is closed at once: the
+/// table does not shrink. Best effort: a failure only means the table grows later.
+pub fn grow_table(any: BorrowedFd<'_>, connections: usize) {
+    let mut slots = connections
+        .saturating_add(MIN_RESERVE as usize)
+        .min(TABLE_SLOTS_MAX);
+    if let Some(limit) = descriptor_limit() {
+        slots = slots.min(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    let Some(highest) = slots.checked_sub(1).and_then(|n| i32::try_from(n).ok()) else {
+        return;
+    };
+    if let Err(err) = rustix::io::fcntl_dupfd_cloexec(any, highest) {
+        log::debug!("could not size the descriptor table for {slots}: {err}");
+    }
 }
 
 /// Returns a descriptor for the same socket whose number is ≡ `k` (mod `n`), closing the

@@ -7,6 +7,7 @@ mod reload;
 pub use reload::Reconfigured;
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -302,6 +303,7 @@ impl Server {
         }
         let merge_interval = Duration::from_millis(config.placement.merge_interval_ms);
         let connections = connection_limit(config.limits.max_connections);
+        runtime::fd::grow_table(listener.as_fd(), connections.max);
         let stall_warn = Duration::from_millis(config.runtime.stall_warn_ms);
         let shared = Arc::new(
             Shared::new(&config, router, workers, connections.max).map_err(ServerError::Wards)?,
